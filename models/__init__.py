@@ -1,0 +1,41 @@
+"""Model zoo: `models.create(name, **kwargs) -> nn.Module`.
+
+Every model takes `num_classes` and `inplace`; the other keywords are each model's own
+(see its module). Unknown names or keywords raise `ValueError` with the valid choices.
+"""
+import inspect
+
+from .darknet import darknet
+from .resnet9 import resnet9
+from .wrn import wrn
+
+MODELS = {"darknet": darknet, "wrn": wrn, "resnet9": resnet9}
+
+
+def model_keywords(name):
+    """The keywords `name` accepts besides num_classes and inplace, with their defaults."""
+    fn = _lookup(name)
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if k not in ("num_classes", "inplace")}
+
+
+def check_kwargs(name, kwargs):
+    allowed = model_keywords(name)
+    for k in kwargs:
+        if k not in allowed:
+            raise ValueError(f"model {name!r} has no keyword {k!r}; it takes: {', '.join(allowed)}")
+
+
+def create(name, num_classes=10, inplace=True, **kwargs):
+    check_kwargs(name, kwargs)
+    return _lookup(name)(num_classes=num_classes, inplace=inplace, **kwargs)
+
+
+def param_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _lookup(name):
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]

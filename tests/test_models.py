@@ -1,0 +1,161 @@
+import pytest
+import torch
+from torch import nn
+
+import models
+from models.darknet import ResLayer
+
+
+# --- the lesson's network, transcribed from ../shared/seeds/001_*.txt ----------------------------
+# (its `k2=3` typo read as `ks=3`; `Flatten` is nn.Flatten). Used only as the reference.
+
+def lesson_conv_layer(ni, nf, ks=3, stride=1):
+    return nn.Sequential(
+        nn.Conv2d(in_channels=ni, out_channels=nf, kernel_size=ks, bias=False, stride=stride, padding=ks // 2),
+        nn.BatchNorm2d(num_features=nf, momentum=0.01),
+        nn.LeakyReLU(negative_slope=0.1, inplace=True))
+
+
+class LessonResLayer(nn.Module):
+    def __init__(self, ni):
+        super().__init__()
+        self.conv1 = lesson_conv_layer(ni, ni // 2, ks=1)
+        self.conv2 = lesson_conv_layer(ni // 2, ni, ks=3)
+
+    def forward(self, x):
+        return x.add_(self.conv2(self.conv1(x)))
+
+
+class LessonDarknet(nn.Module):
+    def make_group_layer(self, ch_in, num_blocks, stride=1):
+        return [lesson_conv_layer(ch_in, ch_in * 2, stride=stride)] + [LessonResLayer(ch_in * 2) for i in range(num_blocks)]
+
+    def __init__(self, num_blocks, num_classes, nf=32):
+        super().__init__()
+        layers = [lesson_conv_layer(3, nf, ks=3, stride=1)]
+        for i, nb in enumerate(num_blocks):
+            layers += self.make_group_layer(nf, nb, stride=2 - (i == 1))
+            nf *= 2
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nf, num_classes)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def leaves(m):
+    return [x for x in m.modules() if len(list(x.children())) == 0]
+
+
+def describe(layer):
+    if isinstance(layer, nn.Conv2d):
+        return ("conv", layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                layer.bias is None)
+    if isinstance(layer, nn.BatchNorm2d):
+        return ("bn", layer.num_features, layer.momentum, layer.eps)
+    if isinstance(layer, nn.LeakyReLU):
+        return ("leaky", layer.negative_slope, layer.inplace)
+    if isinstance(layer, nn.Linear):
+        return ("linear", layer.in_features, layer.out_features, layer.bias is not None)
+    return (type(layer).__name__,)
+
+
+def test_darknet_is_the_lessons_network_layer_for_layer():
+    ours = models.create("darknet", blocks=(1, 2, 4, 6, 3), nf=32, width=0.5)
+    ref = LessonDarknet([1, 2, 4, 6, 3], num_classes=10, nf=32)
+    assert [describe(x) for x in leaves(ours)] == [describe(x) for x in leaves(ref)]
+    assert models.param_count(ours) == models.param_count(ref) == 31_410_922
+
+
+def test_darknet_parameter_count_by_hand():
+    def conv(ni, nf, ks):  # weights + BatchNorm scale and shift
+        return ni * nf * ks * ks + 2 * nf
+
+    n, nf = conv(3, 32, 3), 32
+    for blocks in (1, 2, 4, 6, 3):
+        n += conv(nf, 2 * nf, 3) + blocks * (conv(2 * nf, nf, 1) + conv(nf, 2 * nf, 3))
+        nf *= 2
+    n += nf * 10 + 10
+    assert models.param_count(models.create("darknet")) == n
+
+
+def test_lessons_inplace_add_breaks_backward_and_ours_does_not():
+    torch.manual_seed(0)
+    x = torch.randn(4, 64, 8, 8, requires_grad=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        LessonResLayer(64)(x * 1).sum().backward()
+    ResLayer(64, 0.5, inplace=True)(x * 1).sum().backward()
+
+
+@pytest.mark.parametrize("name,kwargs", [("darknet", dict(blocks=(1, 2), nf=8, width=0.5)),
+                                         ("darknet", dict(blocks=(1, 1), nf=8, width=2)),
+                                         ("resnet9", dict(width=0.125)),
+                                         ("wrn", dict(depth=10, k=1, dropout=0.0))])
+def test_inplace_and_out_of_place_give_equal_gradients(name, kwargs):
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(2))
+    grads, outs = [], []
+    for inplace in (True, False):
+        torch.manual_seed(0)
+        m = models.create(name, inplace=inplace, **kwargs).double()
+        out = m(x.double())
+        nn.functional.cross_entropy(out, y).backward()
+        outs.append(out.detach())
+        grads.append({k: p.grad for k, p in m.named_parameters()})
+    assert torch.equal(outs[0], outs[1])
+    assert grads[0].keys() == grads[1].keys()
+    for k in grads[0]:
+        assert torch.equal(grads[0][k], grads[1][k]), k
+
+
+def saved_bytes(model, x):
+    """Bytes of distinct storages autograd keeps for backward."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x).sum()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("name,kwargs,fewer", [
+    # LeakyReLU's backward needs its input unless it runs in place (then its output): one buffer
+    # fewer per layer. ReLU's backward needs only its output either way, so for the ReLU models
+    # in-place changes the transient peak (benchmarks/inplace_memory.py), not what is kept.
+    ("darknet", dict(blocks=(1, 2), nf=8), True),
+    ("resnet9", dict(width=0.125), False),
+    ("wrn", dict(depth=10, k=1), False)])
+def test_what_inplace_keeps_for_backward(name, kwargs, fewer):
+    x = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(0)
+    on = saved_bytes(models.create(name, inplace=True, **kwargs), x)
+    torch.manual_seed(0)
+    off = saved_bytes(models.create(name, inplace=False, **kwargs), x)
+    assert (on < off) if fewer else (on == off)
+
+
+@pytest.mark.parametrize("name,kwargs,params", [
+    ("resnet9", {}, 6_573_120), ("resnet9", dict(width=0.5), 1_646_112),
+    ("wrn", dict(depth=22, k=6), 9_658_458), ("wrn", dict(depth=16, k=4), 2_748_890),
+    ("darknet", dict(width=1), 56_506_410)])
+def test_documented_parameter_counts(name, kwargs, params):
+    with torch.device("meta"):  # shapes only, no memory
+        assert models.param_count(models.create(name, **kwargs)) == params
+
+
+@pytest.mark.parametrize("name,kwargs", [("darknet", dict(blocks=(1, 1), nf=8)), ("wrn", dict(depth=10, k=1)),
+                                         ("resnet9", dict(width=0.125))])
+def test_forward_shape(name, kwargs):
+    assert models.create(name, num_classes=7, **kwargs)(torch.randn(3, 3, 32, 32)).shape == (3, 7)
+
+
+def test_unknown_names_and_keywords_are_refused():
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        models.create("vgg")
+    with pytest.raises(ValueError, match="no keyword 'depth'"):
+        models.create("darknet", depth=3)
+    with pytest.raises(ValueError, match="6n\\+4"):
+        models.create("wrn", depth=21)
