@@ -1,0 +1,84 @@
+"""The training and test batches, made on the training device with tensor ops.
+
+The whole train set lives on the device as uint8, reflection-padded once. Each epoch draws,
+from a CPU generator seeded by (seed, epoch), a permutation, a crop offset per image and a
+flip bit per image; a batch is then one gather (crop and flip in the same index) and one
+normalisation. Because the randomness comes from the CPU generator, a seed gives the same
+batches on any device and any world size.
+
+Under DDP every rank draws the same permutation and takes its own slice of each global batch,
+so an epoch sees the same images as on one process. The last partial batch is dropped.
+"""
+import torch
+import torch.nn.functional as F
+
+
+class DeviceLoader:
+    def __init__(self, x, y, mean, std, batch_size, device, dtype=torch.float32, seed=0,
+                 pad=4, flip=True, cutout=0, channels_last=False, rank=0, world_size=1):
+        self.batch_size, self.seed, self.pad, self.flip, self.cutout = batch_size, seed, pad, flip, cutout
+        self.rank, self.world_size, self.dtype = rank, world_size, dtype
+        self.device = torch.device(device)
+        self.n = len(x)
+        self.local_batch = batch_size // world_size
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        x = x.to(self.device)
+        # reflect-pad needs floats: pad once, in chunks to bound the temporary, and keep uint8
+        self.padded = torch.cat([F.pad(c.float(), (pad,) * 4, mode="reflect").to(torch.uint8)
+                                 for c in x.split(4096)]) if pad else x
+        self.y = y.to(self.device)
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+        self.ar = torch.arange(32, device=self.device)
+
+    def __len__(self):
+        return self.n // self.batch_size
+
+    def draws(self, epoch):
+        """The epoch's random choices (CPU generator), as device tensors."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.n, generator=g)
+        dx = torch.randint(0, 2 * self.pad + 1, (self.n,), generator=g)
+        dy = torch.randint(0, 2 * self.pad + 1, (self.n,), generator=g)
+        flip = torch.randint(0, 2, (self.n,), generator=g).bool() & self.flip
+        cut = torch.randint(0, 32, (self.n, 2), generator=g)
+        return [t.to(self.device, non_blocking=True) for t in (perm, dx, dy, flip, cut)]
+
+    def epoch(self, epoch):
+        perm, dx, dy, flip, cut = self.draws(epoch)
+        lb = self.local_batch
+        for b in range(len(self)):
+            start = b * self.batch_size + self.rank * lb
+            idx = perm[start:start + lb]
+            yield self.augment(idx, dx[idx], dy[idx], flip[idx], cut[idx]), self.y[idx]
+
+    def augment(self, idx, dx, dy, flip, cut):
+        rows = (dy[:, None] + self.ar)[:, None, :, None]
+        cols = torch.where(flip[:, None], 31 - self.ar, self.ar) + dx[:, None]
+        c = torch.arange(3, device=self.device)[None, :, None, None]
+        x = self.padded[idx[:, None, None, None], c, rows, cols[:, None, None, :]]
+        x = self.normalise(x)
+        if self.cutout:  # a cutout x cutout square of zeros (the mean, after normalising)
+            lo = cut - self.cutout // 2
+            inside = (self.ar[None, None] >= lo[:, :, None]) & (self.ar[None, None] < lo[:, :, None] + self.cutout)
+            x = x.masked_fill(inside[:, None, 0, :, None] & inside[:, None, 1, None, :], 0)
+        return x
+
+    def normalise(self, x):
+        x = (x.float() - self.mean) / self.std
+        return x.to(self.dtype).contiguous(memory_format=self.memory_format)
+
+
+def eval_batches(x, y, mean, std, batch_size, device, dtype=torch.float32, channels_last=False,
+                 rank=0, world_size=1):
+    """The test set normalised once on the device, as a list of batches; this rank's share."""
+    device = torch.device(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    share = torch.arange(len(x)).tensor_split(world_size)[rank]
+    out = []
+    for chunk in share.split(batch_size):
+        xb = ((x[chunk].to(device).float() - m) / s).to(dtype).contiguous(memory_format=fmt)
+        out.append((xb, y[chunk].to(device)))
+    return out

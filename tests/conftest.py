@@ -1,0 +1,88 @@
+"""Shared fixtures. Tests read the real CIFAR-10 copy (JPEG) from ../shared/data or $BENCH_TEST_DATA;
+synthetic images appear only where a test says so."""
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def shared_archive():
+    p = Path(os.environ.get("BENCH_TEST_DATA", SHARED))
+    if not p.exists():
+        pytest.fail(f"the CIFAR-10 copy is not at {p}; set BENCH_TEST_DATA to cifar10-jpeg.tar.xz")
+    return p
+
+
+@pytest.fixture(scope="session")
+def full_data():
+    return shared_archive()
+
+
+@pytest.fixture(scope="session")
+def real_members():
+    """{(split, class): [(name, jpeg bytes)]}: the first 60 train and 20 test images per class of the real copy."""
+    want = {"train": 60, "test": 20}
+    out = {}
+    with tarfile.open(shared_archive()) as tf:
+        for m in tf:
+            if not m.isfile():
+                continue
+            split, cls, name = m.name.split("/")[-3:]
+            lst = out.setdefault((split, cls), [])
+            if len(lst) < want.get(split, 0):
+                lst.append((name, tf.extractfile(m).read()))
+    return out
+
+
+def write_archive(path, members, skip=(), replace=None):
+    """A class-folder .tar of the given real members; `skip` drops (split, class) folders,
+    `replace` maps an archive name to other bytes (for broken-data tests)."""
+    replace = replace or {}
+    with tarfile.open(path, "w") as tf:
+        for (split, cls), files in sorted(members.items()):
+            if (split, cls) in skip:
+                continue
+            for name, blob in files:
+                arc = f"{split}/{cls}/{name}"
+                blob = replace.get(arc, blob)
+                info = tarfile.TarInfo(arc)
+                info.size = len(blob)
+                tf.addfile(info, io.BytesIO(blob))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, real_members):
+    """800 real images (600 train, 200 test) from the shared copy, as a class-folder archive."""
+    return write_archive(tmp_path_factory.mktemp("data") / "cifar10-small.tar", real_members)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # One decode cache for the whole session, apart from the user's.
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("BENCH_FAULT", raising=False)
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+
+
+def bench(*args, env=None, timeout=600, check=None):
+    """Run the real CLI in a fresh process."""
+    e = dict(os.environ)
+    e.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True,
+                          env=e, cwd=ROOT, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, f"rc {proc.returncode}\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}"
+    return proc
+
+
+TINY = ["--model", "resnet9", "--model-kwargs", "width=0.125", "--batch-size", "50", "--epochs", "2",
+        "--lr", "0.2", "--div", "10", "--pct", "10", "--wd", "5e-4", "--device", "cpu", "--precision", "bf16"]

@@ -1,0 +1,144 @@
+import io
+import pickle
+import time
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import encode_jpeg
+
+from bench import data
+from bench.config import BenchError
+
+from .conftest import CLASSES, write_archive
+
+SHA256 = "e82212b8f8580e3e79f41a32c7db0e6a5b8fb10188d1723b706e150379c98be9"
+
+
+def test_shared_copy_loads_whole_and_checked(full_data):
+    ds = data.load(str(full_data))
+    assert ds.name == "cifar10-jpeg" and ds.checksum == SHA256
+    assert ds.train_x.shape == (50000, 3, 32, 32) and ds.train_x.dtype == torch.uint8
+    assert ds.test_x.shape == (10000, 3, 32, 32)
+    assert ds.train_y.bincount().tolist() == [5000] * 10
+    assert ds.test_y.bincount().tolist() == [1000] * 10
+    # per-channel statistics of this copy, close to the original CIFAR-10's 0.491/0.482/0.447
+    assert np.allclose(np.array(ds.mean) / 255, [0.491, 0.482, 0.447], atol=0.01)
+    t = time.perf_counter()
+    again = data.load(str(full_data))
+    assert time.perf_counter() - t < 5, "the cached load should take about a second"
+    assert torch.equal(again.test_x, ds.test_x)
+
+
+def test_second_load_comes_from_the_cache(small_data, tmp_path, monkeypatch):
+    first = data.load(str(small_data), cache=tmp_path)
+    monkeypatch.setattr(data, "_read_archive", lambda p: pytest.fail("decoded again despite a valid cache"))
+    second = data.load(str(small_data), cache=tmp_path)
+    assert torch.equal(first.train_x, second.train_x) and torch.equal(first.train_y, second.train_y)
+    assert first.train_x.shape == (600, 3, 32, 32) and first.test_x.shape == (200, 3, 32, 32)
+
+
+def test_corrupt_cache_is_rebuilt_not_trusted(small_data, tmp_path):
+    good = data.load(str(small_data), cache=tmp_path)
+    npz = next(tmp_path.glob("*.npz"))
+    blob = bytearray(npz.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped byte inside the image array
+    npz.write_bytes(bytes(blob))
+    warnings = []
+    again = data.load(str(small_data), cache=tmp_path, warn=warnings.append)
+    assert any("checksum mismatch" in w and "rebuilding" in w for w in warnings)
+    assert torch.equal(again.train_x, good.train_x)
+
+
+def test_directory_source_in_class_folder_layout(real_members, tmp_path):
+    for (split, cls), files in real_members.items():
+        d = tmp_path / "mycifar" / split / cls
+        d.mkdir(parents=True)
+        for name, blob in files:
+            (d / name).write_bytes(blob)
+    ds = data.load(str(tmp_path / "mycifar"), cache=tmp_path / "cache")
+    assert ds.name == "mycifar" and len(ds.train_x) == 600 and ds.train_y.bincount().tolist() == [60] * 10
+
+
+def test_torchvision_batches_source(small_data, tmp_path):
+    """torchvision's cifar-10-batches-py layout (what its download unpacks), built from real images."""
+    ds = data.load(str(small_data), cache=tmp_path / "c1")
+    root = tmp_path / "tv" / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    x = ds.train_x.reshape(len(ds.train_x), -1).numpy()
+    for i, part in enumerate(np.array_split(np.arange(len(x)), 5), 1):
+        with open(root / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": x[part], "labels": ds.train_y[part].tolist()}, f)
+    with open(root / "test_batch", "wb") as f:
+        pickle.dump({"data": ds.test_x.reshape(len(ds.test_x), -1).numpy(), "labels": ds.test_y.tolist()}, f)
+    tv = data.load(str(tmp_path / "tv"), cache=tmp_path / "c2")
+    assert tv.name == "cifar10"
+    assert torch.equal(tv.train_x, ds.train_x) and torch.equal(tv.test_y, ds.test_y)
+
+
+def test_download_failure_is_one_clear_error(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*a, **k):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(BenchError, match="could not download CIFAR-10.*--data PATH"):
+        data.load("download", cache=tmp_path)
+
+
+def test_bench_data_names_the_default_source(monkeypatch, small_data):
+    monkeypatch.setenv("BENCH_DATA", str(small_data))
+    assert data.resolve_source(None) == str(small_data)
+    assert data.resolve_source("other") == "other"
+
+
+def bad(real_members, tmp_path, **kw):
+    return str(write_archive(tmp_path / "bad.tar", real_members, **kw))
+
+
+def test_missing_class(real_members, tmp_path):
+    with pytest.raises(BenchError, match="train/ is missing classes: cat"):
+        data.load(bad(real_members, tmp_path, skip={("train", "cat")}), cache=tmp_path)
+
+
+def test_undecodable_image(real_members, tmp_path):
+    name = real_members[("test", "dog")][3][0]
+    path = bad(real_members, tmp_path, replace={f"test/dog/{name}": b"\xff\xd8 not a jpeg"})
+    with pytest.raises(BenchError, match=f"cannot decode image test/dog/{name}"):
+        data.load(path, cache=tmp_path)
+
+
+def test_wrong_image_size(real_members, tmp_path):
+    name = real_members[("train", "ship")][0][0]
+    small = encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8)).numpy().tobytes()  # synthetic: wrong on purpose
+    path = bad(real_members, tmp_path, replace={f"train/ship/{name}": small})
+    with pytest.raises(BenchError, match=f"train/ship/{name} is 16x16x3, expected 32x32x3"):
+        data.load(path, cache=tmp_path)
+
+
+def test_unequal_class_counts(real_members, tmp_path):
+    members = dict(real_members)
+    members[("train", "frog")] = members[("train", "frog")][:-1]
+    with pytest.raises(BenchError, match="unequal image counts"):
+        data.load(bad(members, tmp_path), cache=tmp_path)
+
+
+def test_missing_path_and_foreign_files(tmp_path):
+    with pytest.raises(BenchError, match="data not found: .*nowhere"):
+        data.load(str(tmp_path / "nowhere"))
+    junk = tmp_path / "junk.tar.xz"
+    junk.write_bytes(b"not an archive")
+    with pytest.raises(BenchError, match="cannot read archive"):
+        data.load(str(junk), cache=tmp_path)
+    other = tmp_path / "x.zip"
+    other.write_bytes(b"PK")
+    with pytest.raises(BenchError, match="expected a directory or"):
+        data.load(str(other))
+
+
+def test_classes_are_in_cifar_label_order(small_data, tmp_path):
+    assert data.CLASSES == CLASSES
+    ds = data.load(str(small_data), cache=tmp_path)
+    assert ds.train_y[:60].eq(0).all() and ds.train_y[-60:].eq(9).all()
+    assert io  # keep the import list honest for readers
