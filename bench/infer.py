@@ -1,0 +1,110 @@
+"""`bench infer`: DAWNBench's inference measurements for a checkpoint from `bench run --save`.
+
+  - latency: each test image classified alone (batch 1), clock read after a device sync, the
+    first `WARMUP` images untimed; p50, p99 and mean in milliseconds;
+  - throughput: the whole test set in batches of --batch-size, after one untimed batch;
+  - top-1 accuracy over the whole test set, with the same batches, precision and flip TTA as the
+    run's own evaluation, so it equals the run's final accuracy for the same weights.
+The checkpoint is loaded with torch.load(weights_only=True): it cannot run code.
+"""
+import json
+import os
+import time
+from datetime import datetime, timezone
+
+import torch
+
+import models
+
+from . import data as data_mod
+from . import loader, results
+from .config import BenchError
+from .measure import fingerprint, sync
+from .runner import CHECKPOINT_FORMAT, evaluate_logits
+from .ui import say
+
+WARMUP = 10
+
+
+def load_checkpoint(path):
+    if not os.path.isfile(path):
+        raise BenchError(f"checkpoint not found: {path} (save one with `bench run --save PATH`)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle refusing a non-weights object, a truncated file, ...
+        raise BenchError(f"cannot load checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise BenchError(f"{path} is not a checkpoint written by `bench run --save`")
+    return ckpt
+
+
+def build(ckpt, device):
+    model = models.create(ckpt["model"], inplace=ckpt["inplace"], **ckpt["model_kwargs"])
+    model.load_state_dict(ckpt["state_dict"])
+    fmt = torch.channels_last if ckpt["channels_last"] else torch.contiguous_format
+    return model.to(device, memory_format=fmt).eval()
+
+
+def main(a):
+    ckpt = load_checkpoint(a.checkpoint)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda asked for, but no CUDA GPU is visible here; use --device cpu")
+    device = torch.device("cuda" if a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available()) else "cpu")
+    if ckpt["precision"] == "fp16" and device.type == "cpu":
+        raise BenchError("this checkpoint was trained in fp16, which needs a CUDA GPU for inference")
+    if a.batch_size < 1 or (a.limit is not None and a.limit < 1):
+        raise BenchError("--batch-size and --limit must be positive")
+    ds = data_mod.load(a.data, warn=say)
+    if ds.name != ckpt["dataset"]:
+        say(f"warning: checkpoint was trained on {ckpt['dataset']}, evaluating on {ds.name}")
+    model = build(ckpt, device)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[ckpt["precision"]]
+    autocast = dict(device_type=device.type, dtype=dtype, enabled=ckpt["precision"] != "fp32")
+    started = datetime.now(timezone.utc)
+    tta = ckpt["tta"]
+
+    with torch.inference_mode(), torch.autocast(**autocast):
+        # accuracy with the run's own evaluation batches, so it reproduces the run's number
+        batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"],
+                                      ckpt.get("eval_batch_size", 1000), device, dtype, ckpt["channels_last"])
+        correct = sum(int((evaluate_logits(model, x, tta).argmax(1) == y).sum()) for x, y in batches)
+        top1 = correct / len(ds.test_x)
+        batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"], a.batch_size, device,
+                                      dtype, ckpt["channels_last"])
+
+        evaluate_logits(model, batches[0][0], tta)  # untimed
+        sync(device)
+        t0 = time.perf_counter()
+        for x, _ in batches:
+            evaluate_logits(model, x, tta)
+        sync(device)
+        throughput = len(ds.test_x) / (time.perf_counter() - t0)
+
+        n = min(a.limit or len(ds.test_x), len(ds.test_x))
+        singles = loader.eval_batches(ds.test_x[:n + WARMUP], ds.test_y[:n + WARMUP], ckpt["mean"], ckpt["std"], 1,
+                                      device, dtype, ckpt["channels_last"])
+        times = []
+        for i, (x, _) in enumerate(singles):
+            sync(device)
+            t = time.perf_counter()
+            evaluate_logits(model, x, tta).argmax(1).item()  # .item(): the answer is on the host
+            if i >= WARMUP or len(singles) <= WARMUP:
+                times.append((time.perf_counter() - t) * 1000)
+            if len(times) == n:
+                break
+    lat = torch.tensor(times, dtype=torch.float64)
+    row = {"infer_id": f"{ckpt['model']}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
+           "schema_version": results.SCHEMA_VERSION, "checkpoint": os.path.abspath(a.checkpoint),
+           "run_id": ckpt.get("run_id"), "dataset": ds.name, "model": ckpt["model"],
+           "model_kwargs": ckpt["model_kwargs"], "precision": ckpt["precision"],
+           "channels_last": ckpt["channels_last"], "tta": tta, "images": len(times),
+           "latency_p50_ms": float(lat.quantile(0.5)), "latency_p99_ms": float(lat.quantile(0.99)),
+           "latency_mean_ms": float(lat.mean()), "throughput_batch_size": a.batch_size,
+           "throughput_images_per_s": throughput, "top1_acc": top1, "warmup_images": WARMUP,
+           "started_at": started, **fingerprint(device, 1)}
+    path = results.write(a.results, "inference", row["infer_id"], [row])
+    say(f"top-1 {top1:.4f}; latency p50 {row['latency_p50_ms']:.2f} ms, p99 {row['latency_p99_ms']:.2f} ms "
+        f"over {len(times)} images at batch 1; {throughput:.0f} images/s at batch {a.batch_size}; {path}")
+    print(json.dumps({k: row[k] for k in ("infer_id", "top1_acc", "latency_p50_ms", "latency_p99_ms",
+                                          "latency_mean_ms", "throughput_images_per_s")}))
+    return 0

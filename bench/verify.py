@@ -1,0 +1,131 @@
+"""`bench verify`: the harness's compliance checker for results directories.
+
+Checks every file is readable parquet of a known schema version with its required fields, and
+that each run's numbers agree with each other and with its epoch file. Prints one line per
+problem and exits 1 if there is any.
+"""
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .results import KINDS, SCHEMA_VERSION, STATUSES, safe_name
+from .ui import say
+
+REQUIRED = {
+    "runs": ["run_id", "schema_version", "status", "config_key", "dataset", "model", "model_kwargs", "precision",
+             "inplace", "batch_size", "world_size", "epochs", "target", "seed", "reached_target", "started_at",
+             "device_name"],
+    "epochs": ["run_id", "epoch", "elapsed_s", "test_acc"],
+    "inference": ["infer_id", "latency_p50_ms", "top1_acc"],
+    "maxbatch": ["maxbatch_id", "max_batch"],
+}
+EPS = 1e-6
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def check_dir(d):
+    """[(path, problem)] for one results directory, plus counts."""
+    d = Path(d)
+    problems, counts = [], {k: 0 for k in KINDS}
+    if not d.is_dir():
+        return [(str(d), "not a directory")], counts
+    tables = {k: {} for k in KINDS}
+    for kind in KINDS:
+        for p in sorted((d / kind).glob("*")):
+            if p.name.startswith((".", "_")) or p.is_dir():
+                continue
+            try:
+                df = pq.read_table(p).to_pandas()
+            except Exception as e:
+                problems.append((str(p), f"unreadable ({type(e).__name__}: {str(e)[:120]})"))
+                continue
+            counts[kind] += 1
+            missing = [c for c in REQUIRED[kind] if c not in df.columns]
+            if missing:
+                problems.append((str(p), f"missing required columns: {', '.join(missing)}"))
+                continue
+            if "schema_version" in df.columns:
+                bad = [v for v in df["schema_version"].unique() if _num(v) is None or not 0 < int(v) <= SCHEMA_VERSION]
+                if bad:
+                    problems.append((str(p), f"unknown schema version {bad[0]} (this harness knows 1..{SCHEMA_VERSION})"))
+            tables[kind][p] = df
+    for p, df in tables["runs"].items():
+        if len(df) != 1:
+            problems.append((str(p), f"a run file holds {len(df)} rows, expected 1"))
+            continue
+        r = df.iloc[0].to_dict()
+        if p.stem != safe_name(r["run_id"]):
+            problems.append((str(p), f"file name does not match run_id {r['run_id']!r}"))
+        problems += [(str(p), m) for m in check_run(r, _epochs_for(d, r["run_id"], tables["epochs"]))]
+    run_ids = {df.iloc[0]["run_id"] for df in tables["runs"].values() if len(df)}
+    for p, df in tables["epochs"].items():
+        ids = set(df["run_id"])
+        if not ids <= run_ids:
+            say(f"note: {p}: epochs of a run with no run row (a run killed before it could record itself)")
+    for p in sorted(d.glob("*/.*.tmp")):
+        say(f"note: {p}: temporary file (an interrupted write; invisible to readers, removed by the next sweep)")
+    return problems, counts
+
+
+def _epochs_for(d, run_id, epoch_tables):
+    return epoch_tables.get(d / "epochs" / f"{safe_name(run_id)}.parquet")
+
+
+def check_run(r, epochs):
+    out = []
+    status = r.get("status")
+    if status not in STATUSES:
+        out.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    for c in ("final_acc", "best_acc", "target"):
+        v = _num(r.get(c))
+        if v is not None and not 0 <= v <= 1:
+            out.append(f"{c} {v} is outside [0, 1]")
+    ttt, wall, train = (_num(r.get(c)) for c in ("time_to_target_s", "wall_time_s", "train_time_s"))
+    if ttt is not None and wall is not None and ttt > wall + EPS:
+        out.append(f"time_to_target_s {ttt:.3f} > wall_time_s {wall:.3f}")
+    if train is not None and wall is not None and train > wall + EPS:
+        out.append(f"train_time_s {train:.3f} > wall_time_s {wall:.3f}")
+    if ttt is not None and train is not None and ttt > train + EPS:
+        out.append(f"time_to_target_s {ttt:.3f} > train_time_s {train:.3f}")
+    if bool(r.get("reached_target")) != (ttt is not None):
+        out.append("reached_target disagrees with time_to_target_s")
+    finished = status == "ok"
+    if epochs is None:
+        if finished:
+            out.append("finished run has no epoch file")
+        return out
+    accs = list(epochs.sort_values("epoch")["test_acc"])
+    if any(not 0 <= a <= 1 for a in accs):
+        out.append("an epoch's test_acc is outside [0, 1]")
+    best, final = _num(r.get("best_acc")), _num(r.get("final_acc"))
+    if accs and best is not None and abs(best - max(accs)) > EPS:
+        out.append(f"best_acc {best} is not the best epoch's accuracy {max(accs)}")
+    if accs and final is not None and abs(final - accs[-1]) > EPS:
+        out.append(f"final_acc {final} is not the last epoch's accuracy {accs[-1]}")
+    done = _num(r.get("epochs_completed"))
+    if done is not None and int(done) != len(accs):
+        out.append(f"epochs_completed {int(done)} but the epoch file has {len(accs)} epochs")
+    target = _num(r.get("target"))
+    if target is not None and accs:
+        hit = [i for i, a in enumerate(accs) if a >= target]
+        if bool(hit) != bool(r.get("reached_target")):
+            out.append("reached_target disagrees with the epoch accuracies")
+        elif hit and _num(r.get("epoch_reached")) is not None and int(r["epoch_reached"]) != hit[0] + 1:
+            out.append(f"epoch_reached {int(r['epoch_reached'])} but the first epoch at target is {hit[0] + 1}")
+    return out
+
+
+def main(a):
+    total = 0
+    for d in a.results:
+        problems, counts = check_dir(d)
+        for path, msg in problems:
+            print(f"{path}: {msg}")
+        total += len(problems)
+        say(f"{d}: {counts['runs']} runs, {counts['epochs']} epoch files, {counts['inference']} inference, "
+            f"{counts['maxbatch']} maxbatch files; {len(problems)} problem(s)")
+    return 1 if total else 0

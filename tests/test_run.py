@@ -1,0 +1,107 @@
+"""End to end on real images: a tiny run, its parquet, its checkpoint, and `bench infer`."""
+import json
+import re
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import models
+from bench.results import EPOCH_COLUMNS, RUN_COLUMNS
+
+from .conftest import TINY, bench
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    results, ckpt = root / "results", root / "model.pt"
+    p = bench("run", *TINY, "--target", "0.15", "--data", small_data, "--results", results, "--save", ckpt,
+              "--no-progress-bar", check=0)
+    return p, results, ckpt, small_data
+
+
+def test_parquet_has_the_documented_columns_and_pandas_reads_it(tiny_run):
+    p, results, _, _ = tiny_run
+    runs = pd.read_parquet(results / "runs")   # plain pandas, nothing from this project
+    epochs = pd.read_parquet(results / "epochs")
+    assert list(runs.columns) == [c for c, _, _ in RUN_COLUMNS]
+    assert list(epochs.columns) == [c for c, _, _ in EPOCH_COLUMNS]
+    r = runs.iloc[0]
+    assert r.status == "ok" and r.dataset == "cifar10-small" and r.train_images == 600 and r.test_images == 200
+    assert r.model == "resnet9" and json.loads(r.model_kwargs) == {"width": 0.125}
+    assert r.world_size == 1 and r.batch_size == 50 and r.epochs == 2 and r.epochs_completed == 2
+    assert pd.isna(r.peak_gpu_mem_bytes) and r.peak_host_rss_bytes > 100e6
+    assert r.device == "cpu" and r.device_name.startswith("CPU: ") and r.torch_version and r.hardware_id
+    assert r.param_count == models.param_count(models.create("resnet9", width=0.125))
+    assert 0 < r.train_time_s < r.wall_time_s and r.setup_time_s > 0
+    assert r.train_images_per_s == pytest.approx(2 * 12 * 50 / r.train_time_s)
+    assert list(epochs.epoch) == [1, 2] and epochs.elapsed_s.iloc[-1] == pytest.approx(r.train_time_s)
+    assert r.final_acc == epochs.test_acc.iloc[-1] and r.best_acc == epochs.test_acc.max()
+    # the schema rides along in the file, so other tools see the types
+    assert pq.read_schema(next((results / "runs").glob("*.parquet"))).metadata[b"schema_version"] == b"1"
+
+
+def test_parquet_matches_what_the_display_showed(tiny_run):
+    p, results, _, _ = tiny_run
+    epochs = pd.read_parquet(results / "epochs")
+    shown = [float(x) for x in re.findall(r"test_acc (\d\.\d{4})", p.stderr)]
+    assert shown == [round(a, 4) for a in epochs.test_acc]
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    runs = pd.read_parquet(results / "runs")
+    assert summary["final_acc"] == runs.final_acc.iloc[0] and summary["status"] == "ok"
+    assert summary["time_to_target_s"] == runs.time_to_target_s.iloc[0]
+
+
+def test_time_to_target_is_the_training_clock_at_the_first_epoch_over_target(tiny_run):
+    _, results, _, _ = tiny_run
+    r = pd.read_parquet(results / "runs").iloc[0]
+    ep = pd.read_parquet(results / "epochs")
+    hit = ep[ep.test_acc >= 0.15]
+    assert r.reached_target == (len(hit) > 0)
+    if len(hit):
+        assert r.epoch_reached == hit.epoch.iloc[0]
+        assert r.time_to_target_s == pytest.approx(hit.elapsed_s.iloc[0])
+        assert r.wall_time_to_target_s == pytest.approx(hit.wall_s.iloc[0])
+        assert r.time_to_target_s < r.wall_time_to_target_s
+
+
+def test_duckdb_reads_it_too(tiny_run):
+    duckdb = pytest.importorskip("duckdb")
+    _, results, _, _ = tiny_run
+    n, acc = duckdb.sql(f"select count(*), max(final_acc) from read_parquet('{results}/runs/*.parquet')").fetchall()[0]
+    assert n == 1 and 0 <= acc <= 1
+
+
+def test_infer_reproduces_the_runs_final_accuracy(tiny_run, tmp_path):
+    _, results, ckpt, data = tiny_run
+    p = bench("infer", "--checkpoint", ckpt, "--data", data, "--results", tmp_path, "--limit", "50", check=0)
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    inf = pd.read_parquet(tmp_path / "inference")
+    r = pd.read_parquet(results / "runs").iloc[0]
+    assert out["top1_acc"] == inf.top1_acc.iloc[0] == r.final_acc
+    row = inf.iloc[0]
+    assert row.images == 50 and 0 < row.latency_p50_ms <= row.latency_p99_ms and row.throughput_images_per_s > 0
+    assert row.run_id == r.run_id and row.device_name == r.device_name
+
+
+def test_checkpoint_loads_with_weights_only(tiny_run):
+    import torch
+    _, _, ckpt, _ = tiny_run
+    c = torch.load(ckpt, weights_only=True)
+    assert c["model"] == "resnet9" and "state_dict" in c
+
+
+def test_verify_accepts_a_real_run(tiny_run):
+    _, results, _, _ = tiny_run
+    p = bench("verify", results)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_stop_at_target(small_data, tmp_path):
+    p = bench("run", *TINY, "--target", "0.01", "--stop-at-target", "--data", small_data, "--results", tmp_path,
+              check=0)
+    r = pd.read_parquet(tmp_path / "runs").iloc[0]
+    assert r.reached_target and r.epoch_reached == 1 and r.epochs_completed == 1 and r.stop_at_target
+    assert r.time_to_target_s == pytest.approx(r.train_time_s)
+    assert "Traceback" not in p.stderr
