@@ -44,16 +44,20 @@ def command(cfg, run_id, data, results_dir, save=None, sweep=None):
     return [sys.executable] + args
 
 
-def run(cfg, run_id, data, results_dir, save=None, sweep=None, log_path=None, on_line=None, env=None):
-    """Run the child; returns its run row (as written, or as recorded here on its behalf)."""
+def run(cfg, run_id, data, results_dir, save=None, sweep=None, log_path=None, on_line=None, env=None,
+        pass_fds=()):
+    """Run the child; returns its run row (as written, or as recorded here on its behalf).
+    `pass_fds` lets the child share the caller's cell lock, so it is held until the child is gone."""
     cmd = command(cfg, run_id, data, results_dir, save, sweep)
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("PYTHONUNBUFFERED", "1")
+    if cfg.world_size > 1:  # torchrun otherwise sets 1 thread per process, with a banner saying so
+        child_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.world_size)))
     tail = deque(maxlen=40)
     log = open(log_path, "w") if log_path else None
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=child_env, preexec_fn=_die_with_parent)
+                            env=child_env, preexec_fn=_die_with_parent, pass_fds=tuple(pass_fds))
 
     def pump():
         for line in proc.stdout:

@@ -82,20 +82,29 @@ def _set(values, key, v, where):
                          f"or model_kwargs.KEY")
 
 
-def expand(path, meta, base, axes, exclude, check_gpu=None):
-    """All cells of the sweep, validated; raises BenchError naming the first bad one."""
-    where = str(path)
-    if "recipe" in base and base["recipe"] not in RECIPES:
-        raise BenchError(f"{where}: unknown recipe {base['recipe']!r}; choose one of: {', '.join(RECIPES)}")
-    start = dict(RECIPES.get(base.get("recipe"), {}))
+def _start(recipe, base, where):
+    """A cell's values before its axes: the recipe's, then [base] on top."""
+    if recipe is not None and recipe not in RECIPES:
+        raise BenchError(f"{where}: unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    start = dict(RECIPES.get(recipe, {}))
     for k, v in base.items():
         if k == "model_kwargs":
             if not isinstance(v, dict):
                 raise BenchError(f"{where}: [base] model_kwargs must be a table, got {v!r}")
-            start["model_kwargs"] = {**start.get("model_kwargs", {}), **v} \
-                if base.get("model", start.get("model")) == start.get("model") else dict(v)
+            same_model = base.get("model", start.get("model")) == start.get("model", "darknet")
+            start["model_kwargs"] = {**start.get("model_kwargs", {}), **v} if same_model else dict(v)
         elif k != "recipe":
             _set(start, k, v, f"{where} [base]")
+    if "model" in base and "model_kwargs" not in base and base["model"] != start.get("model", "darknet"):
+        start["model_kwargs"] = {}
+    start.setdefault("model_kwargs", dict(RunConfig().model_kwargs))
+    return start
+
+
+def expand(path, meta, base, axes, exclude, check_gpu=None):
+    """All cells of the sweep, validated; raises BenchError naming the first bad one."""
+    where = str(path)
+    _start(base.get("recipe"), base, where)
     for k, vs in axes.items():
         _set({}, k, None, f"{where} [axes]")
         if not isinstance(vs, list) or not vs:
@@ -114,19 +123,23 @@ def expand(path, meta, base, axes, exclude, check_gpu=None):
         point = dict(zip(names, combo))
         if any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
             continue
+        recipe = point.get("recipe", base.get("recipe"))
         for seed in seeds:
-            values = {**start, "model_kwargs": dict(start.get("model_kwargs", RunConfig().model_kwargs))}
+            values = _start(recipe, base, where)
+            values["model_kwargs"] = dict(values["model_kwargs"])
             for k, v in point.items():
-                _set(values, k, v, f"{where} [axes]")
+                if k != "recipe":
+                    _set(values, k, v, f"{where} [axes]")
             if "seed" not in point:
                 values["seed"] = seed
             if limit is not None and "time_limit_s" not in values:
                 values["time_limit_s"] = float(limit)
             desc = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+            values.pop("recipe", None)
             try:
-                cfg = RunConfig(recipe=base.get("recipe"), **values)
+                cfg = RunConfig(recipe=recipe, **values)
                 validate(cfg, cuda_available=check_gpu)
-            except BenchError as e:
+            except (BenchError, TypeError) as e:
                 raise BenchError(f"{where}: cell ({desc}, seed {seed}): {e}") from None
             cells.append(Cell(len(cells), {**point, "seed": seed}, cfg))
     return cells
@@ -187,16 +200,16 @@ def main(a):
             or (a.retry_failed and state[c.cfg.key()].startswith("failed"))]
     title = (f"sweep {name}: {len(cells)} runs ({len(cells) - len(todo)} already recorded, {len(todo)} to run)"
              + (f", shard {a.shard}" if a.shard else ""))
+    if not a.dry_run and todo:
+        from . import data as data_mod
+        source = data_mod.resolve_source(source)
+        data_mod.load(source, warn=say)  # fail early on bad data, and fill the cache for the children
     print_matrix(cells, state, title)
     if a.dry_run:
         return 0
     if not todo:
         say(f"sweep {name}: nothing to do; every cell is recorded in {a.results}")
         return 0
-
-    from . import data as data_mod
-    source = data_mod.resolve_source(source)
-    data_mod.load(source, warn=say)  # fail early on bad data, and fill the cache for the children
     results_dir = Path(a.results)
     for removed in results.clean_temporaries(results_dir):
         say(f"removed a temporary file left by a killed run: {removed}")
@@ -237,7 +250,8 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
                 t0 = time.monotonic()
                 row = isolate.run(cell.cfg, run_id, source, results_dir, sweep=name,
                                   log_path=results_dir / "logs" / f"{results.safe_name(run_id)}.log",
-                                  on_line=lambda line: progress.update(task, current=line.strip()[:70]))
+                                  on_line=lambda line: progress.update(task, current=line.strip()[:70]),
+                                  pass_fds=(lock.fileno(),))
             status = row.get("status")
             counts["ok" if status == "ok" else "failed"] += 1
             acc = row.get("final_acc")

@@ -1,0 +1,192 @@
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import sweep
+from bench.config import BenchError
+
+from .conftest import ROOT, bench
+
+TINY_SWEEP = """
+[sweep]
+name = "tiny"
+seeds = [0, 1]
+time_limit_s = 300
+
+[base]
+model = "resnet9"
+model_kwargs = {{ width = 0.125 }}
+precision = "bf16"
+batch_size = 50
+epochs = {epochs}
+lr = 0.2
+div = 10
+pct = 10
+target = 0.15
+device = "cpu"
+
+[axes]
+inplace = [true, false]
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def cells_of(path):
+    return sweep.expand(*sweep.load(path), check_gpu=False)
+
+
+def test_expand_is_the_product_minus_exclusions_times_seeds(tmp_path):
+    p = write(tmp_path, """
+[sweep]
+repeats = 3
+[base]
+model = "darknet"
+model_kwargs = { blocks = [1, 1], nf = 8 }
+[axes]
+precision = ["fp32", "bf16"]
+"model_kwargs.width" = [0.5, 1, 2]
+[[exclude]]
+precision = "fp32"
+"model_kwargs.width" = 2
+""")
+    cells = cells_of(p)
+    assert len(cells) == (2 * 3 - 1) * 3
+    combos = {(c.cfg.precision, c.cfg.model_kwargs["width"], c.cfg.seed) for c in cells}
+    assert ("fp32", 2, 0) not in combos and ("bf16", 2, 2) in combos
+    assert all(c.cfg.model_kwargs["blocks"] == [1, 1] for c in cells)
+    assert len({c.cfg.key() for c in cells}) == len(cells)
+
+
+def test_shards_split_the_matrix_exactly(tmp_path):
+    p = write(tmp_path, TINY_SWEEP.format(epochs=1).replace("seeds = [0, 1]", "repeats = 5"))
+    cells = cells_of(p)
+    shards = [[c for c in cells if c.index % 3 == i] for i in range(3)]
+    keys = [c.cfg.key() for s in shards for c in s]
+    assert sorted(keys) == sorted(c.cfg.key() for c in cells) and len(set(keys)) == len(cells)
+    assert sweep.parse_shard("2/3") == (2, 3)
+    for bad in ("3/3", "-1/2", "a/b", "1"):
+        with pytest.raises(BenchError, match="--shard must be I/N"):
+            sweep.parse_shard(bad)
+
+
+BAD_FILES = [
+    ("[base]\nmodel = 'vgg'\n", "unknown model 'vgg'"),
+    ("[base]\nmodel = 'resnet9'\nmodel_kwargs = { depth = 3 }\n", "no keyword 'depth'"),
+    ("[axes]\ncolour = ['red']\n", "unknown setting 'colour'"),
+    ("[axes]\nprecision = ['fp64']\n", "unknown precision 'fp64'"),
+    ("[axes]\nbatch_size = [0]\n", "batch-size must be a positive integer"),
+    ("[axes]\nworld_size = [-2]\n", "world-size must be a positive integer"),
+    ("[axes]\ntarget = [1.5]\n", "target must be an accuracy in (0, 1]"),
+    ("[axes]\ninplace = 'yes'\n", "must be a non-empty list"),
+    ("[axes]\nprecision = ['fp16']\n[base]\ndevice = 'cpu'\n", "fp16 needs a CUDA GPU"),
+    ("[axes]\ndevice = ['cuda']\n", "no CUDA GPU is visible"),
+    ("[sweep]\nseeds = 'many'\n", "seeds must be a non-empty list"),
+    ("[sweep]\nnmae = 'x'\n", "unknown key 'nmae' in [sweep]"),
+    ("[sweeps]\n", "unknown section [sweeps]"),
+    ("[[exclude]]\nprecision = 'fp32'\n", "not an axis"),
+    ("[base]\nrecipe = 'fastest'\n", "unknown recipe 'fastest'"),
+    ("[base]\nlr = 'high'\n", "lr must be a number"),
+    ("[base]\nmodel = 'resnet9'\n[axes]\nprecision = fp32\n", "re:invalid TOML: .*line 4"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_FILES, ids=[m[:25] for _, m in BAD_FILES])
+def test_bad_sweep_files_are_one_clear_line(text, message, tmp_path):
+    p = write(tmp_path, text)
+    proc = bench("sweep", p, "--results", tmp_path / "r")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    if message.startswith("re:"):
+        assert re.search(message[3:], lines[0]), lines[0]
+    else:
+        assert message in lines[0], lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_sweep_file_and_missing_data(tmp_path):
+    p = bench("sweep", tmp_path / "none.toml", "--results", tmp_path / "r")
+    assert p.returncode == 2 and "sweep file not found" in p.stderr
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", tmp_path / "nothing.tar.xz")
+    assert p.returncode == 2 and "data not found" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_dry_run_prints_the_matrix_only(tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--results", tmp_path / "r", "--dry-run", check=0)
+    assert "4 runs" in p.stderr and "pending" in p.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(small_data, tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    s = write(d, TINY_SWEEP.format(epochs=2))
+    p = bench("sweep", s, "--results", d / "results", "--data", small_data, check=0)
+    return s, d / "results", p, small_data
+
+
+def test_sweep_runs_every_cell_once(finished_sweep):
+    _, results, p, _ = finished_sweep
+    runs = pd.read_parquet(results / "runs")
+    assert len(runs) == 4 and set(runs.status) == {"ok"} and runs.config_key.nunique() == 4
+    assert sorted(zip(runs.inplace, runs.seed)) == [(False, 0), (False, 1), (True, 0), (True, 1)]
+    assert set(runs.sweep) == {"tiny"}
+    assert len(list((results / "logs").glob("*.log"))) == 4
+    # in-place changes memory, not arithmetic: the same seed gives the same accuracy
+    by = runs.set_index(["seed", "inplace"]).final_acc
+    assert by[(0, True)] == by[(0, False)] and by[(1, True)] == by[(1, False)]
+
+
+def test_rerun_skips_everything_in_seconds(finished_sweep):
+    s, results, _, data = finished_sweep
+    before = sorted(p.name for p in (results / "runs").iterdir())
+    t = time.monotonic()
+    p = bench("sweep", s, "--results", results, "--data", data, check=0)
+    assert time.monotonic() - t < 20
+    assert "nothing to do" in p.stderr
+    assert sorted(p.name for p in (results / "runs").iterdir()) == before
+
+
+def test_world_size_two_through_torchrun(small_data, tmp_path):
+    common = ["--model", "resnet9", "--model-kwargs", "width=0.125", "--batch-size", "50", "--epochs", "3",
+              "--lr", "0.2", "--div", "10", "--device", "cpu", "--precision", "bf16", "--target", "0.15",
+              "--data", small_data, "--results", tmp_path]
+    bench("run", *common, "--world-size", "2", check=0)
+    bench("run", *common, check=0)
+    runs = pd.read_parquet(tmp_path / "runs").set_index("world_size")
+    assert sorted(runs.index) == [1, 2], "exactly one row per run, whatever the process count"
+    two, one = runs.loc[2], runs.loc[1]
+    assert two.status == "ok" and two.batch_size == 50 and two.batch_size_scope == "global"
+    assert two.train_images == one.train_images == 600
+    assert abs(two.final_acc - one.final_acc) <= 0.1
+    ep = pd.read_parquet(tmp_path / "epochs")
+    assert (ep.groupby("run_id").size() == 3).all()
+
+
+def test_configs_presets_expand(tmp_path):
+    for f in ("smoke.toml", "lesson.toml", "dawnbench.toml"):
+        path = ROOT / "configs" / f
+        cells = sweep.expand(*sweep.load(path), check_gpu=True)
+        assert cells, f
+    smoke = sweep.expand(*sweep.load(ROOT / "configs" / "smoke.toml"), check_gpu=False)
+    assert len({c.cfg.seed for c in smoke}) >= 2 and len({c.cfg.inplace for c in smoke}) == 2
+    lesson = sweep.expand(*sweep.load(ROOT / "configs" / "lesson.toml"), check_gpu=True)
+    assert {c.cfg.model_kwargs["width"] for c in lesson} == {0.5, 1, 2}
+    assert {c.cfg.precision for c in lesson} == {"fp32", "fp16", "bf16"} and {c.cfg.inplace for c in lesson} == {True, False}
+    assert all(c.cfg.model_kwargs["blocks"] == [1, 2, 4, 6, 3] for c in lesson)
+    dawn = sweep.expand(*sweep.load(ROOT / "configs" / "dawnbench.toml"), check_gpu=True)
+    per_config = pd.Series([c.cfg.key() for c in dawn]).groupby(
+        [str({k: v for k, v in c.cfg.to_dict().items() if k != "seed"}) for c in dawn]).size()
+    assert (per_config >= 5).all() and all(c.cfg.target == 0.94 for c in dawn)
+    assert Path(ROOT / "configs").is_dir()
