@@ -1,0 +1,244 @@
+"""Faults through the real code paths, real signals, concurrent sweeps, hostile files."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bench import results
+
+from .conftest import ROOT, TINY, bench
+from .test_sweep import TINY_SWEEP, write
+
+
+def run_rows(results_dir):
+    return pd.read_parquet(Path(results_dir) / "runs")
+
+
+def all_files_readable(results_dir):
+    for kind in ("runs", "epochs"):
+        for p in (Path(results_dir) / kind).glob("*.parquet"):
+            pq.read_table(p)  # raises on a corrupt file
+
+
+# --- injected faults --------------------------------------------------------------------------
+
+def test_oom_is_recorded_and_the_sweep_goes_on(small_data, tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=2))
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data, env={"BENCH_FAULT": "oom:3"}, check=0)
+    runs = run_rows(tmp_path / "r")
+    assert len(runs) == 4 and set(runs.status) == {"oom"}, "every cell ran although each one failed"
+    assert runs.error.str.contains("OutOfMemoryError").all() and runs.error.str.contains("oom:3").all()
+    assert (runs.fault == "oom:3").all()
+    assert p.stderr.count(": oom") == 4
+    assert bench("verify", tmp_path / "r").returncode == 0
+
+
+def test_nan_loss_is_recorded_as_diverged(small_data, tmp_path):
+    p = bench("run", *TINY, "--data", small_data, "--results", tmp_path, env={"BENCH_FAULT": "nan:14"})
+    assert p.returncode == 1
+    r = run_rows(tmp_path).iloc[0]
+    # step 14 is in epoch 2 (12 steps an epoch): epoch 1 finished and was kept
+    assert r.status == "diverged" and "non-finite training loss in 10 of 12 steps of epoch 2" in r.error
+    assert r.epochs_completed == 2 and len(pd.read_parquet(tmp_path / "epochs")) == 2
+
+
+def test_hang_is_recorded_as_timeout(small_data, tmp_path):
+    t = time.monotonic()
+    p = bench("run", *TINY, "--time-limit", "15", "--data", small_data, "--results", tmp_path,
+              env={"BENCH_FAULT": "hang:5"})
+    assert p.returncode == 1 and time.monotonic() - t < 90
+    r = run_rows(tmp_path).iloc[0]
+    assert r.status == "timeout" and "time limit of 15 s" in r.error
+
+
+def test_crash_is_recorded_with_its_traceback(small_data, tmp_path):
+    bench("run", *TINY, "--data", small_data, "--results", tmp_path, env={"BENCH_FAULT": "crash:2"})
+    r = run_rows(tmp_path).iloc[0]
+    assert r.status == "crashed" and "injected crash" in r.error and "Traceback" in r.error
+
+
+def test_bad_fault_spec_is_bad_input(small_data, tmp_path):
+    p = bench("run", *TINY, "--data", small_data, "--results", tmp_path, env={"BENCH_FAULT": "meteor:1"})
+    assert p.returncode == 2 and "BENCH_FAULT" in p.stderr and not (tmp_path / "runs").exists()
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+def start(args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "bench", *map(str, args)], cwd=ROOT, env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_for(cond, timeout=120):
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def epochs_written(d):
+    return len(list((Path(d) / "epochs").glob("*.parquet"))) if (Path(d) / "epochs").is_dir() else 0
+
+
+def test_sigterm_mid_run_records_interrupted_with_its_epochs(small_data, tmp_path):
+    proc = start(["run", *TINY, "--epochs", "30", "--data", small_data, "--results", tmp_path, "--no-progress-bar"])
+    assert wait_for(lambda: epochs_written(tmp_path) and len(pd.read_parquet(tmp_path / "epochs")) >= 2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    r = run_rows(tmp_path).iloc[0]
+    ep = pd.read_parquet(tmp_path / "epochs")
+    assert r.status == "interrupted" and "SIGTERM" in r.error
+    assert r.epochs_completed == len(ep) >= 2 and r.final_acc == ep.test_acc.iloc[-1]
+
+
+def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
+    """SIGKILL the training process itself: the sweep records it as crashed, no file is corrupt."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=30).replace("seeds = [0, 1]", "seeds = [0]")
+              .replace("inplace = [true, false]", "inplace = [true]"))
+    proc = start(["sweep", s, "--results", tmp_path / "r", "--data", small_data])
+    assert wait_for(lambda: epochs_written(tmp_path / "r"))
+    child = subprocess.run(["pgrep", "-f", "--", "--sweep tiny"], capture_output=True, text=True).stdout.split()
+    assert child, "the run's own process"
+    for pid in child:
+        os.kill(int(pid), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    r = run_rows(tmp_path / "r").iloc[0]
+    assert r.status == "crashed" and "SIGKILL" in r.error and r.epochs_completed >= 1, out
+    all_files_readable(tmp_path / "r")
+
+
+def test_sigkill_of_the_sweep_then_resume(small_data, tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=4))
+    res = tmp_path / "r"
+    proc = start(["sweep", s, "--results", res, "--data", small_data])
+    # kill it while the second cell is training
+    assert wait_for(lambda: (res / "runs").is_dir() and len(list((res / "runs").glob("*.parquet"))) >= 1
+                    and epochs_written(res) >= 2)
+    proc.kill()  # SIGKILL to the sweep alone, not to its child
+    proc.communicate(timeout=30)
+    # the orphaned run dies with its parent (PR_SET_PDEATHSIG) and records itself
+    assert wait_for(lambda: subprocess.run(["pgrep", "-f", "--", "--sweep tiny"]).returncode != 0, 60)
+    all_files_readable(res)
+    before = run_rows(res)
+    assert "interrupted" in set(before.status) and (before.status == "ok").sum() >= 1
+    p = bench("sweep", s, "--results", res, "--data", small_data, "--retry-failed", check=0)
+    runs = run_rows(res)
+    ok = runs[runs.status == "ok"]
+    assert len(ok) == 4 and ok.config_key.nunique() == 4, p.stderr
+    all_files_readable(res)
+    assert bench("verify", res).returncode == 0
+
+
+def test_stale_temporaries_are_invisible_and_cleaned(small_data, tmp_path):
+    """A write cut short by SIGKILL leaves `.NAME.PID.tmp`; this test stands one in for it."""
+    res = tmp_path / "r"
+    (res / "runs").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = res / "runs" / f".x.parquet.{dead.pid}.tmp"
+    stale.write_bytes(b"PAR1 half a file")
+    assert results.read(res, "runs").empty
+    assert bench("verify", res).returncode == 0
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1).replace("seeds = [0, 1]", "seeds = [0]")
+              .replace("inplace = [true, false]", "inplace = [true]"))
+    p = bench("sweep", s, "--results", res, "--data", small_data, check=0)
+    assert not stale.exists() and "removed a temporary file" in p.stderr
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+def test_two_sweeps_into_one_directory(small_data, tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1).replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    res = tmp_path / "r"
+    a = start(["sweep", s, "--results", res, "--data", small_data])
+    b = start(["sweep", s, "--results", res, "--data", small_data])
+    out_a, _ = a.communicate(timeout=600)
+    out_b, _ = b.communicate(timeout=600)
+    runs = run_rows(res)
+    assert len(runs) == 6 and runs.config_key.nunique() == 6 and set(runs.status) == {"ok"}, out_a + out_b
+    assert runs.run_id.nunique() == 6
+    all_files_readable(res)
+    rep = bench("report", res, "--out", tmp_path / "rep", check=0)
+    board = pd.read_csv(tmp_path / "rep" / "leaderboard.csv")
+    assert board.runs.sum() == 6, rep.stderr
+
+
+# --- readers ----------------------------------------------------------------------------------
+
+def test_readers_survive_bad_files(tmp_path, small_data):
+    res = tmp_path / "r"
+    bench("run", *TINY, "--epochs", "1", "--data", small_data, "--results", res, check=0)
+    good = next((res / "runs").glob("*.parquet"))
+    blob = good.read_bytes()
+    (res / "runs" / "truncated.parquet").write_bytes(blob[: len(blob) // 2])
+    (res / "runs" / "notes.parquet").write_text("this is not parquet")
+    old = pd.read_parquet(good).drop(columns=["wall_time_to_target_s", "energy_j", "clock", "fault"])
+    old["schema_version"] = 0
+    old["run_id"] = "older-run"
+    pq.write_table(pa.Table.from_pandas(old, preserve_index=False), res / "runs" / "older-run.parquet")
+    warnings = []
+    df = results.read(res, "runs", warn=warnings.append)
+    assert set(df.run_id) == {old.run_id.iloc[0], pd.read_parquet(good).run_id.iloc[0]}
+    assert any("truncated.parquet" in w for w in warnings) and any("notes.parquet" in w for w in warnings)
+    assert df.loc[df.run_id == "older-run", "wall_time_to_target_s"].isna().all()
+    p = bench("report", res, "--out", tmp_path / "rep", check=0)
+    assert "truncated.parquet" in p.stderr and "notes.parquet" in p.stderr
+    assert "truncated.parquet" in (tmp_path / "rep" / "leaderboard.md").read_text()
+    v = bench("verify", res)
+    assert v.returncode == 1
+    assert "truncated.parquet: unreadable" in v.stdout and "notes.parquet: unreadable" in v.stdout
+    assert "older-run.parquet: unknown schema version 0" in v.stdout
+
+
+def test_empty_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    p = bench("report", tmp_path / "empty", check=0)
+    assert "no run results found" in p.stderr
+    p = bench("report", tmp_path / "nowhere")
+    assert p.returncode == 2 and "results directory not found" in p.stderr
+    assert results.read(tmp_path / "empty", "runs").empty
+
+
+# --- security ---------------------------------------------------------------------------------
+
+def test_names_cannot_leave_the_results_directory(tmp_path):
+    for evil in ("../../escape", "/etc/passwd", "..", ".hidden", "a/../../b"):
+        p = results.write(tmp_path / "r", "runs", evil, [{"run_id": evil}])
+        assert p.resolve().parent == (tmp_path / "r" / "runs").resolve()
+        assert not p.name.startswith(".")
+    assert not (tmp_path / "escape.parquet").exists()
+
+
+def test_checkpoints_refuse_code(tmp_path):
+    import torch
+
+    from bench.config import BenchError
+    from bench.infer import load_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "cifar-bench-checkpoint/1", "x": Payload()}, evil)
+    with pytest.raises(BenchError, match="cannot load checkpoint"):
+        load_checkpoint(str(evil))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_no_shell_with_user_strings():
+    for p in list((ROOT / "bench").glob("*.py")) + list((ROOT / "models").glob("*.py")):
+        text = p.read_text()
+        assert "shell=True" not in text and "os.system(" not in text, p
