@@ -98,7 +98,7 @@ RECIPES = {
                  channels_last=True, precision="bf16", compile=True, warmup_steps=3,
                  stop_at_target=True),
     # A small configuration for a CPU: ResNet-9 at half width (see README for what it reached).
-    "cpu": dict(model="resnet9", model_kwargs={"width": 0.5}, batch_size=256, epochs=8,
+    "cpu": dict(model="resnet9", model_kwargs={"width": 0.5}, batch_size=256, epochs=10,
                 lr=0.4, div=10, pct=10, weight_decay=5e-4, label_smoothing=0.1, tta=True,
                 precision="bf16", target=0.85, channels_last=True),
 }

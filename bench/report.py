@@ -343,7 +343,7 @@ def dawnbench_entry(runs, epochs, board, group_id, author, out):
     out = Path(out)
     stem = f"dawnbench_{results.safe_name(group_id)}"
     (out / f"{stem}.json").write_text(json.dumps(entry, indent=2) + "\n")
-    tsv = ["epoch\thours\ttop1Accuracy"] + [f"{int(r.epoch)}\t{r.elapsed_s / 3600:.6f}\t{r.test_acc * 100:.2f}"
+    tsv = ["epoch\thours\ttop1Accuracy"] + [f"{int(r.epoch)}\t{r.elapsed_s / 3600:.8f}\t{r.test_acc * 100:.2f}"
                                             for r in ep.itertuples()]
     (out / f"{stem}.tsv").write_text("\n".join(tsv) + "\n")
     return out / f"{stem}.json", out / f"{stem}.tsv"

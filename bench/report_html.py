@@ -15,7 +15,7 @@ from .report import LEADER_COLUMNS, RANK_RULE, boards_by_task, fmt_num, leader_c
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#222;padding:0 16px}
 table{border-collapse:collapse;margin:8px 0 24px;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;
 text-align:right}th{background:#f2f2f2}td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #ddd;
-margin:6px 0}.note{color:#555;max-width:1000px}"""
+margin:6px 0}.note{color:#555;max-width:1000px}.wrap{overflow-x:auto}"""
 
 
 def e(s):
@@ -88,7 +88,7 @@ def table(headers, rows, left=()):
     head = "".join(f'<th class="{"l" if i in left else ""}">{e(h)}</th>' for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(f'<td class="{"l" if i in left else ""}">{e(c)}</td>' for i, c in enumerate(r))
                    + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='wrap'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def page(runs, epochs, board, effects, hw, sources, warnings):

@@ -65,12 +65,17 @@ def small_data(tmp_path_factory, real_members):
     return write_archive(tmp_path_factory.mktemp("data") / "cifar10-small.tar", real_members)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    # One decode cache for the whole session, apart from the user's.
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.delenv("BENCH_FAULT", raising=False)
-    monkeypatch.delenv("BENCH_DATA", raising=False)
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory):
+    """One decode cache for the whole session, apart from the user's; no stray fault or data."""
+    keys = ("BENCH_CACHE", "BENCH_FAULT", "BENCH_DATA")
+    saved = {k: os.environ.pop(k, None) for k in keys}
+    os.environ["BENCH_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    yield
+    for k, v in saved.items():
+        os.environ.pop(k, None)
+        if v is not None:
+            os.environ[k] = v
 
 
 def bench(*args, env=None, timeout=600, check=None):
@@ -86,3 +91,41 @@ def bench(*args, env=None, timeout=600, check=None):
 
 TINY = ["--model", "resnet9", "--model-kwargs", "width=0.125", "--batch-size", "50", "--epochs", "2",
         "--lr", "0.2", "--div", "10", "--pct", "10", "--wd", "5e-4", "--device", "cpu", "--precision", "bf16"]
+
+
+TINY_SWEEP = """
+[sweep]
+name = "tiny"
+seeds = [0, 1]
+time_limit_s = 300
+
+[base]
+model = "resnet9"
+model_kwargs = {{ width = 0.125 }}
+precision = "bf16"
+batch_size = 50
+epochs = {epochs}
+lr = 0.2
+div = 10
+pct = 10
+target = 0.15
+device = "cpu"
+
+[axes]
+inplace = [true, false]
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(small_data, tmp_path_factory):
+    """A real sweep on real images: 2 in-place settings x 2 seeds, 2 epochs each."""
+    d = tmp_path_factory.mktemp("sweep")
+    s = write(d, TINY_SWEEP.format(epochs=2))
+    p = bench("sweep", s, "--results", d / "results", "--data", small_data, check=0)
+    return s, d / "results", p, small_data

@@ -13,8 +13,7 @@ import pytest
 
 from bench import results
 
-from .conftest import ROOT, TINY, bench
-from .test_sweep import TINY_SWEEP, write
+from .conftest import ROOT, TINY, TINY_SWEEP, bench, write
 
 
 def run_rows(results_dir):

@@ -8,36 +8,7 @@ import pytest
 from bench import sweep
 from bench.config import BenchError
 
-from .conftest import ROOT, bench
-
-TINY_SWEEP = """
-[sweep]
-name = "tiny"
-seeds = [0, 1]
-time_limit_s = 300
-
-[base]
-model = "resnet9"
-model_kwargs = {{ width = 0.125 }}
-precision = "bf16"
-batch_size = 50
-epochs = {epochs}
-lr = 0.2
-div = 10
-pct = 10
-target = 0.15
-device = "cpu"
-
-[axes]
-inplace = [true, false]
-"""
-
-
-def write(tmp_path, text, name="s.toml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
+from .conftest import ROOT, TINY_SWEEP, bench, write
 
 def cells_of(path):
     return sweep.expand(*sweep.load(path), check_gpu=False)
@@ -126,14 +97,6 @@ def test_dry_run_prints_the_matrix_only(tmp_path):
     p = bench("sweep", s, "--results", tmp_path / "r", "--dry-run", check=0)
     assert "4 runs" in p.stderr and "pending" in p.stderr
     assert not (tmp_path / "r").exists()
-
-
-@pytest.fixture(scope="module")
-def finished_sweep(small_data, tmp_path_factory):
-    d = tmp_path_factory.mktemp("sweep")
-    s = write(d, TINY_SWEEP.format(epochs=2))
-    p = bench("sweep", s, "--results", d / "results", "--data", small_data, check=0)
-    return s, d / "results", p, small_data
 
 
 def test_sweep_runs_every_cell_once(finished_sweep):

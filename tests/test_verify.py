@@ -1,0 +1,103 @@
+"""`bench verify` names each inconsistency; `bench maxbatch` searches and records."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from bench import maxbatch
+from bench.config import BenchError, RunConfig
+
+from .conftest import bench
+
+
+@pytest.fixture()
+def copy(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+    d = tmp_path / "results"
+    shutil.copytree(results, d)
+    return d
+
+
+def edit_first_run(d, **changes):
+    path = sorted((d / "runs").glob("*.parquet"))[0]
+    row = pd.read_parquet(path)
+    for k, v in changes.items():
+        row[k] = v
+    row.to_parquet(path, index=False)
+    return path
+
+
+def test_clean_results_pass(copy):
+    p = bench("verify", copy)
+    assert p.returncode == 0 and "0 problem(s)" in p.stderr
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(time_to_target_s=1e9), "time_to_target_s"),
+    (dict(train_time_s=1e9), "train_time_s"),
+    (dict(final_acc=1.5), "final_acc 1.5 is outside [0, 1]"),
+    (dict(best_acc=0.99), "best_acc 0.99 is not the best epoch's accuracy"),
+    (dict(status="exploded"), "status 'exploded' is not one of"),
+    (dict(epochs_completed=7), "epochs_completed 7 but the epoch file has 2 epochs"),
+    (dict(schema_version=99), "unknown schema version 99"),
+    (dict(reached_target=False), "reached_target disagrees"),
+])
+def test_each_inconsistency_is_named(copy, changes, message):
+    path = edit_first_run(copy, **changes)
+    p = bench("verify", copy)
+    assert p.returncode == 1
+    assert any(line.startswith(str(path)) and message in line for line in p.stdout.splitlines()), p.stdout
+
+
+def test_missing_epoch_file_and_columns(copy):
+    run = sorted((copy / "runs").glob("*.parquet"))[0]
+    (copy / "epochs" / run.name).unlink()
+    p = bench("verify", copy)
+    assert p.returncode == 1 and "finished run has no epoch file" in p.stdout
+    other = sorted((copy / "runs").glob("*.parquet"))[1]
+    pd.read_parquet(other).drop(columns=["dataset"]).to_parquet(other, index=False)
+    p = bench("verify", copy)
+    assert "missing required columns: dataset" in p.stdout
+
+
+def test_search_doubles_then_bisects():
+    calls = []
+
+    def probe(cfg, b, limit):
+        calls.append(b)
+        return b <= 100, b * 10, ""
+
+    best, peak, probes = maxbatch.search(RunConfig(), None, start=16, granularity=8, probe=probe, log=lambda m: None)
+    assert best == 96 and peak == 960
+    assert calls[:4] == [16, 32, 64, 128] and all(b % 8 == 0 for b in calls)
+    best, _, _ = maxbatch.search(RunConfig(), None, start=16, granularity=1, probe=probe, log=lambda m: None)
+    assert best == 100
+    best, _, _ = maxbatch.search(RunConfig(), None, start=256, granularity=8, probe=probe, log=lambda m: None)
+    assert best == 96
+    none, _, _ = maxbatch.search(RunConfig(), None, start=16, granularity=8,
+                                 probe=lambda c, b, l: (False, None, "x"), log=lambda m: None)
+    assert none == 0
+
+
+def test_sizes():
+    assert maxbatch.parse_size("16GiB") == 16 * 2**30 and maxbatch.parse_size("2000MB") == 2 * 10**9
+    assert maxbatch.parse_size("1.5g") == 1_500_000_000
+    for bad in ("lots", "-1GiB", "3 parsecs", "0"):
+        with pytest.raises(BenchError, match="memory limit"):
+            maxbatch.parse_size(bad)
+
+
+def test_maxbatch_end_to_end_on_the_cpu(tmp_path):
+    p = bench("maxbatch", "--model", "resnet9", "--model-kwargs", "width=0.125", "--device", "cpu",
+              "--memory-limit", "1.2GiB", "--start", "64", "--max", "512", "--granularity", "64",
+              "--results", tmp_path, check=0)
+    best = int(p.stdout.strip().splitlines()[-1])
+    row = pd.read_parquet(tmp_path / "maxbatch").iloc[0]
+    assert row.max_batch == best and row.memory_limit_bytes == int(1.2 * 2**30)
+    probes = json.loads(row.probes)
+    fits = {b: ok for b, ok, _, _ in probes}
+    assert fits[64] and best >= 64 and all(ok == (b <= best) for b, ok in fits.items())
+    assert row.peak_mem_bytes_at_max <= 1.2 * 2**30
+    p = bench("maxbatch", "--memory-limit", "lots", "--results", tmp_path)
+    assert p.returncode == 2 and "memory limit must be" in p.stderr
