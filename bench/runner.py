@@ -267,25 +267,23 @@ class Run:
         self.t_train0 = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             self.progress.start_epoch(epoch)
-            loss_sum = torch.zeros((), device=self.device)
-            bad = torch.zeros((), device=self.device, dtype=torch.int64)
+            # one slot per step, filled on the device: no sync, one tiny copy per step
+            losses = torch.empty(self.steps_per_epoch, device=self.device)
             self.model.train()
             measure.sync(self.device)
             t0 = time.perf_counter()
-            for k, (x, y) in enumerate(self.loader.epoch(epoch), 1):
-                loss = self._step(x, y, self.schedule[step], step).float()
-                finite = torch.isfinite(loss)
-                loss_sum += torch.where(finite, loss, 0.0)
-                bad += ~finite
+            for k, (x, y) in enumerate(self.loader.epoch(epoch)):
+                losses[k] = self._step(x, y, self.schedule[step], step)
                 step += 1
-                self.progress.step(k, images_per_step)
+                self.progress.step(k + 1, images_per_step)
             measure.sync(self.device)
             t1 = time.perf_counter()
             self.train_time += t1 - t0
             acc = self._evaluate()
             t2 = time.perf_counter()
             self.eval_time += t2 - t1
-            stats = torch.stack([loss_sum, bad.float()])
+            finite = torch.isfinite(losses)
+            stats = torch.stack([torch.where(finite, losses, 0.0).sum(), (~finite).sum().float()])
             if self.world > 1:
                 dist.all_reduce(stats)
             n_steps = self.steps_per_epoch * self.world

@@ -28,15 +28,16 @@ class RunProgress:
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
                 TextColumn("step {task.completed}/{task.total}"),
                 TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}  {task.fields[ips]} img/s"),
-                TimeElapsedColumn(), console=console, transient=True)
+                TimeElapsedColumn(), console=console, transient=True, refresh_per_second=4)
             self.progress.start()
             self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs,
                                                loss="-", acc="-", ips="-")
 
     def start_epoch(self, epoch):
         self.epoch, self.images, self.t_epoch = epoch, 0, time.monotonic()
-        if self.progress:
-            self.progress.reset(self.task, total=self.steps, epoch=epoch)
+        if self.progress:  # reset() replaces all custom fields, so give them all again
+            task = self.progress.tasks[0]
+            self.progress.reset(self.task, total=self.steps, **{**task.fields, "epoch": epoch})
 
     def step(self, k, images):
         """Called after step k (1-based) of the epoch; host clock only, never a device sync."""

@@ -98,7 +98,8 @@ def check_run(r, epochs):
         if finished:
             out.append("finished run has no epoch file")
         return out
-    accs = list(epochs.sort_values("epoch")["test_acc"])
+    epochs = epochs.sort_values("epoch")
+    accs, numbers = list(epochs["test_acc"]), list(epochs["epoch"])
     if any(not 0 <= a <= 1 for a in accs):
         out.append("an epoch's test_acc is outside [0, 1]")
     best, final = _num(r.get("best_acc")), _num(r.get("final_acc"))
@@ -111,11 +112,11 @@ def check_run(r, epochs):
         out.append(f"epochs_completed {int(done)} but the epoch file has {len(accs)} epochs")
     target = _num(r.get("target"))
     if target is not None and accs:
-        hit = [i for i, a in enumerate(accs) if a >= target]
+        hit = [int(n) for n, a in zip(numbers, accs) if a >= target]
         if bool(hit) != bool(r.get("reached_target")):
             out.append("reached_target disagrees with the epoch accuracies")
-        elif hit and _num(r.get("epoch_reached")) is not None and int(r["epoch_reached"]) != hit[0] + 1:
-            out.append(f"epoch_reached {int(r['epoch_reached'])} but the first epoch at target is {hit[0] + 1}")
+        elif hit and _num(r.get("epoch_reached")) is not None and int(r["epoch_reached"]) != hit[0]:
+            out.append(f"epoch_reached {int(r['epoch_reached'])} but the first epoch at target is {hit[0]}")
     return out
 
 

@@ -109,11 +109,14 @@ def test_inplace_and_out_of_place_give_equal_gradients(name, kwargs):
 
 
 def saved_bytes(model, x):
-    """Bytes of distinct storages autograd keeps for backward."""
+    """Bytes of distinct activation storages autograd keeps for backward."""
     seen = {}
+    weights = {q.untyped_storage().data_ptr() for q in model.parameters()}
 
-    def pack(t):
-        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    def pack(t):  # activations only: the weights are kept either way
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weights:
+            seen[ptr] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Every GPU measurement of a session, in one script that fits in 8 minutes on one GPU:
+#   1. the fingerprint                         -> OUT/fingerprint.json
+#   2. harness overhead vs a bare loop         -> OUT/benchmarks/overhead.json
+#   3. data pipeline vs torchvision DataLoader -> OUT/benchmarks/pipeline.json
+#   4. in-place memory, on vs off              -> OUT/benchmarks/inplace_memory.json
+#   5. the lesson's Darknet: fp16 vs fp32, in-place on vs off (throughput, peak memory) and the
+#      largest batch for in-place on and off    -> OUT/results (runs, maxbatch)
+#   6. the `dawn` recipe to the target, as many seeds as the time budget allows -> OUT/results
+#   7. airbench's train94 on the same data, side by side -> OUT/results
+#   8. the report of all of it                  -> OUT/report
+# Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz benchmarks/gpu_suite.sh OUT [--cpu-smoke]
+# --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
+# Each step goes on when another fails; the last lines say which ones failed.
+set -uo pipefail
+
+OUT=${1:?usage: gpu_suite.sh OUT_DIR [--cpu-smoke]}
+MODE=${2:-gpu}
+: "${BENCH_DATA:?set BENCH_DATA to the CIFAR-10 source (e.g. cifar10-jpeg.tar.xz)}"
+BUDGET_S=${SUITE_BUDGET_S:-450}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-python3}
+mkdir -p "$OUT/benchmarks" "$OUT/results"
+START=$(date +%s)
+FAILED=()
+export PYTHONUNBUFFERED=1
+
+elapsed() { echo $(( $(date +%s) - START )); }
+step() {  # step NAME CMD...: run it, log it, remember a failure, never stop the suite
+  local name=$1; shift
+  echo "=== [$(elapsed)s] $name"
+  if ! "$@"; then FAILED+=("$name"); echo "=== $name FAILED"; fi
+}
+
+if [ "$MODE" = "--cpu-smoke" ]; then
+  DEV=(--device cpu); SMOKE=(--smoke); PREC=bf16
+  DARKNET=(--model darknet --model-kwargs "blocks=1,1" nf=8 width=0.5)
+  SHORT=(--epochs 1 --limit-train 512 --batch-size 128)
+  DAWN=(--recipe dawn --device cpu --no-compile --warmup-steps 1 --epochs 1 --limit-train 1024 --batch-size 256
+        --model-kwargs width=0.125 --target 0.2)
+  MAXB=(--memory-limit 1.5GiB --start 32 --max 256 --granularity 32)
+  DAWN_SEEDS=2
+else
+  DEV=(--device cuda); SMOKE=(); PREC=fp16
+  DARKNET=(--model darknet --model-kwargs "blocks=1,2,4,6,3" nf=32 width=0.5)
+  SHORT=(--epochs 1 --limit-train 20480 --batch-size 512 --channels-last)
+  DAWN=(--recipe dawn --device cuda)
+  MAXB=(--memory-limit 16GiB --start 256 --max 16384 --granularity 256)
+  DAWN_SEEDS=20
+fi
+R="$OUT/results"
+
+step fingerprint sh -c "bench env > '$OUT/fingerprint.json' && cat '$OUT/fingerprint.json'"
+step overhead "$PY" "$HERE/overhead.py" "${DEV[@]}" "${SMOKE[@]}" --reps 2 --out "$OUT/benchmarks/overhead.json"
+step pipeline "$PY" "$HERE/pipeline.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/pipeline.json"
+step inplace-memory "$PY" "$HERE/inplace_memory.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/inplace_memory.json"
+
+for prec in "$PREC" fp32; do
+  for ip in --inplace --no-inplace; do
+    step "darknet-$prec$ip" bench run "${DARKNET[@]}" "${SHORT[@]}" "${DEV[@]}" --precision "$prec" "$ip" \
+      --lr 0.4 --target 0.5 --results "$R" --no-progress-bar
+  done
+done
+for ip in --inplace --no-inplace; do
+  step "maxbatch$ip" bench maxbatch "${DARKNET[@]}" "${DEV[@]}" --precision fp32 "$ip" "${MAXB[@]}" --results "$R"
+done
+
+# the dawn recipe: leave ~90 s for airbench and the report
+for seed in $(seq 0 $((DAWN_SEEDS - 1))); do
+  if [ "$seed" -gt 1 ] && [ "$(elapsed)" -gt $((BUDGET_S - 150)) ]; then
+    echo "=== time budget: stopping dawn seeds at $seed"; break
+  fi
+  step "dawn-seed$seed" bench run "${DAWN[@]}" --seed "$seed" --results "$R" --no-progress-bar
+done
+
+if [ "$MODE" = "--cpu-smoke" ]; then
+  step airbench-export "$PY" "$HERE/airbench_side_by_side.py" --export-only --results "$R"
+  echo "=== airbench needs CUDA: its training is skipped on the CPU"
+else
+  if ! "$PY" -c "import airbench" 2>/dev/null && ls .whl/airbench-*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --target /tmp/airbench-site .whl/airbench-*.whl \
+      && export PYTHONPATH=/tmp/airbench-site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  left=$(( BUDGET_S - $(elapsed) - 30 ))
+  step airbench "$PY" "$HERE/airbench_side_by_side.py" --results "$R" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
+fi
+
+step report bench report "$R" --out "$OUT/report"
+step verify bench verify "$R"
+echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}"
+[ ${#FAILED[@]} -eq 0 ]

@@ -1,0 +1,133 @@
+"""Data pipeline: the harness's on-device augmentation (bench.loader.DeviceLoader: reflect-pad 4,
+random 32x32 crop, random flip, normalise) against torchvision's DataLoader with the equivalent
+PIL transforms on the same images, in one run; images/s of each and the ratio. Also measures
+the training throughput of the fastest recipe model on the same device: the goal is a
+pipeline at least 10x faster than training, so that it never limits it.
+
+    python benchmarks/pipeline.py --data ../shared/data/cifar10-jpeg.tar.xz [--device cuda]
+"""
+import os
+import time
+
+import torch
+from common import device_of, parser, save  # first: puts the project on the path
+
+import models
+from bench import data as data_mod
+from bench.config import RECIPES, RunConfig
+from bench.loader import DeviceLoader
+from bench.measure import sync
+
+
+def harness_pipeline(ds, device, batch, batches):
+    ld = DeviceLoader(ds.train_x, ds.train_y, ds.mean, ds.std, batch, device,
+                      torch.bfloat16, seed=0, channels_last=True)
+    it = ld.epoch(0)
+    next(it)  # untimed: first batch (the epoch's draws are made here)
+    sync(device)
+    t0 = time.perf_counter()
+    n = 0
+    for epoch in range(1, 100):
+        for x, _ in ld.epoch(epoch):
+            n += len(x)
+            if n >= batches * batch:
+                break
+        if n >= batches * batch:
+            break
+    sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+class PilSet(torch.utils.data.Dataset):
+    def __init__(self, x, y, transform):
+        from PIL import Image
+        self.images = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in x]
+        self.y, self.transform = y, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.transform(self.images[i]), self.y[i]
+
+
+def torchvision_pipeline(ds, device, batch, batches, workers):
+    import torchvision.transforms as T
+    tf = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize([m / 255 for m in ds.mean], [s / 255 for s in ds.std])])
+    n_images = min(len(ds.train_x), batch * (batches + 2))
+    dl = torch.utils.data.DataLoader(PilSet(ds.train_x[:n_images], ds.train_y[:n_images], tf), batch_size=batch,
+                                     shuffle=True, num_workers=workers, pin_memory=device.type == "cuda",
+                                     drop_last=True, persistent_workers=workers > 0)
+    it = iter(dl)
+    next(it)  # untimed: worker start-up
+    sync(device)
+    t0 = time.perf_counter()
+    n = 0
+    for x, _ in it:
+        x = x.to(device, non_blocking=True).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        n += len(x)
+        if n >= batches * batch:
+            break
+    sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def training_throughput(recipe, device, batch, steps):
+    """Images/s of a recipe's model training on random inputs of the right shape (throughput only)."""
+    cfg = RunConfig(**{**RECIPES[recipe], "batch_size": batch})
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+    if device.type == "cpu" and dtype == torch.float16:
+        dtype = torch.bfloat16
+    model = models.create(cfg.model, **cfg.model_kwargs).to(device, memory_format=fmt)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch,), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=cfg.precision != "fp32"):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()  # untimed warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main():
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--workers", type=int, default=os.cpu_count())
+    a = p.parse_args()
+    device = torch.device(device_of(a.device))
+    ds = data_mod.load(a.data)
+    batches = 4 if a.smoke else 40
+    ours = harness_pipeline(ds, device, a.batch, batches)
+    theirs = torchvision_pipeline(ds, device, a.batch, 2 if a.smoke else 20, a.workers)
+    recipes = ["cpu", "dawn"] if device.type == "cpu" else ["dawn", "resnet9"]
+    train = {r: training_throughput(r, device, 256 if device.type == "cpu" else 1024, 2 if a.smoke else 10)
+             for r in recipes}
+    fastest = max(train, key=train.get)
+    print(f"device {device}, batch {a.batch}, {len(ds.train_x)} {ds.name} images")
+    print(f"harness on-device augmentation: {ours:12,.0f} images/s")
+    print(f"torchvision DataLoader + PIL ({a.workers} workers): {theirs:12,.0f} images/s")
+    print(f"ratio harness / torchvision: {ours / theirs:.1f}x")
+    for r, v in train.items():
+        print(f"training throughput, recipe {r!r} model: {v:,.0f} images/s")
+    print(f"pipeline / fastest training ({fastest}): {ours / train[fastest]:.1f}x  (goal: at least 10x)")
+    save(a.out, "pipeline", {"harness_images_per_s": ours, "torchvision_images_per_s": theirs,
+                             "ratio": ours / theirs, "training_images_per_s": train,
+                             "pipeline_over_fastest_training": ours / train[fastest], "batch": a.batch,
+                             "workers": a.workers}, device.type, a)
+
+
+if __name__ == "__main__":
+    main()
