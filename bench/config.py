@@ -7,6 +7,7 @@ not part of it.
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 import models
@@ -143,8 +144,10 @@ def validate(cfg, cuda_available=None):
     if cfg.batch_size % cfg.world_size:
         raise BenchError(f"batch size {cfg.batch_size} (global) does not split evenly over "
                          f"world size {cfg.world_size}")
-    if on_gpu and cfg.world_size > max(torch.cuda.device_count(), 1):
-        raise BenchError(f"world size {cfg.world_size} needs that many GPUs; "
+    # under torchrun on several nodes, each node needs only its own share of the GPUs
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", cfg.world_size))
+    if on_gpu and local > max(torch.cuda.device_count(), 1):
+        raise BenchError(f"world size {local} on this machine needs that many GPUs; "
                          f"{torch.cuda.device_count()} visible")
     if not (isinstance(cfg.target, (int, float)) and 0 < cfg.target <= 1):
         raise BenchError(f"target must be an accuracy in (0, 1], got {cfg.target!r}")

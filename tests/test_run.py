@@ -105,3 +105,12 @@ def test_stop_at_target(small_data, tmp_path):
     assert r.reached_target and r.epoch_reached == 1 and r.epochs_completed == 1 and r.stop_at_target
     assert r.time_to_target_s == pytest.approx(r.train_time_s)
     assert "Traceback" not in p.stderr
+
+
+def test_every_column_is_documented():
+    from bench.results import KINDS
+    from .conftest import ROOT
+    doc = (ROOT / "results" / "README.md").read_text()
+    for kind, columns in KINDS.items():
+        for name, _, _ in columns:
+            assert f"| `{name}` |" in doc, (kind, name)
