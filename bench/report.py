@@ -323,6 +323,8 @@ def dawnbench_entry(runs, epochs, board, group_id, author, out):
         raise BenchError(f"no group {group_id!r} in these results; the group column of the leaderboard lists them")
     b = sel.iloc[0]
     g = runs[(runs["group_id"] == group_id) & (runs["status"] == "ok")].copy()
+    if g.empty:
+        raise BenchError(f"group {group_id!r} has no finished runs to make an entry from")
     g["ttt"] = pd.to_numeric(g["time_to_target_s"], errors="coerce")
     hit = g.dropna(subset=["ttt"]).sort_values("ttt")
     rep = hit.iloc[(len(hit) - 1) // 2] if len(hit) else g.sort_values("final_acc").iloc[-1]

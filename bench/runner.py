@@ -91,7 +91,9 @@ class Run:
         if self.world != cfg.world_size:
             raise BenchError(f"world size {cfg.world_size} asked for, but {self.world} processes are "
                              f"running (WORLD_SIZE); launch with `bench run --world-size N`")
-        self.run_id = run_id
+        # one process: an id now, so even a failure in setup is recorded under it; under torchrun
+        # rank 0 makes it and broadcasts it once the process group is up
+        self.run_id = run_id or (new_run_id(cfg) if self.world == 1 else None)
         self.fault = faults.parse()
         self.epoch_rows = []
         self.row = {}

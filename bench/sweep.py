@@ -155,8 +155,8 @@ def parse_shard(text):
         raise BenchError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}") from None
 
 
-def status_by_key(results_dir):
-    runs = results.read(results_dir, "runs", warn=say)
+def status_by_key(results_dir, warn=say):
+    runs = results.read(results_dir, "runs", warn=warn)
     out = {}
     for key, status in zip(runs.get("config_key", []), runs.get("status", [])):
         out.setdefault(key, []).append(status)
@@ -238,7 +238,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
                     say(f"[{n}/{len(todo)}] {desc}: being run by another sweep; skipped")
                     progress.update(task, advance=1, left=len(todo) - n)
                     continue
-                st = status_by_key(results_dir).get(key, [])
+                st = status_by_key(results_dir, warn=None).get(key, [])
                 if "ok" in st or (st and not retry_failed):
                     counts["skipped"] += 1
                     say(f"[{n}/{len(todo)}] {desc}: recorded meanwhile by another sweep; skipped")

@@ -51,7 +51,7 @@ def test_nan_loss_is_recorded_as_diverged(small_data, tmp_path):
 def test_hang_is_recorded_as_timeout(small_data, tmp_path):
     t = time.monotonic()
     p = bench("run", *TINY, "--time-limit", "15", "--data", small_data, "--results", tmp_path,
-              env={"BENCH_FAULT": "hang:5"})
+              env={"BENCH_FAULT": "hang:5"}, timeout=120)
     assert p.returncode == 1 and time.monotonic() - t < 90
     r = run_rows(tmp_path).iloc[0]
     assert r.status == "timeout" and "time limit of 15 s" in r.error
@@ -241,3 +241,28 @@ def test_no_shell_with_user_strings():
     for p in list((ROOT / "bench").glob("*.py")) + list((ROOT / "models").glob("*.py")):
         text = p.read_text()
         assert "shell=True" not in text and "os.system(" not in text, p
+
+
+WRITER = """
+import os, sys
+from bench import results
+rows = [{"run_id": "r", "error": os.urandom(1000).hex()} for _ in range(20000)]   # ~40 MB, incompressible
+while True:
+    results.write(sys.argv[1], "runs", "big", rows)
+"""
+
+
+def test_a_write_killed_midway_is_never_visible(tmp_path):
+    """SIGKILL a process that keeps rewriting a large result file, many times at random moments:
+    the file readers see is always whole."""
+    import random
+    rng = random.Random(0)
+    target = tmp_path / "runs" / "big.parquet"
+    for i in range(6):
+        p = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=ROOT)
+        assert wait_for(target.exists, 60)
+        time.sleep(rng.uniform(0.2, 1.5))
+        p.kill()
+        p.wait()
+        assert len(pq.read_table(target)) == 20000, f"kill {i}: a partial file is visible"
+        assert results.read(tmp_path, "runs").shape[0] == 20000

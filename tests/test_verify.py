@@ -34,8 +34,9 @@ def test_clean_results_pass(copy):
 
 
 @pytest.mark.parametrize("changes,message", [
-    (dict(time_to_target_s=1e9), "time_to_target_s"),
-    (dict(train_time_s=1e9), "train_time_s"),
+    (dict(time_to_target_s=1e9), "time_to_target_s 1000000000.000 > wall_time_s"),
+    (dict(time_to_target_s=1e9), "time_to_target_s 1000000000.000 > train_time_s"),
+    (dict(train_time_s=1e9), "train_time_s 1000000000.000 > wall_time_s"),
     (dict(final_acc=1.5), "final_acc 1.5 is outside [0, 1]"),
     (dict(best_acc=0.99), "best_acc 0.99 is not the best epoch's accuracy"),
     (dict(status="exploded"), "status 'exploded' is not one of"),

@@ -1,0 +1,88 @@
+"""Proof that the reliability tests can fail: each mutation removes one protection from a copy of
+the project, and the tests that guard it must then fail. Not collected by pytest (slow: ~10 min).
+
+    python tests/mutations.py            # all
+    python tests/mutations.py flock      # the ones whose name contains "flock"
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (name, file, text, replacement, tests that must fail)
+MUTATIONS = [
+    ("atomic write", "bench/results.py",
+     '''    tmp = d / f".{path.name}.{os.getpid()}.tmp"
+    pq.write_table(_table(rows, KINDS[kind]), tmp)''', '''    tmp = path
+    pq.write_table(_table(rows, KINDS[kind]), tmp)''', "killed_midway"),
+    ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",
+     "sigkill_of_the_sweep_then_resume"),
+    ("flock claim", "bench/sweep.py", "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",
+     "two_sweeps"),
+    ("SIGTERM handler", "bench/runner.py", "signal.signal(signal.SIGTERM, self._on_sigterm)",
+     "signal.signal(signal.SIGTERM, signal.SIG_DFL)", "sigterm_mid_run"),
+    ("oom classification", "bench/runner.py", 'return "oom", text', 'return "crashed", text', "oom_is_recorded"),
+    ("divergence check", "bench/runner.py", "if n_bad and (cfg.precision", "if False and (cfg.precision",
+     "nan_loss"),
+    ("time-limit watchdog", "bench/runner.py", "        if not self.cfg.time_limit_s:\n            return None",
+     "        return None", "hang_is_recorded"),
+    ("sweep records killed runs", "bench/isolate.py", "    row = failure_row(cfg, run_id, status, error,",
+     "    return {}\n    row = failure_row(cfg, run_id, status, error,", "sigkill_of_a_run"),
+    ("safe file names", "bench/results.py", 'name = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")',
+     "name = str(name)", "names_cannot_leave"),
+    ("HTML escaping", "bench/report_html.py", 'return html.escape("" if s is None else str(s), quote=True)',
+     'return "" if s is None else str(s)', "escaped or renders"),
+    ("weights_only", "bench/infer.py", "weights_only=True", "weights_only=False", "refuse_code"),
+    ("cache checksum", "bench/data.py", 'if _file_checksum(npz) != meta.get("sha256"):', "if False:",
+     "corrupt_cache"),
+    ("temporary cleanup", "bench/sweep.py", "for removed in results.clean_temporaries(results_dir):",
+     "for removed in []:", "stale_temporaries"),
+    ("readers skip bad files", "bench/results.py",
+     "            except Exception as e:\n                warn(f\"warning: skipped {p}: not a readable",
+     "            except ZeroDivisionError as e:\n                warn(f\"warning: skipped {p}: not a readable",
+     "readers_survive"),
+    ("one-line errors", "bench/cli.py", "    except BenchError as e:", "    except ZeroDivisionError as e:",
+     "no_traceback"),
+    ("class check", "bench/data.py", "        if missing:\n", "        if False:\n", "missing_class"),
+    ("verify: time to target <= wall", "bench/verify.py", "if ttt is not None and wall is not None and ttt > wall + EPS",
+     "if False", "inconsistency_is_named"),
+]
+
+
+def run(name, path, old, new, tests):
+    with tempfile.TemporaryDirectory() as d:
+        files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+        for f in files:
+            (Path(d) / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, Path(d) / f)
+        target = Path(d) / path
+        text = target.read_text()
+        assert old in text, f"{name}: the protected code moved; update this mutation"
+        target.write_text(text.replace(old, new))
+        sel = " or ".join(tests.split(" or "))
+        env = dict(os.environ, BENCH_TEST_DATA=os.environ.get(
+            "BENCH_TEST_DATA", str(ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz")))
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-k", sel, "-p", "no:cacheprovider"],
+                           cwd=d, capture_output=True, text=True, timeout=1800, env=env)
+        last = (p.stdout.strip().splitlines() or ["?"])[-1]
+        return p.returncode != 0 and "failed" in last, last
+
+
+def main():
+    want = sys.argv[1] if len(sys.argv) > 1 else ""
+    bad = 0
+    for name, path, old, new, tests in MUTATIONS:
+        if want not in name:
+            continue
+        caught, last = run(name, path, old, new, tests)
+        bad += not caught
+        print(f"{'caught ' if caught else 'MISSED '} {name:32s} [{tests}] {last}", flush=True)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
