@@ -128,7 +128,8 @@ INFERENCE_COLUMNS = [
     ("latency_p50_ms", F, "per-image latency at batch 1, median"),
     ("latency_p99_ms", F, "99th percentile"), ("latency_mean_ms", F, "mean"),
     ("throughput_batch_size", I, ""), ("throughput_images_per_s", F, "at throughput_batch_size"),
-    ("top1_acc", F, "accuracy over the whole test set"), ("warmup_images", I, "untimed first images"),
+    ("top1_acc", F, "accuracy over the whole test set"),
+    ("warmup_images", I, "images classified once, untimed, before the timed pass"),
     ("started_at", T, ""),
 ]
 MAXBATCH_COLUMNS = [
