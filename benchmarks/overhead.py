@@ -114,7 +114,11 @@ def harness(cfg, source):
 def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=6)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default torch's); 1 leaves a core for "
+                                                "the OS and other processes, which steadies CPU timings")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = device_of(a.device)
     cfg = config(device, a.smoke)
     source = data_mod.resolve_source(a.data)
@@ -134,7 +138,8 @@ def main():
     step_ms = cfg.batch_size / statistics.median(r["bare"] for r in rows) * 1000
     extra = bookkeeping_us(torch.device(device), cfg.epochs * (cfg.limit_train // cfg.batch_size))
     print(f"\n{cfg.model} {cfg.model_kwargs} {cfg.precision} batch {cfg.batch_size}, "
-          f"{cfg.epochs * (cfg.limit_train // cfg.batch_size)} timed steps per run, {reps} reps, device {device}")
+          f"{cfg.epochs * (cfg.limit_train // cfg.batch_size)} timed steps per run, {reps} reps, device {device}, "
+          f"{torch.get_num_threads()} torch threads")
     print(f"end to end: median harness/bare throughput ratio {med:.4f} (range {min(ratios):.4f}..{max(ratios):.4f}; "
           f"overhead {(1 - med) * 100:+.2f}%, goal: at most 1% slower)")
     print(f"per step: the harness's own bookkeeping costs {extra:.1f} us against a {step_ms:.1f} ms step "
