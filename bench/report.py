@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -222,6 +223,46 @@ def _summary(e):
     return f"{e['axis']} {e['b']} vs {e['a']}: {speed}, {acc}{mems}"
 
 
+def cost_table(board):
+    """Ranked configurations with a price: cheapest time to target first."""
+    if board.empty:
+        return board
+    b = board[board["ranked"] & board["cost_to_target_usd"].notna()].copy()
+    return b.sort_values("cost_to_target_usd")
+
+
+def latency_table(runs, inference):
+    """DAWNBench's inference board: batch-1 latency, ranked among checkpoints at or over their target."""
+    if inference.empty or runs.empty:
+        return pd.DataFrame()
+    keep = ["run_id", "group_id", "target", "batch_size", "epochs"]
+    t = inference.merge(runs[keep], on="run_id", how="left", suffixes=("", "_run"))
+    t["qualifies"] = t["top1_acc"] >= t["target"]
+    t = t.sort_values(["qualifies", "latency_p50_ms"], ascending=[False, True]).reset_index(drop=True)
+    t["rank"] = [i + 1 if q else None for i, q in enumerate(t["qualifies"])]
+    return t
+
+
+LATENCY_COLUMNS = ["rank", "model", "precision", "device", "top-1", "target", "p50 ms", "p99 ms", "mean ms",
+                   "images/s (batch)", "run"]
+
+
+def latency_cells(r):
+    return [fmt_num(r["rank"], "int") if pd.notna(r["rank"]) else "–", model_label(r), str(r["precision"]),
+            str(r["device_name"]), fmt_num(r["top1_acc"], "acc"), fmt_num(r["target"], "acc"),
+            f"{r['latency_p50_ms']:.2f}", f"{r['latency_p99_ms']:.2f}", f"{r['latency_mean_ms']:.2f}",
+            f"{r['throughput_images_per_s']:,.0f} ({int(r['throughput_batch_size'])})", str(r["run_id"])]
+
+
+COST_COLUMNS = ["rank", "model", "precision", "batch", "device", "GPUs", "median TTT s", "$/hour", "cost to target"]
+
+
+def cost_cells(i, r):
+    return [str(i), model_label(r), str(r["precision"]), fmt_num(r["batch_size"], "int"), str(r["device_name"]),
+            fmt_num(r["gpu_count"], "int"), fmt_num(r["median_time_to_target_s"], "s"),
+            f"${r['price_per_hour']:.2f}", fmt_num(r["cost_to_target_usd"], "usd")]
+
+
 def hardware_table(board):
     multi = board.groupby("config_id")["device_name"].nunique()
     keep = multi[multi > 1].index
@@ -285,13 +326,21 @@ def md_table(headers, rows):
     return "\n".join(lines)
 
 
-def to_markdown(board, effects, hw, sources, warnings):
+def to_markdown(rep, sources):
+    board, effects, hw, warnings = rep.board, rep.effects, rep.hw, rep.warnings
     parts = ["# CIFAR-10 time-to-accuracy leaderboard", "",
              f"From {len(sources)} results director{'y' if len(sources) == 1 else 'ies'}: "
              + ", ".join(f"`{md_escape(s)}`" for s in sources) + ".", "", RANK_RULE, ""]
     for title, g in boards_by_task(board):
         parts += [f"## {md_escape(title)}", "", md_table([h for h, _, _ in LEADER_COLUMNS],
                                                          [leader_cells(r) for _, r in g.iterrows()]), ""]
+    if len(rep.cost):
+        parts += ["## By cost", "", "Ranked configurations on priced hardware, cheapest run to the target first.", "",
+                  md_table(COST_COLUMNS, [cost_cells(i, r) for i, (_, r) in enumerate(rep.cost.iterrows(), 1)]), ""]
+    if len(rep.latency):
+        parts += ["## Inference latency", "", "DAWNBench's rule: each test image alone (batch 1); ranked among "
+                  "checkpoints whose top-1 reached their run's target.", "",
+                  md_table(LATENCY_COLUMNS, [latency_cells(r) for _, r in rep.latency.iterrows()]), ""]
     parts += ["## Axis effects", "", "Pairs of configurations that differ in one setting only, same hardware. "
               "Speed is the ratio of training throughput; accuracy is the difference of mean final accuracy "
               "(± the 95% intervals combined).", ""]
@@ -380,6 +429,18 @@ def print_terminal(board, effects):
         out.print(Text(f"{e['summary']}  [{e['context']}]"))
 
 
+@dataclass
+class Report:
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    board: pd.DataFrame
+    effects: pd.DataFrame
+    hw: pd.DataFrame
+    cost: pd.DataFrame
+    latency: pd.DataFrame
+    warnings: list
+
+
 def build(sources, prices_path=None):
     warnings = []
 
@@ -392,35 +453,36 @@ def build(sources, prices_path=None):
             raise BenchError(f"results directory not found: {s}")
     runs = results.read(sources, "runs", warn=warn)
     epochs = results.read(sources, "epochs", warn=warn)
+    inference = results.read(sources, "inference", warn=warn)
     prices = load_prices(prices_path)
+    empty = pd.DataFrame()
     if runs.empty:
-        return runs, epochs, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), warnings
+        return Report(runs, epochs, empty, empty, empty, empty, empty, warnings)
     runs = group_runs(runs)
     board = aggregate(runs, prices)
-    effects = axis_effects(runs, board)
-    hw = hardware_table(board)
-    return runs, epochs, board, effects, hw, warnings
+    return Report(runs, epochs, board, axis_effects(runs, board), hardware_table(board), cost_table(board),
+                  latency_table(runs, inference), warnings)
 
 
 def main(a):
-    runs, epochs, board, effects, hw, warnings = build(a.results, a.prices)
-    if runs.empty:
+    rep = build(a.results, a.prices)
+    if rep.runs.empty:
         say(f"no run results found in {', '.join(a.results)} (expected RESULTS/runs/*.parquet)")
         if not a.out:
             return 0
     if not a.out:
-        print_terminal(board, effects)
+        print_terminal(rep.board, rep.effects)
         return 0
     from . import report_html
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.md").write_text(to_markdown(board, effects, hw, a.results, warnings))
-    board.to_csv(out / "leaderboard.csv", index=False)
-    (out / "leaderboard.json").write_text(board.to_json(orient="records", indent=1, default_handler=str))
-    (out / "index.html").write_text(report_html.page(runs, epochs, board, effects, hw, a.results, warnings))
+    (out / "leaderboard.md").write_text(to_markdown(rep, a.results))
+    rep.board.to_csv(out / "leaderboard.csv", index=False)
+    (out / "leaderboard.json").write_text(rep.board.to_json(orient="records", indent=1, default_handler=str))
+    (out / "index.html").write_text(report_html.page(rep, a.results))
     written = ["leaderboard.md", "index.html", "leaderboard.csv", "leaderboard.json"]
     if a.entry:
-        written += [p.name for p in dawnbench_entry(runs, epochs, board, a.entry, a.author, out)]
+        written += [p.name for p in dawnbench_entry(rep.runs, rep.epochs, rep.board, a.entry, a.author, out)]
     say(f"wrote {', '.join(written)} to {out}")
     return 0

@@ -10,7 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .report import LEADER_COLUMNS, RANK_RULE, boards_by_task, fmt_num, leader_cells, model_label  # noqa: E402
+from .report import (COST_COLUMNS, LATENCY_COLUMNS, LEADER_COLUMNS, RANK_RULE, boards_by_task,  # noqa: E402
+                     cost_cells, fmt_num, latency_cells, leader_cells, model_label)
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#222;padding:0 16px}
 table{border-collapse:collapse;margin:8px 0 24px;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;
@@ -91,7 +92,8 @@ def table(headers, rows, left=()):
     return f"<div class='wrap'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-def page(runs, epochs, board, effects, hw, sources, warnings):
+def page(rep, sources):
+    runs, epochs, board, effects, hw, warnings = rep.runs, rep.epochs, rep.board, rep.effects, rep.hw, rep.warnings
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>CIFAR-10 time-to-accuracy leaderboard"
              f"</title><style>{CSS}</style></head><body>",
              "<h1>CIFAR-10 time-to-accuracy leaderboard</h1>",
@@ -106,6 +108,12 @@ def page(runs, epochs, board, effects, hw, sources, warnings):
         parts += ["<h2>Accuracy against time</h2>", f"<img alt='accuracy against wall time' src='{plot_curves(runs, epochs, board)}'>"]
         parts += ["<h2>Throughput and memory</h2>",
                   f"<img alt='throughput against peak memory' src='{plot_throughput_memory(board)}'>"]
+    if len(rep.cost):
+        parts += ["<h2>By cost</h2>", table(COST_COLUMNS, [cost_cells(i, r) for i, (_, r)
+                                                            in enumerate(rep.cost.iterrows(), 1)], (1, 4))]
+    if len(rep.latency):
+        parts += ["<h2>Inference latency (batch 1)</h2>",
+                  table(LATENCY_COLUMNS, [latency_cells(r) for _, r in rep.latency.iterrows()], (1, 3, 10))]
     parts.append("<h2>Axis effects</h2>")
     if len(effects):
         parts += [f"<img alt='axis effects' src='{plot_effects(effects)}'>",

@@ -220,6 +220,7 @@ def main(a):
 
 def _run_cells(todo, name, source, results_dir, retry_failed):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
+    t_sweep, durations = time.monotonic(), []
     live = console.is_terminal
     progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("ok {task.fields[ok]}  failed {task.fields[failed]}  left {task.fields[left]}"),
@@ -254,14 +255,17 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
                                   pass_fds=(lock.fileno(),))
             status = row.get("status")
             counts["ok" if status == "ok" else "failed"] += 1
+            durations.append(time.monotonic() - t0)
+            left = len(todo) - n
+            eta = f", ETA {left * sum(durations) / len(durations) / 60:.1f} min" if left else ""
             acc = row.get("final_acc")
             ttt = row.get("time_to_target_s")
             say(f"[{n}/{len(todo)}] {desc}: {status}"
                 + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
                 + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
                 + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
-                + f" [{time.monotonic() - t0:.0f} s]")
+                + f" [{time.monotonic() - t0:.0f} s; {counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
             progress.update(task, advance=1, ok=counts["ok"], failed=counts["failed"], left=len(todo) - n)
-    say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped; "
-        f"results in {results_dir}")
+    say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
+        f"{(time.monotonic() - t_sweep) / 60:.1f} min; results in {results_dir}")
     return 0

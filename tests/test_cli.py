@@ -67,3 +67,12 @@ def test_env_prints_the_fingerprint():
     fp = json.loads(p.stdout)
     for k in ("device_name", "cpu_model", "torch_version", "hostname", "git_commit", "hardware_id"):
         assert k in fp
+
+
+def test_broken_archive_is_one_line_and_nothing_written(real_members, tmp_path):
+    from .conftest import write_archive
+    bad = write_archive(tmp_path / "bad.tar", real_members, skip={("test", "horse")})
+    p = bench("run", *TINY, "--data", bad, "--results", tmp_path / "r")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [f"bench run: error: {bad}: test/ is missing classes: horse"]
+    assert not (tmp_path / "r").exists()

@@ -16,7 +16,7 @@ from .conftest import bench
 def reported(finished_sweep, tmp_path_factory):
     _, results, _, _ = finished_sweep
     out = tmp_path_factory.mktemp("report")
-    board = report.build([results])[2]
+    board = report.build([results]).board
     gid = board.group_id.iloc[0]
     p = bench("report", results, "--out", out, "--entry", gid, check=0)
     return results, out, gid, p
@@ -161,3 +161,25 @@ def test_page_renders_with_plots_and_markup_as_text(with_markup, tmp_path):
     dom = chromium("--dump-dom", url, tmp=tmp_path / "u2").stdout
     assert "&lt;b&gt;bold&lt;/b&gt;&lt;script&gt;document.title='owned'&lt;/script&gt;" in dom
     assert "<b>bold</b>" not in dom and "<title>CIFAR-10 time-to-accuracy leaderboard</title>" in dom
+
+
+def test_cost_and_inference_boards(finished_sweep, small_data, tmp_path):
+    _, results, _, _ = finished_sweep
+    d = tmp_path / "results"
+    shutil.copytree(results, d)
+    from .conftest import TINY
+    bench("run", *TINY, "--target", "0.01", "--data", small_data, "--results", d, "--save", tmp_path / "m.pt",
+          check=0)
+    bench("infer", "--checkpoint", tmp_path / "m.pt", "--data", small_data, "--results", d, "--limit", "20",
+          check=0)
+    (tmp_path / "prices.json").write_text('{"Xeon": 0.5}')
+    bench("report", d, "--out", tmp_path / "out", "--prices", tmp_path / "prices.json", check=0)
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "## By cost" in md and "## Inference latency" in md
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    priced = board[board.ranked]
+    assert (priced.cost_to_target_usd == priced.median_time_to_target_s / 3600 * 0.5).all()
+    inf = pd.read_parquet(d / "inference").iloc[0]
+    latency_rows = [line for line in md.splitlines() if inf.run_id in line and "| 1 |" in line]
+    assert latency_rows, "the checkpoint reached its 1% target, so it ranks first on latency"
+    assert f"{inf.latency_p50_ms:.2f}" in latency_rows[0]
