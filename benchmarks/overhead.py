@@ -25,7 +25,7 @@ from bench.schedule import one_cycle
 def config(device, smoke):
     if device == "cuda":
         return RunConfig(model="resnet9", model_kwargs={"width": 1.0}, batch_size=512, epochs=3,
-                         limit_train=512 * (4 if smoke else 60), precision="bf16", channels_last=True,
+                         limit_train=512 * (4 if smoke else 30), precision="bf16", channels_last=True,
                          lr=0.4, div=10, pct=10, device="cuda", warmup_steps=5)
     return RunConfig(model="resnet9", model_kwargs={"width": 0.25}, batch_size=256, epochs=3,
                      limit_train=256 * (2 if smoke else 24), precision="bf16", channels_last=True,

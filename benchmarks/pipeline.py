@@ -121,7 +121,7 @@ def main():
     print(f"torchvision DataLoader + PIL ({a.workers} workers): {theirs:12,.0f} images/s")
     print(f"ratio harness / torchvision: {ours / theirs:.1f}x")
     for r, v in train.items():
-        print(f"training throughput, recipe {r!r} model: {v:,.0f} images/s")
+        print(f"training throughput, recipe {r!r} model (eager, random inputs): {v:,.0f} images/s")
     print(f"pipeline / fastest training ({fastest}): {ours / train[fastest]:.1f}x  (goal: at least 10x)")
     save(a.out, "pipeline", {"harness_images_per_s": ours, "torchvision_images_per_s": theirs,
                              "ratio": ours / theirs, "training_images_per_s": train,
