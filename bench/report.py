@@ -282,7 +282,7 @@ def fmt_num(v, kind):
 
 LEADER_COLUMNS = [  # (header, column, format)
     ("rank", "rank", "int"), ("model", None, "model"), ("precision", "precision", None),
-    ("in-place", "inplace", None), ("batch", "batch_size", "int"), ("GPUs×", "world_size", "int"),
+    ("in-place", "inplace", None), ("batch", "batch_size", "int"), ("world", "world_size", "int"),
     ("epochs", "epochs", "int"), ("device", "device_name", None),
     ("runs", "runs", "int"), ("failed", "failed_runs", "int"), ("reached", "success_rate", "pct"),
     ("median TTT s", "median_time_to_target_s", "s"), ("olympic TTT s", "olympic_time_to_target_s", "s"),
@@ -404,7 +404,7 @@ def _json_num(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-TERMINAL = ("rank", "model", "precision", "in-place", "batch", "GPUs×", "device", "runs", "failed", "reached",
+TERMINAL = ("rank", "model", "precision", "in-place", "batch", "world", "device", "runs", "failed", "reached",
             "median TTT s", "mean acc", "img/s", "GPU MiB", "host MiB", "cost", "group")
 
 

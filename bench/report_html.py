@@ -31,7 +31,10 @@ def _png(fig):
 
 
 def _label(row):
-    return f"{model_label(row)} {row['precision']} bs{row['batch_size']} {row['device_name']}"[:70]
+    """Short enough for a legend; the group id leads to the full row in the tables."""
+    inplace = "in-place" if row["inplace"] else "out-of-place"
+    return (f"{model_label(row)} {row['precision']} bs{row['batch_size']} {inplace} x{row['world_size']} "
+            f"[{row['group_id'][:6]}]")
 
 
 def plot_curves(runs, epochs, board):
@@ -46,7 +49,11 @@ def plot_curves(runs, epochs, board):
                     label=_label(b) if j == 0 else None)
     for t in sorted(set(board["target"].dropna())):
         ax.axhline(float(t), color="k", ls="--", lw=1)
-        ax.text(ax.get_xlim()[0], float(t), f" target {float(t) * 100:.1f}%", va="bottom", fontsize=8)
+        ax.annotate(f" target {float(t) * 100:.1f}%", (0, float(t)), xycoords=("axes fraction", "data"),
+                    va="bottom", fontsize=8)
+    xs = epochs["wall_s"][epochs["wall_s"] > 0]
+    if len(xs) and xs.max() / xs.min() > 20:  # runs of very different lengths: a log axis shows them all
+        ax.set_xscale("log")
     ax.set_xlabel("wall time since the first training step, s (evaluation included)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Test accuracy against wall time (each line a run)")
