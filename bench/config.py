@@ -93,12 +93,14 @@ RECIPES = {
                     batch_size=512, epochs=30, lr=1.3, channels_last=True, precision="bf16",
                     label_smoothing=0.1, tta=True),
     # Fastest path: ResNet-9 with data on the GPU, bf16, channels_last, torch.compile warmed up
-    # off the clock, label smoothing, flip TTA, large batch.
+    # off the clock, label smoothing, flip TTA, large batch. Not yet run on a GPU; on the CPU (eager,
+    # seed 0) it reached 90.33% on cifar10-jpeg after 16 epochs, short of 94% (see README).
     "dawn": dict(model="resnet9", model_kwargs={"width": 1.0}, batch_size=1024, epochs=16,
                  lr=0.8, div=8, pct=10, weight_decay=5e-4, label_smoothing=0.2, tta=True,
                  channels_last=True, precision="bf16", compile=True, warmup_steps=3,
                  stop_at_target=True),
-    # A small configuration for a CPU: ResNet-9 at half width (see README for what it reached).
+    # A small configuration for a CPU: ResNet-9 at half width. On the 2-core CPU here it reached 85%
+    # of cifar10-jpeg at epoch 10 (88.45%) in 585 s of training (README, results/cpu).
     "cpu": dict(model="resnet9", model_kwargs={"width": 0.5}, batch_size=256, epochs=10,
                 lr=0.4, div=10, pct=10, weight_decay=5e-4, label_smoothing=0.1, tta=True,
                 precision="bf16", target=0.85, channels_last=True),
