@@ -86,19 +86,22 @@ def _start(recipe, base, where):
     """A cell's values before its axes: the recipe's, then [base] on top."""
     if recipe is not None and recipe not in RECIPES:
         raise BenchError(f"{where}: unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    if not isinstance(base.get("model_kwargs", {}), dict):
+        raise BenchError(f"{where}: [base] model_kwargs must be a table, got {base['model_kwargs']!r}")
     start = dict(RECIPES.get(recipe, {}))
     for k, v in base.items():
-        if k == "model_kwargs":
-            if not isinstance(v, dict):
-                raise BenchError(f"{where}: [base] model_kwargs must be a table, got {v!r}")
-            same_model = base.get("model", start.get("model")) == start.get("model", "darknet")
-            start["model_kwargs"] = {**start.get("model_kwargs", {}), **v} if same_model else dict(v)
-        elif k != "recipe":
+        if k not in ("model_kwargs", "recipe"):
             _set(start, k, v, f"{where} [base]")
-    if "model" in base and "model_kwargs" not in base and base["model"] != start.get("model", "darknet"):
-        start["model_kwargs"] = {}
-    start.setdefault("model_kwargs", dict(RunConfig().model_kwargs))
+    start["model_kwargs"] = _model_kwargs(recipe, base, start.get("model", "darknet"))
     return start
+
+
+def _model_kwargs(recipe, base, model):
+    """The recipe's (or the default's) model keywords belong to its own model only: another model
+    starts from its own defaults. [base] model_kwargs go on top either way."""
+    own = RECIPES.get(recipe, {})
+    inherited = own.get("model_kwargs", RunConfig().model_kwargs) if model == own.get("model", "darknet") else {}
+    return {**inherited, **base["model_kwargs"]} if "model_kwargs" in base else dict(inherited)
 
 
 def expand(path, meta, base, axes, exclude, check_gpu=None):
@@ -126,7 +129,7 @@ def expand(path, meta, base, axes, exclude, check_gpu=None):
         recipe = point.get("recipe", base.get("recipe"))
         for seed in seeds:
             values = _start(recipe, base, where)
-            values["model_kwargs"] = dict(values["model_kwargs"])
+            values["model_kwargs"] = _model_kwargs(recipe, base, point.get("model", values.get("model", "darknet")))
             for k, v in point.items():
                 if k != "recipe":
                     _set(values, k, v, f"{where} [axes]")

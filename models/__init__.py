@@ -21,9 +21,28 @@ def model_keywords(name):
 
 def check_kwargs(name, kwargs):
     allowed = model_keywords(name)
-    for k in kwargs:
+    for k, v in kwargs.items():
         if k not in allowed:
             raise ValueError(f"model {name!r} has no keyword {k!r}; it takes: {', '.join(allowed)}")
+        if not _same_kind(v, allowed[k]):
+            raise ValueError(f"model {name!r} keyword {k!r} takes {_kind(allowed[k])} "
+                             f"(default {allowed[k]!r}), got {v!r}")
+
+
+def _kind(default):
+    if isinstance(default, (tuple, list)):
+        return "a list of integers"
+    return "an integer" if isinstance(default, int) else "a number"
+
+
+def _same_kind(value, default):
+    """Judged by the default's type, so that a sweep file or the CLI cannot pass a string
+    where the network's arithmetic expects a number."""
+    def number(x, integer):
+        return not isinstance(x, bool) and isinstance(x, int if integer else (int, float))
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list)) and all(number(x, True) for x in value)
+    return number(value, isinstance(default, int))
 
 
 def create(name, num_classes=10, inplace=True, **kwargs):

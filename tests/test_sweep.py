@@ -36,6 +36,16 @@ precision = "fp32"
     assert len({c.cfg.key() for c in cells}) == len(cells)
 
 
+def test_another_model_starts_from_its_own_keywords(tmp_path):
+    # The default (the lesson's Darknet) keywords must not leak into a model named in [base] or on an axis.
+    on_base = cells_of(write(tmp_path, '[base]\nmodel = "resnet9"\n[axes]\n"model_kwargs.width" = [0.5, 1]\n'))
+    assert [c.cfg.model_kwargs for c in on_base] == [{"width": 0.5}, {"width": 1}]
+    on_axis = cells_of(write(tmp_path, '[axes]\nmodel = ["darknet", "resnet9"]\n'))
+    assert [c.cfg.model_kwargs for c in on_axis] == [{"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5}, {}]
+    recipe = cells_of(write(tmp_path, '[base]\nrecipe = "wrn"\nmodel_kwargs = { k = 2 }\n'))
+    assert recipe[0].cfg.model_kwargs == {"depth": 22, "k": 2}
+
+
 def test_shards_split_the_matrix_exactly(tmp_path):
     p = write(tmp_path, TINY_SWEEP.format(epochs=1).replace("seeds = [0, 1]", "repeats = 5"))
     cells = cells_of(p)
@@ -52,6 +62,7 @@ BAD_FILES = [
     ("[base]\nmodel = 'vgg'\n", "unknown model 'vgg'"),
     ("[base]\nmodel = 'resnet9'\nmodel_kwargs = { depth = 3 }\n", "no keyword 'depth'"),
     ("[axes]\ncolour = ['red']\n", "unknown setting 'colour'"),
+    ("[base]\nmodel = 'resnet9'\n[axes]\n\"model_kwargs.width\" = [1, 'x']\n", "keyword 'width' takes a number"),
     ("[axes]\nprecision = ['fp64']\n", "unknown precision 'fp64'"),
     ("[axes]\nbatch_size = [0]\n", "batch-size must be a positive integer"),
     ("[axes]\nworld_size = [-2]\n", "world-size must be a positive integer"),
