@@ -11,6 +11,8 @@
 #   8. the report of all of it                  -> OUT/report
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz benchmarks/gpu_suite.sh OUT [--cpu-smoke]
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
+# A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only):
+#   pip wheel airbench==0.1.8 --no-deps -w .whl    # here, then carry .whl and the data archive
 # Each step goes on when another fails; the last lines say which ones failed.
 set -uo pipefail
 
