@@ -131,11 +131,17 @@ class Run:
             if watchdog:
                 watchdog.cancel()
             if prev_term is not None:
-                signal.signal(signal.SIGTERM, prev_term)
-            if self.progress:
-                self.progress.close()
-            if not bad_input:
-                self._finish(started)
+                # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) must not
+                # cut the recording short: with the default action the run would vanish without a row.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                if self.progress:
+                    self.progress.close()
+                if not bad_input:
+                    self._finish(started)
+            finally:
+                if prev_term is not None:
+                    signal.signal(signal.SIGTERM, prev_term)
         return self.row
 
     # --- phases ---------------------------------------------------------------------------

@@ -119,7 +119,8 @@ def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
 
 
 def test_sigkill_of_the_sweep_then_resume(small_data, tmp_path):
-    s = write(tmp_path, TINY_SWEEP.format(epochs=4))
+    # 20 epochs (about 0.3 s each here) so that the kill lands while the second cell trains, not after
+    s = write(tmp_path, TINY_SWEEP.format(epochs=20))
     res = tmp_path / "r"
     proc = start(["sweep", s, "--results", res, "--data", small_data])
     # kill it while the second cell is training
@@ -266,3 +267,27 @@ def test_a_write_killed_midway_is_never_visible(tmp_path):
         p.wait()
         assert len(pq.read_table(target)) == 20000, f"kill {i}: a partial file is visible"
         assert results.read(tmp_path, "runs").shape[0] == 20000
+
+
+TERM_WHILE_RECORDING = """
+import os, signal, sys
+from bench import cli, results
+write = results.write
+def write_after_sigterm(results_dir, kind, *a, **k):
+    if kind == "runs":  # the moment a killed sweep's PDEATHSIG can land: the run row is being recorded
+        os.kill(os.getpid(), signal.SIGTERM)
+    return write(results_dir, kind, *a, **k)
+results.write = write_after_sigterm
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_the_run_is_recorded_still_records_it(small_data, tmp_path):
+    """A real SIGTERM delivered while the finished run writes its row: the row is written, not lost."""
+    args = ["run", *TINY, "--epochs", "1", "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    p = subprocess.run([sys.executable, "-c", TERM_WHILE_RECORDING, *map(str, args)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    r = run_rows(tmp_path)
+    assert len(r) == 1 and r.status.iloc[0] == "ok" and r.epochs_completed.iloc[0] == 1
+    all_files_readable(tmp_path)
