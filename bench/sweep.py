@@ -82,8 +82,9 @@ def _set(values, key, v, where):
                          f"or model_kwargs.KEY")
 
 
-def _start(recipe, base, where):
-    """A cell's values before its axes: the recipe's, then [base] on top."""
+def _start(recipe, base, where, model=None):
+    """A cell's values before its axes: the recipe's, then [base] on top; `model` is the cell's own
+    when an axis names one (its keywords start from that model's defaults)."""
     if recipe is not None and recipe not in RECIPES:
         raise BenchError(f"{where}: unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     if not isinstance(base.get("model_kwargs", {}), dict):
@@ -92,7 +93,7 @@ def _start(recipe, base, where):
     for k, v in base.items():
         if k not in ("model_kwargs", "recipe"):
             _set(start, k, v, f"{where} [base]")
-    start["model_kwargs"] = _model_kwargs(recipe, base, start.get("model", "darknet"))
+    start["model_kwargs"] = _model_kwargs(recipe, base, model or start.get("model", "darknet"))
     return start
 
 
@@ -128,8 +129,7 @@ def expand(path, meta, base, axes, exclude, check_gpu=None):
             continue
         recipe = point.get("recipe", base.get("recipe"))
         for seed in seeds:
-            values = _start(recipe, base, where)
-            values["model_kwargs"] = _model_kwargs(recipe, base, point.get("model", values.get("model", "darknet")))
+            values = _start(recipe, base, where, point.get("model"))
             for k, v in point.items():
                 if k != "recipe":
                     _set(values, k, v, f"{where} [axes]")
