@@ -2,18 +2,27 @@
 recorded as run rows in the harness's schema, so `bench report` ranks it beside our recipes.
 
 airbench reads `cifar10/train.pt` and `cifar10/test.pt` from the working directory (a dict of uint8
-images [N, 32, 32, 3], int64 labels and class names) and builds its default loader when it is
-imported; this script writes those files from the harness's decoded cache first, so both train on
-exactly the same images (the shared JPEG copy, not the original CIFAR-10).
+images [N, 32, 32, 3], int64 labels and class names) when `train94` builds its loaders; this script
+writes those files from the harness's decoded cache first, so both train on exactly the same images
+(the shared JPEG copy, not the original CIFAR-10).
 
 Clock: `airbench.warmup94()` first (untimed, as airbench does), then per run a device sync around
 the whole `train94(verbose=False)` call (its whitening initialisation included); the final
 evaluation (its TTA level 2) is timed separately and excluded, as in the harness. Accuracy is
-measured once, at the end (airbench has no per-epoch evaluation in this mode). Needs CUDA.
+measured once, at the end (airbench has no per-epoch evaluation in this mode).
+
+`--device cuda` (the default) runs airbench as published. `--device cpu` runs airbench's own
+`train94`, network, loader, optimiser and schedule on the CPU, to measure what its recipe reaches
+on this data where no GPU is lent: its CUDA-only calls are redirected (tensors and the net stay on
+the CPU, its CUDA timing events become no-ops: this script keeps the clock) and it computes in fp32,
+because CPU fp16 convolutions run about 250x slower than fp32 here. Rows say so (`precision` fp32,
+`model_kwargs.port`); their times are CPU times and not comparable with GPU records.
 
     python benchmarks/airbench_side_by_side.py --data ../shared/data/cifar10-jpeg.tar.xz --results DIR --runs 5
+    python benchmarks/airbench_side_by_side.py --device cpu --runs 2 --results results/cpu   # ~30 min a run
 """
 import json
+import math
 import os
 import tempfile
 import time
@@ -29,6 +38,8 @@ from bench.measure import fingerprint, peak_rss_bytes
 
 CLOCK = ("airbench train94(verbose=False) after warmup94(); device sync around the whole call (whitening "
          "init included); final TTA-2 evaluation excluded; accuracy measured once, at the end")
+EPOCHS = 9.9  # airbench94's train_epochs
+CPU_PORT = "airbench's train94 on the CPU in fp32; CUDA calls redirected to the CPU (see the script's docstring)"
 
 
 def export(ds, workdir):
@@ -41,26 +52,70 @@ def export(ds, workdir):
     return d
 
 
-def row_for(ds, i, train_s, eval_s, acc, target, started):
-    rid = f"airbench94-{started:%Y%m%dT%H%M%S}-{i}-{os.urandom(3).hex()}"
-    row = {"run_id": rid, "schema_version": results.SCHEMA_VERSION, "status": "ok", "config_key": "airbench94",
+def row_for(ds, seed, epochs, device, train_s, eval_s, acc, target, started):
+    on_gpu = device == "cuda"
+    rid = f"airbench94-{started:%Y%m%dT%H%M%S}-{seed}-{os.urandom(3).hex()}"
+    kwargs = {"package": "airbench 0.1.8", "fn": "train94", "epochs": epochs}
+    if not on_gpu:
+        kwargs["port"] = CPU_PORT
+    reached = acc >= target
+    row = {"run_id": rid, "schema_version": results.SCHEMA_VERSION, "status": "ok",
+           "config_key": "airbench94" if on_gpu else "airbench94-cpu-fp32",
            "recipe": "airbench94", "dataset": ds.name, "data_checksum": ds.checksum,
            "train_images": len(ds.train_x), "test_images": len(ds.test_x), "model": "airbench94",
-           "model_kwargs": json.dumps({"package": "airbench 0.1.8", "fn": "train94"}), "precision": "fp16",
+           "model_kwargs": json.dumps(kwargs), "precision": "fp16" if on_gpu else "fp32",
            "inplace": False, "channels_last": True, "compile": False, "batch_size": 1024,
-           "batch_size_scope": "global", "world_size": 1, "epochs": 10, "target": target,
-           "seed": i, "label_smoothing": 0.2, "tta": True, "warmup_steps": 1, "stop_at_target": False,
-           "reached_target": acc >= target, "epoch_reached": 10 if acc >= target else None,
-           "time_to_target_s": train_s if acc >= target else None,
-           "wall_time_to_target_s": train_s + eval_s if acc >= target else None,
+           "batch_size_scope": "global", "world_size": 1, "epochs": math.ceil(epochs), "target": target,
+           "seed": seed, "label_smoothing": 0.2, "tta": True, "warmup_steps": 1 if on_gpu else 0,
+           "stop_at_target": False, "reached_target": reached, "epoch_reached": math.ceil(epochs) if reached else None,
+           "time_to_target_s": train_s if reached else None,
+           "wall_time_to_target_s": train_s + eval_s if reached else None,
            "train_time_s": train_s, "eval_time_s": eval_s, "wall_time_s": train_s + eval_s,
-           "final_acc": acc, "best_acc": acc, "train_images_per_s": 9.9 * len(ds.train_x) / train_s,
-           "peak_gpu_mem_bytes": torch.cuda.max_memory_allocated(), "peak_host_rss_bytes": peak_rss_bytes(),
-           "started_at": started, "finished_at": datetime.now(timezone.utc), "clock": CLOCK,
-           **fingerprint("cuda", 1)}
-    epoch = {"run_id": rid, "epoch": 10, "elapsed_s": train_s, "wall_s": train_s + eval_s, "test_acc": acc,
-             "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s}
+           "final_acc": acc, "best_acc": acc, "train_images_per_s": epochs * len(ds.train_x) / train_s,
+           "peak_gpu_mem_bytes": torch.cuda.max_memory_allocated() if on_gpu else None,
+           "peak_host_rss_bytes": peak_rss_bytes(), "started_at": started,
+           "finished_at": datetime.now(timezone.utc),
+           "clock": CLOCK if on_gpu else CLOCK.replace(" after warmup94()", "") + " (CPU, no warm-up run)",
+           **fingerprint(device, 1)}
+    epoch = {"run_id": rid, "epoch": math.ceil(epochs), "elapsed_s": train_s, "wall_s": train_s + eval_s,
+             "test_acc": acc, "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s}
     return row, epoch
+
+
+def port_to_cpu():
+    """Point airbench's CUDA-only calls at the CPU, in fp32; returns (loader class, net builder)."""
+    import airbench.lib_airbench94 as lib94
+    import airbench.utils as utils
+
+    class CpuCifarLoader(utils.CifarLoader):
+        def __init__(self, *args, **kwargs):
+            kwargs["gpu"] = "cpu"  # its torch.load map_location
+            super().__init__(*args, **kwargs)
+            self.images = self.images.float()
+
+    class NoTimingEvent:  # airbench's own clock; ours is outside train94
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def record(self, *args):
+            pass
+
+        def elapsed_time(self, other):
+            return 0.0
+
+    utils.CifarLoader = lib94.CifarLoader = CpuCifarLoader  # train() builds its test loader by name
+    torch.cuda.Event = NoTimingEvent
+    torch.cuda.synchronize = lambda *args, **kwargs: None
+
+    def make_net():
+        to_cuda = torch.nn.Module.cuda
+        torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+        try:
+            return lib94.make_net94().float()
+        finally:
+            torch.nn.Module.cuda = to_cuda
+
+    return CpuCifarLoader, make_net
 
 
 def main():
@@ -69,43 +124,60 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--budget-s", type=float, default=None, help="stop starting runs after this long")
     p.add_argument("--target", type=float, default=0.94)
+    p.add_argument("--epochs", type=float, default=EPOCHS, help=f"train94's epochs (default its own {EPOCHS})")
+    p.add_argument("--seed", type=int, default=0, help="torch seed of the first run; run i uses seed + i")
     p.add_argument("--export-only", action="store_true", help="write airbench's data files and stop (no CUDA)")
     a = p.parse_args()
+    if a.runs < 1 or not a.epochs > 0:
+        raise SystemExit("--runs must be at least 1 and --epochs above 0")
+    device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     ds = data_mod.load(a.data)
     with tempfile.TemporaryDirectory(prefix="airbench-") as work:
         d = export(ds, work)
         if a.export_only:
             print(f"wrote {d}/train.pt and test.pt ({len(ds.train_x)} + {len(ds.test_x)} images of {ds.name})")
             return
-        if not torch.cuda.is_available():
-            raise SystemExit("airbench needs a CUDA GPU; nothing run")
-        run_all(a, ds, work)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise SystemExit("airbench needs a CUDA GPU (or --device cpu); nothing run")
+        try:
+            import airbench  # noqa: F401
+        except ImportError:
+            raise SystemExit("airbench is not installed: pip install airbench==0.1.8 (or its wheel)") from None
+        run_all(a, ds, work, device)
 
 
-def run_all(a, ds, work):
-    results_dir = Path(a.results).resolve()
-    os.chdir(work)  # airbench finds cifar10/*.pt here, at import time
+def run_all(a, ds, work, device):
     import airbench
 
-    airbench.warmup94()
+    results_dir = Path(a.results).resolve()
+    os.chdir(work)  # airbench's loaders read cifar10/*.pt relative to the working directory
+    if device == "cuda":
+        loader_cls, make_net, sync = airbench.CifarLoader, airbench.make_net94, torch.cuda.synchronize
+        airbench.warmup94()
+    else:
+        loader_cls, make_net = port_to_cpu()
+        sync = lambda: None  # noqa: E731
     t_start = time.perf_counter()
     for i in range(a.runs):
         if a.budget_s and i and time.perf_counter() - t_start > a.budget_s:
             break
+        seed = a.seed + i
+        torch.manual_seed(seed)
         started = datetime.now(timezone.utc)
-        torch.cuda.reset_peak_memory_stats()
-        torch.cuda.synchronize()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        sync()
         t0 = time.perf_counter()
-        model = airbench.train94(verbose=False)
-        torch.cuda.synchronize()
+        model = airbench.train94(epochs=a.epochs, make_net=make_net, verbose=False)
+        sync()
         t1 = time.perf_counter()
-        acc = airbench.evaluate(model, airbench.CifarLoader("cifar10", train=False, batch_size=2000), tta_level=2)
-        torch.cuda.synchronize()
+        acc = airbench.evaluate(model, loader_cls("cifar10", train=False, batch_size=2000), tta_level=2)
+        sync()
         t2 = time.perf_counter()
-        row, epoch = row_for(ds, i, t1 - t0, t2 - t1, acc, a.target, started)
+        row, epoch = row_for(ds, seed, a.epochs, device, t1 - t0, t2 - t1, acc, a.target, started)
         results.write(results_dir, "epochs", row["run_id"], [epoch])
         results.write(results_dir, "runs", row["run_id"], [row])
-        print(f"airbench94 run {i}: {acc:.4f} in {t1 - t0:.2f} s (eval {t2 - t1:.2f} s)", flush=True)
+        print(f"airbench94 ({device}) seed {seed}: {acc:.4f} in {t1 - t0:.2f} s (eval {t2 - t1:.2f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ done
 
 if [ "$MODE" = "--cpu-smoke" ]; then
   step airbench-export "$PY" "$HERE/airbench_side_by_side.py" --export-only --results "$R"
-  echo "=== airbench needs CUDA: its training is skipped on the CPU"
+  echo "=== airbench: its GPU run needs CUDA; its CPU port (--device cpu, ~30 min) is tested in tests/test_benchmarks.py"
 else
   if ! "$PY" -c "import airbench" 2>/dev/null && ls .whl/airbench-*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --target /tmp/airbench-site .whl/airbench-*.whl \

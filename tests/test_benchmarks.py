@@ -46,3 +46,38 @@ def test_airbench_gets_the_same_images_in_its_format(small_data, tmp_path):
     assert torch.equal(train["images"].permute(0, 3, 1, 2), ds.train_x)
     assert torch.equal(train["labels"], ds.train_y) and train["classes"][0] == "airplane"
     assert torch.load(d / "test.pt", weights_only=True)["images"].shape == (200, 32, 32, 3)
+
+
+def test_airbench_cpu_port_records_a_run(real_members, tmp_path):
+    """airbench's own train94 runs on the CPU (fp32, its CUDA calls redirected) and lands as a
+    verified row that says it is the CPU port. Real images, each train image twice so that
+    airbench's 1024-image batches (it drops the last partial batch) get one full batch."""
+    import pytest
+
+    pytest.importorskip("airbench")
+    from .conftest import write_archive
+    doubled = {k: v + [(f"again-{n}", b) for n, b in v] if k[0] == "train" else v for k, v in real_members.items()}
+    archive = write_archive(tmp_path / "doubled.tar", doubled)
+    script = str(ROOT / "benchmarks" / "airbench_side_by_side.py")
+    res = tmp_path / "res"
+    env = dict(os.environ, BENCH_CACHE=str(tmp_path / "cache"))
+    p = subprocess.run([sys.executable, script, "--device", "cpu", "--data", str(archive), "--results", str(res),
+                        "--runs", "2", "--epochs", "2", "--seed", "7"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    runs = pd.read_parquet(res / "runs").sort_values("seed")
+    assert list(runs.seed) == [7, 8] and set(runs.status) == {"ok"}
+    assert set(runs.config_key) == {"airbench94-cpu-fp32"} and set(runs.precision) == {"fp32"}
+    assert all("CPU" in json.loads(k)["port"] for k in runs.model_kwargs)
+    assert set(runs.train_images) == {1200} and set(runs.test_images) == {200} and set(runs.device) == {"cpu"}
+    assert runs.final_acc.between(0, 1).all() and (runs.train_time_s > 0).all()
+    v = subprocess.run([sys.executable, "-m", "bench", "verify", str(res)], capture_output=True, text=True, cwd=ROOT)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_airbench_without_a_gpu_says_so_in_one_line(small_data, tmp_path):
+    script = str(ROOT / "benchmarks" / "airbench_side_by_side.py")
+    p = subprocess.run([sys.executable, script, "--device", "cuda", "--data", str(small_data),
+                        "--results", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode != 0 and "--device cpu" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "r").exists()
