@@ -95,6 +95,16 @@ def peak_rss_bytes():
     return kib if sys.platform == "darwin" else kib * 1024
 
 
+def compiled_graphs():
+    """Graphs torch.compile has compiled so far in this process; None where torch does not say.
+    The runner reads it around its timed steps, so a recompilation on the clock is recorded."""
+    try:
+        from torch._dynamo.utils import counters
+        return int(counters["stats"]["unique_graphs"])
+    except Exception:  # a private counter: a torch without it simply gives no figure
+        return None
+
+
 def sync(device):
     if str(device).startswith("cuda"):
         torch.cuda.synchronize(device)

@@ -76,6 +76,7 @@ RUN_COLUMNS = [
     ("setup_time_s", F, "data load, model build and warm-up, before the clock"),
     ("data_time_s", F, "data load and decode (part of setup)"),
     ("warmup_time_s", F, "warm-up and compile (part of setup)"),
+    ("timed_compiles", I, "graphs torch.compile compiled during the timed steps (0: all in the warm-up); null without compile"),
     ("final_acc", F, "test accuracy after the last epoch"),
     ("best_acc", F, "best test accuracy of any epoch"),
     ("final_train_loss", F, "mean training loss of the last epoch"),

@@ -270,6 +270,7 @@ class Run:
                                     enabled=self.show_progress and self.rank == 0, live=self.live)
         self.train_time = self.eval_time = 0.0
         step = 0
+        timed_compiles = 0
         images_per_step = self.loader.local_batch * self.world
         measure.sync(self.device)
         self.t_train0 = time.perf_counter()
@@ -279,6 +280,7 @@ class Run:
             losses = torch.empty(self.steps_per_epoch, device=self.device)
             self.model.train()
             measure.sync(self.device)
+            graphs = measure.compiled_graphs()
             t0 = time.perf_counter()
             for k, (x, y) in enumerate(self.loader.epoch(epoch)):
                 losses[k] = self._step(x, y, self.schedule[step], step)
@@ -286,6 +288,13 @@ class Run:
                 self.progress.step(k + 1, images_per_step)
             measure.sync(self.device)
             t1 = time.perf_counter()
+            if cfg.compile and graphs is not None:
+                new_graphs = measure.compiled_graphs() - graphs
+                timed_compiles += new_graphs
+                self.row["timed_compiles"] = timed_compiles
+                if new_graphs and self.rank == 0:
+                    say(f"note: torch.compile compiled {new_graphs} graph(s) during epoch {epoch}'s timed "
+                        f"steps; its time includes that (recorded as timed_compiles)")
             self.train_time += t1 - t0
             acc = self._evaluate()
             t2 = time.perf_counter()

@@ -114,3 +114,21 @@ def test_every_column_is_documented():
     for kind, columns in KINDS.items():
         for name, _, _ in columns:
             assert f"| `{name}` |" in doc, (kind, name)
+
+
+@pytest.mark.slow
+def test_compilation_stays_in_the_warm_up_and_the_row_says_if_not(small_data, tmp_path):
+    """torch.compile (inductor on the CPU here): with warm-up steps, no graph is compiled on the
+    clock, through two epochs and their evaluations; with none, the row and the display say that
+    compilation was timed."""
+    common = ["run", *TINY, "--compile", "--target", "0.99", "--data", small_data, "--results", tmp_path,
+              "--no-progress-bar"]
+    bench(*common, "--warmup-steps", "2", check=0)
+    cold = bench(*common, "--warmup-steps", "0", "--seed", "1", check=0)
+    bench("run", *TINY, "--no-compile", "--seed", "2", "--target", "0.99", "--data", small_data,
+          "--results", tmp_path, "--no-progress-bar", check=0)
+    runs = pd.read_parquet(tmp_path / "runs").set_index("seed")
+    assert runs.loc[0, "compile"] and runs.loc[0, "epochs_completed"] >= 2
+    assert runs.loc[0, "timed_compiles"] == 0
+    assert runs.loc[1, "timed_compiles"] >= 1 and "timed_compiles" in cold.stdout + cold.stderr
+    assert pd.isna(runs.loc[2, "timed_compiles"])
