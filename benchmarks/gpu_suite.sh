@@ -9,7 +9,7 @@
 #   6. the `dawn` recipe to the target, as many seeds as the time budget allows -> OUT/results
 #   7. airbench's train94 on the same data, side by side -> OUT/results
 #   8. the report of all of it                  -> OUT/report
-# Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz benchmarks/gpu_suite.sh OUT [--cpu-smoke]
+# Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=420] benchmarks/gpu_suite.sh OUT [--cpu-smoke]
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 # A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only):
 #   pip wheel airbench==0.1.8 --no-deps -w .whl    # here, then carry .whl and the data archive
@@ -20,6 +20,10 @@ OUT=${1:?usage: gpu_suite.sh OUT_DIR [--cpu-smoke]}
 MODE=${2:-gpu}
 : "${BENCH_DATA:?set BENCH_DATA to the CIFAR-10 source (e.g. cifar10-jpeg.tar.xz)}"
 BUDGET_S=${SUITE_BUDGET_S:-420}
+# The target both the dawn recipe and airbench are timed to. On cifar10-jpeg (JPEG quality 75) 94%
+# is out of reach for fast schedules: on the CPU airbench's own train94 reached 90.63% of it and
+# the dawn recipe 90.33% (results/cpu, README), so 0.90 is the default; use 0.94 on the original pixels.
+TARGET=${SUITE_TARGET:-0.90}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-python3}
 mkdir -p "$OUT/benchmarks" "$OUT/results"
@@ -46,7 +50,7 @@ else
   DEV=(--device cuda); SMOKE=(); PREC=fp16
   DARKNET=(--model darknet --model-kwargs "blocks=1,2,4,6,3" nf=32 width=0.5)
   SHORT=(--epochs 1 --limit-train 10240 --batch-size 512 --channels-last)
-  DAWN=(--recipe dawn --device cuda)
+  DAWN=(--recipe dawn --device cuda --target "$TARGET")
   MAXB=(--memory-limit 16GiB --start 512 --max 16384 --granularity 1024)
   DAWN_SEEDS=20
 fi
@@ -84,7 +88,7 @@ else
       && export PYTHONPATH=/tmp/airbench-site${PYTHONPATH:+:$PYTHONPATH}
   fi
   left=$(( BUDGET_S - $(elapsed) - 30 ))
-  step airbench "$PY" "$HERE/airbench_side_by_side.py" --results "$R" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
+  step airbench "$PY" "$HERE/airbench_side_by_side.py" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
 fi
 
 step report bench report "$R" --out "$OUT/report"
