@@ -124,6 +124,8 @@ def aggregate(runs, prices):
         for src, dst in (("train_images_per_s", "mean_train_images_per_s"), ("energy_j", "mean_energy_j")):
             v = pd.to_numeric(ok.get(src), errors="coerce").dropna() if src in ok else pd.Series(dtype=float)
             row[dst] = float(v.mean()) if len(v) else math.nan
+        tc = pd.to_numeric(ok["timed_compiles"], errors="coerce").dropna() if "timed_compiles" in ok else []
+        row["timed_compiles"] = float(tc.max()) if len(tc) else math.nan
         for src in ("peak_gpu_mem_bytes", "peak_host_rss_bytes"):
             v = pd.to_numeric(ok.get(src), errors="coerce").dropna() if src in ok else pd.Series(dtype=float)
             row[src] = float(v.median()) if len(v) else math.nan
@@ -315,6 +317,16 @@ def boards_by_task(board):
     return out
 
 
+def compile_notes(board):
+    """One line per group some of whose runs compiled graphs on the clock."""
+    if board.empty or "timed_compiles" not in board:
+        return []
+    hit = board[pd.to_numeric(board["timed_compiles"], errors="coerce") > 0]
+    return [f"{model_label(r)} {r['precision']} batch {r['batch_size']} (group {r['group_id']}): torch.compile "
+            f"compiled up to {int(r['timed_compiles'])} graph(s) during timed steps, so its times include "
+            f"compilation (give it --warmup-steps)" for _, r in hit.iterrows()]
+
+
 def md_escape(s):
     return (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
             .replace("\n", " "))
@@ -334,6 +346,9 @@ def to_markdown(rep, sources):
     for title, g in boards_by_task(board):
         parts += [f"## {md_escape(title)}", "", md_table([h for h, _, _ in LEADER_COLUMNS],
                                                          [leader_cells(r) for _, r in g.iterrows()]), ""]
+    notes = compile_notes(board)
+    if notes:
+        parts += ["## Compilation on the clock", ""] + [f"- {md_escape(n)}" for n in notes] + [""]
     if len(rep.cost):
         parts += ["## By cost", "", "Ranked configurations on priced hardware, cheapest run to the target first.", "",
                   md_table(COST_COLUMNS, [cost_cells(i, r) for i, (_, r) in enumerate(rep.cost.iterrows(), 1)]), ""]

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .report import (COST_COLUMNS, LATENCY_COLUMNS, LEADER_COLUMNS, RANK_RULE, boards_by_task,  # noqa: E402
+from .report import (COST_COLUMNS, LATENCY_COLUMNS, LEADER_COLUMNS, RANK_RULE, boards_by_task, compile_notes,  # noqa: E402
                      cost_cells, fmt_num, latency_cells, leader_cells, model_label)
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1400px;color:#222;padding:0 16px}
@@ -115,6 +115,9 @@ def page(rep, sources):
         parts += ["<h2>Accuracy against time</h2>", f"<img alt='accuracy against wall time' src='{plot_curves(runs, epochs, board)}'>"]
         parts += ["<h2>Throughput and memory</h2>",
                   f"<img alt='throughput against peak memory' src='{plot_throughput_memory(board)}'>"]
+    notes = compile_notes(board)
+    if notes:
+        parts += ["<h2>Compilation on the clock</h2><ul>"] + [f"<li>{e(n)}</li>" for n in notes] + ["</ul>"]
     if len(rep.cost):
         parts += ["<h2>By cost</h2>", table(COST_COLUMNS, [cost_cells(i, r) for i, (_, r)
                                                             in enumerate(rep.cost.iterrows(), 1)], (1, 4))]

@@ -183,3 +183,19 @@ def test_cost_and_inference_boards(finished_sweep, small_data, tmp_path):
     latency_rows = [line for line in md.splitlines() if inf.run_id in line and "| 1 |" in line]
     assert latency_rows, "the checkpoint reached its 1% target, so it ranks first on latency"
     assert f"{inf.latency_p50_ms:.2f}" in latency_rows[0]
+
+
+def test_compilation_on_the_clock_is_called_out(finished_sweep, tmp_path):
+    """A run whose timed steps compiled graphs is named under its own heading, in both outputs."""
+    _, results, _, _ = finished_sweep
+    shutil.copytree(results, tmp_path / "results")
+    bench("report", tmp_path / "results", "--out", tmp_path / "before", check=0)
+    assert "Compilation on the clock" not in (tmp_path / "before" / "leaderboard.md").read_text()
+    src = next((tmp_path / "results" / "runs").glob("*.parquet"))
+    row = pd.read_parquet(src)
+    row["timed_compiles"] = 3
+    row.to_parquet(src, index=False)
+    bench("report", tmp_path / "results", "--out", tmp_path / "after", check=0)
+    md = (tmp_path / "after" / "leaderboard.md").read_text()
+    assert "## Compilation on the clock" in md and "up to 3 graph(s)" in md
+    assert "Compilation on the clock" in (tmp_path / "after" / "index.html").read_text()
