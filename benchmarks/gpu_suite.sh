@@ -11,8 +11,12 @@
 #   8. the report of all of it                  -> OUT/report
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=420] benchmarks/gpu_suite.sh OUT [--cpu-smoke]
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
-# A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only):
-#   pip wheel airbench==0.1.8 --no-deps -w .whl    # here, then carry .whl and the data archive
+# A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only) and
+# the data archive beside the checkout; both folders are git-ignored. Here, once:
+#   pip wheel airbench==0.1.8 --no-deps -w .whl && mkdir -p .carry && cp ../shared/data/cifar10-jpeg.tar.xz .carry/
+# There (carry .whl and .carry; its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
+#   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
+#     benchmarks/gpu_suite.sh "$OUT/suite" 2>&1 | tee "$OUT/suite.log"
 # Each step goes on when another fails; the last lines say which ones failed.
 set -uo pipefail
 
