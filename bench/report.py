@@ -148,12 +148,17 @@ def aggregate(runs, prices):
     return board
 
 
+def _cut(s, n=24):
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
 def model_label(row):
     try:
         kw = json.loads(row["model_kwargs"]) if isinstance(row["model_kwargs"], str) else {}
     except ValueError:
         kw = {}
-    inner = ",".join(f"{k}={v}" for k, v in kw.items()).replace(" ", "")
+    # a long value (a note, a path) is cut in tables; the full text stays in model_kwargs
+    inner = ",".join(f"{k}={_cut(str(v).replace(' ', ''))}" for k, v in kw.items())
     return f"{row['model']}({inner})" if inner else str(row["model"])
 
 

@@ -199,3 +199,11 @@ def test_compilation_on_the_clock_is_called_out(finished_sweep, tmp_path):
     md = (tmp_path / "after" / "leaderboard.md").read_text()
     assert "## Compilation on the clock" in md and "up to 3 graph(s)" in md
     assert "Compilation on the clock" in (tmp_path / "after" / "index.html").read_text()
+
+
+def test_model_labels_keep_short_keywords_and_cut_long_ones():
+    from bench.report import model_label
+    assert model_label({"model": "darknet", "model_kwargs": '{"blocks": [1, 2], "width": 0.5}'}) == \
+        "darknet(blocks=[1,2],width=0.5)"
+    label = model_label({"model": "airbench94", "model_kwargs": '{"port": "' + "a note " * 10 + '"}'})
+    assert label.startswith("airbench94(port=anote") and label.endswith("…)") and len(label) < 45
