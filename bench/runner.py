@@ -280,7 +280,7 @@ class Run:
             losses = torch.empty(self.steps_per_epoch, device=self.device)
             self.model.train()
             measure.sync(self.device)
-            graphs = measure.compiled_graphs()
+            graphs = measure.compiled_graphs() if cfg.compile else None  # no torch._dynamo import otherwise
             t0 = time.perf_counter()
             for k, (x, y) in enumerate(self.loader.epoch(epoch)):
                 losses[k] = self._step(x, y, self.schedule[step], step)
@@ -288,7 +288,7 @@ class Run:
                 self.progress.step(k + 1, images_per_step)
             measure.sync(self.device)
             t1 = time.perf_counter()
-            if cfg.compile and graphs is not None:
+            if graphs is not None:
                 new_graphs = measure.compiled_graphs() - graphs
                 timed_compiles += new_graphs
                 self.row["timed_compiles"] = timed_compiles

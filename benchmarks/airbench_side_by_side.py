@@ -19,7 +19,7 @@ because CPU fp16 convolutions run about 250x slower than fp32 here. Rows say so 
 `model_kwargs.port`); their times are CPU times and not comparable with GPU records.
 
     python benchmarks/airbench_side_by_side.py --data ../shared/data/cifar10-jpeg.tar.xz --results DIR --runs 5
-    python benchmarks/airbench_side_by_side.py --device cpu --runs 2 --results results/cpu   # ~30 min a run
+    python benchmarks/airbench_side_by_side.py --device cpu --runs 2 --results results/cpu   # ~40 min a run here
 """
 import json
 import math
