@@ -30,6 +30,8 @@ BUDGET_S=${SUITE_BUDGET_S:-420}
 TARGET=${SUITE_TARGET:-0.90}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-python3}
+# `python -m bench`, not the `bench` script: an image may not put its venv's bin/ on PATH
+bench() { "$PY" -m bench "$@"; }
 mkdir -p "$OUT/benchmarks" "$OUT/results"
 START=$(date +%s)
 FAILED=()
@@ -60,7 +62,8 @@ else
 fi
 R="$OUT/results"
 
-step fingerprint sh -c "bench env > '$OUT/fingerprint.json' && cat '$OUT/fingerprint.json'"
+fingerprint() { bench env > "$OUT/fingerprint.json" && cat "$OUT/fingerprint.json"; }
+step fingerprint fingerprint
 step overhead "$PY" "$HERE/overhead.py" "${DEV[@]}" "${SMOKE[@]}" --reps 2 --out "$OUT/benchmarks/overhead.json"
 step pipeline "$PY" "$HERE/pipeline.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/pipeline.json"
 step inplace-memory "$PY" "$HERE/inplace_memory.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/inplace_memory.json"
@@ -92,7 +95,7 @@ else
       && export PYTHONPATH=/tmp/airbench-site${PYTHONPATH:+:$PYTHONPATH}
   fi
   left=$(( BUDGET_S - $(elapsed) - 30 ))
-  step airbench "$PY" "$HERE/airbench_side_by_side.py" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
+  step airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
 fi
 
 step report bench report "$R" --out "$OUT/report"
