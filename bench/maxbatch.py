@@ -44,7 +44,11 @@ def probe_once(cfg, batch, limit):
         except (ValueError, KeyError, TypeError):
             continue
     tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-    return False, None, f"probe died: {tail[:200]}"
+    if proc.returncode == -9:  # SIGKILL: the host's out-of-memory killer; that batch does not fit
+        return False, None, f"probe killed (SIGKILL, likely out of host memory): {tail[:160]}"
+    # Anything else is a bug or a broken setup, not a memory limit: a "largest batch" made of such
+    # failures would be a wrong result, so stop and say what broke.
+    raise BenchError(f"the probe at batch {batch} failed for a reason other than memory: {tail[:200]}")
 
 
 def search(cfg, limit, start=16, max_batch=1 << 16, granularity=8, probe=probe_once, log=print):
@@ -129,6 +133,8 @@ def _probe(spec):
     cfg = RunConfig(**spec["config"])
     batch, limit = spec["batch"], spec["limit"]
     device = torch.device(resolve_device(cfg))
+    if device.type == "cuda" and device.index is None:  # set_per_process_memory_fraction needs an index
+        device = torch.device("cuda", torch.cuda.current_device())
 
     def report(fits, peak, note=""):
         print(json.dumps({"fits": fits, "peak_bytes": peak, "note": note}), flush=True)

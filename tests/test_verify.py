@@ -102,3 +102,12 @@ def test_maxbatch_end_to_end_on_the_cpu(tmp_path):
     assert row.peak_mem_bytes_at_max <= 1.2 * 2**30
     p = bench("maxbatch", "--memory-limit", "lots", "--results", tmp_path)
     assert p.returncode == 2 and "memory limit must be" in p.stderr
+
+
+def test_a_probe_that_breaks_for_another_reason_is_an_error_not_a_batch_that_does_not_fit():
+    # On the H200 a probe died of a device-index bug and the search recorded "largest batch: 0".
+    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.125, "no_such_setting": 1}, device="cpu")
+    with pytest.raises(BenchError, match="other than memory"):
+        maxbatch.probe_once(cfg, 8, None)
+    ok, peak, note = maxbatch.probe_once(RunConfig(model="resnet9", model_kwargs={"width": 0.125}, device="cpu"), 8, None)
+    assert ok and peak > 0
