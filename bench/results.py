@@ -120,6 +120,8 @@ EPOCH_COLUMNS = [
     ("lr", F, "learning rate at the epoch's last step"),
     ("train_images_per_s", F, "this epoch's training throughput"),
     ("eval_s", F, "this epoch's evaluation time"),
+    ("peak_gpu_mem_bytes", I, "torch.cuda.max_memory_allocated over this epoch's steps and eval (rank 0); "
+                              "null on CPU. The run's peak is the largest of these"),
 ]
 INFERENCE_COLUMNS = [
     ("infer_id", S, "unique id"), ("schema_version", I, ""), ("checkpoint", S, "path"),

@@ -265,6 +265,7 @@ class Run:
         on_gpu = self.device.type == "cuda"
         if on_gpu:
             torch.cuda.reset_peak_memory_stats(self.device)
+        self.peak_gpu = self.peak_gpu_reserved = 0
         self.sampler = measure.GpuSampler(self.device).start()
         self.progress = RunProgress(cfg.epochs, self.steps_per_epoch,
                                     enabled=self.show_progress and self.rank == 0, live=self.live)
@@ -280,6 +281,10 @@ class Run:
             losses = torch.empty(self.steps_per_epoch, device=self.device)
             self.model.train()
             measure.sync(self.device)
+            if on_gpu:  # per epoch: a first epoch's cuDNN autotuning workspace shows apart from the steady state
+                self.peak_gpu = max(self.peak_gpu, torch.cuda.max_memory_allocated(self.device))
+                self.peak_gpu_reserved = max(self.peak_gpu_reserved, torch.cuda.max_memory_reserved(self.device))
+                torch.cuda.reset_peak_memory_stats(self.device)
             graphs = measure.compiled_graphs() if cfg.compile else None  # no torch._dynamo import otherwise
             t0 = time.perf_counter()
             for k, (x, y) in enumerate(self.loader.epoch(epoch)):
@@ -308,7 +313,8 @@ class Run:
             row = dict(run_id=self.run_id, epoch=epoch, elapsed_s=self.train_time, wall_s=t2 - self.t_train0,
                        train_loss=stats[0].item() / max(n_steps - n_bad, 1) if n_bad < n_steps else math.nan,
                        test_acc=acc, lr=self.schedule[step - 1][0],
-                       train_images_per_s=self.steps_per_epoch * images_per_step / (t1 - t0), eval_s=t2 - t1)
+                       train_images_per_s=self.steps_per_epoch * images_per_step / (t1 - t0), eval_s=t2 - t1,
+                       peak_gpu_mem_bytes=torch.cuda.max_memory_allocated(self.device) if on_gpu else None)
             self.epoch_rows.append(row)
             self.row["epochs_completed"] = epoch
             self.progress.end_epoch(row)
@@ -353,8 +359,9 @@ class Run:
             accs = [r["test_acc"] for r in self.epoch_rows]
             row.update(final_acc=accs[-1], best_acc=max(accs), final_train_loss=self.epoch_rows[-1]["train_loss"])
         if getattr(self, "device", None) is not None and self.device.type == "cuda":
-            row.update(peak_gpu_mem_bytes=torch.cuda.max_memory_allocated(self.device),
-                       peak_gpu_reserved_bytes=torch.cuda.max_memory_reserved(self.device))
+            row.update(peak_gpu_mem_bytes=max(getattr(self, "peak_gpu", 0), torch.cuda.max_memory_allocated(self.device)),
+                       peak_gpu_reserved_bytes=max(getattr(self, "peak_gpu_reserved", 0),
+                                                   torch.cuda.max_memory_reserved(self.device)))
         if getattr(self, "sampler", None):
             row.update(self.sampler.stop())
         row.update(peak_host_rss_bytes=measure.peak_rss_bytes(), finished_at=datetime.now(timezone.utc))
