@@ -221,10 +221,13 @@ def _summary(e):
     d, ci = e["acc_diff_b_minus_a"], e["acc_ci95"]
     if isinstance(d, float) and math.isnan(d):
         acc = "accuracy n/a"
-    elif abs(d) <= max(ci, 0.002):
-        acc = "same accuracy" + (f" (±{ci * 100:.1f} pp)" if ci else "")
-    else:
-        acc = f"{d * 100:+.1f} pp accuracy"
+    else:  # with a single run on a side the difference has no interval of its own: say so
+        single = min(e["runs_a"], e["runs_b"]) < 2
+        if abs(d) <= max(ci, 0.002):
+            notes = ([f"±{ci * 100:.1f} pp"] if ci else []) + (["one side has a single run"] if single else [])
+            acc = "same accuracy" + (f" ({'; '.join(notes)})" if notes else "")
+        else:
+            acc = f"{d * 100:+.1f} pp accuracy" + (" (one side has a single run: may be noise)" if single else "")
     mem = e["mem_ratio_b_over_a"]
     mems = "" if math.isnan(mem) else f", {mem:.2f}x the peak memory"
     return f"{e['axis']} {e['b']} vs {e['a']}: {speed}, {acc}{mems}"

@@ -207,3 +207,13 @@ def test_model_labels_keep_short_keywords_and_cut_long_ones():
         "darknet(blocks=[1,2],width=0.5)"
     label = model_label({"model": "airbench94", "model_kwargs": '{"port": "' + "a note " * 10 + '"}'})
     assert label.startswith("airbench94(port=anote") and label.endswith("…)") and len(label) < 45
+
+
+def test_an_accuracy_difference_from_single_runs_says_it_has_no_interval():
+    e = {"speedup_b_over_a": 1.2, "acc_diff_b_minus_a": 0.029, "acc_ci95": 0.0, "mem_ratio_b_over_a": 1.7,
+         "axis": "precision", "a": "fp16", "b": "fp32", "runs_a": 1, "runs_b": 1}
+    assert report._summary(e).endswith("+2.9 pp accuracy (one side has a single run: may be noise), 1.70x the peak memory")
+    e.update(runs_a=2, acc_ci95=0.088, acc_diff_b_minus_a=0.01)
+    assert "same accuracy (±8.8 pp; one side has a single run)," in report._summary(e)
+    e.update(runs_a=3, runs_b=3, acc_ci95=0.004, acc_diff_b_minus_a=0.029)
+    assert "+2.9 pp accuracy, 1.70x" in report._summary(e)
