@@ -20,6 +20,9 @@
 # There (carry .whl and .carry; its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
 #     benchmarks/gpu_suite.sh "$OUT/suite" 2>&1 | tee "$OUT/suite.log"
+# The device tool brings back at most 8 files, 2 folders deep: write OUT outside $OUT and pack it,
+#   ... timeout -k 5 470 benchmarks/gpu_suite.sh /tmp/suite > "$OUT/suite.log" 2>&1; tar czf "$OUT/suite.tgz" -C /tmp suite
+# (results/h200/README.md has the two calls of 2026-11-26.)
 # Each step goes on when another fails; the last lines say which ones failed.
 set -uo pipefail
 
