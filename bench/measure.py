@@ -28,7 +28,12 @@ def cpu_model():
 
 
 def git_commit():
-    """(commit, dirty) of the project's checkout, or (None, None) outside one."""
+    """(commit, dirty) of the project's checkout, or (None, None) outside one.
+
+    $BENCH_GIT_COMMIT names the commit instead, for a copy whose git metadata is not its own (a
+    remote machine's copy of the tree, an unpacked archive); `dirty` is then unknown (None)."""
+    if os.environ.get("BENCH_GIT_COMMIT"):
+        return os.environ["BENCH_GIT_COMMIT"].strip(), None
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None

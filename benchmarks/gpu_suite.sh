@@ -22,7 +22,9 @@
 #     benchmarks/gpu_suite.sh "$OUT/suite" 2>&1 | tee "$OUT/suite.log"
 # The device tool brings back at most 8 files, 2 folders deep: write OUT outside $OUT and pack it,
 #   ... timeout -k 5 470 benchmarks/gpu_suite.sh /tmp/suite > "$OUT/suite.log" 2>&1; tar czf "$OUT/suite.tgz" -C /tmp suite
-# (results/h200/README.md has the two calls of 2026-11-26.)
+# (results/h200/README.md has the two calls of 2026-11-26.) A copy of the tree whose .git is not its
+# own (that tool's copy carried the session's first commit) records the wrong commit: set
+# BENCH_GIT_COMMIT=<the commit you sent> in the command.
 # Each step goes on when another fails; the last lines say which ones failed.
 set -uo pipefail
 

@@ -1,9 +1,11 @@
 """Bad input: one clear line on stderr, exit 2, no traceback, nothing written."""
+import subprocess
+
 import pytest
 
 from bench.cli import main
 
-from .conftest import TINY, bench
+from .conftest import ROOT, TINY, bench
 
 CASES = [
     (["--model", "vgg"], "unknown model 'vgg'"),
@@ -70,6 +72,12 @@ def test_env_prints_the_fingerprint():
     fp = json.loads(p.stdout)
     for k in ("device_name", "cpu_model", "torch_version", "hostname", "git_commit", "hardware_id"):
         assert k in fp
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if head:  # a git checkout (CI's is one)
+        assert fp["git_commit"] == head and fp["git_dirty"] in (True, False)
+    # a copy whose git metadata is not its own (the H200 runs read the session's first commit) is told
+    fp = json.loads(bench("env", env={"BENCH_GIT_COMMIT": "7f473fd"}, check=0).stdout)
+    assert fp["git_commit"] == "7f473fd" and fp["git_dirty"] is None
 
 
 def test_broken_archive_is_one_line_and_nothing_written(real_members, tmp_path):
