@@ -57,6 +57,14 @@ MUTATIONS = [
     ("class check", "bench/data.py", "        if missing:\n", "        if False:\n", "missing_class"),
     ("verify: time to target <= wall", "bench/verify.py", "if ttt is not None and wall is not None and ttt > wall + EPS",
      "if False", "inconsistency_is_named"),
+    ("every batch of a chunk", "bench/loader.py", "for b in range(len(idx) // lb):",
+     "for b in range(min(1, len(idx) // lb)):", "several_batches_at_once"),
+    ("channels_last after cutout", "bench/loader.py",
+     "return x.contiguous(memory_format=self.memory_format)  # masked_fill", "return x  # masked_fill",
+     "several_batches_at_once"),
+    ("a broken probe is an error", "bench/maxbatch.py",
+     '    raise BenchError(f"the probe at batch {batch} failed', '    return False, None, (f"the probe at batch {batch} failed',
+     "other_reason"),
 ]
 
 

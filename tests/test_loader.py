@@ -88,3 +88,21 @@ def test_eval_batches_cover_the_set_once():
     parts = [eval_batches(x, y, (0, 0, 0), (1, 1, 1), 10, "cpu", rank=r, world_size=2) for r in (0, 1)]
     labels = torch.cat([b[1] for p in parts for b in p])
     assert sorted(labels.tolist()) == list(range(25))
+
+
+def test_gathering_several_batches_at_once_gives_the_same_batches():
+    """The GPU default gathers ~8k images at once; on this CPU the default is one batch. Both must
+    yield the same batches, in order, per rank, in the requested memory format, with cutout."""
+    from bench.loader import default_chunk
+    assert default_chunk(torch.device("cpu"), 512) == 1 and default_chunk(torch.device("cuda"), 512) == 16
+    assert default_chunk(torch.device("cuda"), 16384) == 1
+    x = pattern(100)
+    for rank, world in ((0, 1), (0, 2), (1, 2)):
+        kw = dict(batch_size=12, seed=7, rank=rank, world_size=world, cutout=6, channels_last=True)
+        one = list(identity_loader(x, chunk=1, **kw).epoch(3))
+        for chunk in (2, 5, 100):
+            many = list(identity_loader(x, chunk=chunk, **kw).epoch(3))
+            assert len(many) == len(one) == 8
+            for (xa, ya), (xb, yb) in zip(one, many):
+                assert torch.equal(xa, xb) and torch.equal(ya, yb)
+                assert xb.is_contiguous(memory_format=torch.channels_last)
