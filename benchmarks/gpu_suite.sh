@@ -6,12 +6,13 @@
 #   4. in-place memory, on vs off              -> OUT/benchmarks/inplace_memory.json
 #   5. the lesson's Darknet: fp16 vs fp32, in-place on vs off (throughput, peak memory) and the
 #      largest batch for in-place on and off    -> OUT/results (runs, maxbatch)
-#   6. the `dawn` recipe to the target, as many seeds as the time budget allows -> OUT/results
+#   6. the `dawn` recipe to the target, as many seeds as the time budget allows, and the seed-0
+#      model's DAWNBench inference latency (`bench infer`)  -> OUT/results
 #   7. airbench's train94 on the same data, side by side -> OUT/results
 #   8. the report of all of it                  -> OUT/report
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=420] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn airbench
+# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn infer airbench
 # (default all; the report and verify always run), to redo part of the suite in a short session.
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 # A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only) and
@@ -61,7 +62,7 @@ if [ "$MODE" = "--cpu-smoke" ]; then
   DAWN=(--recipe dawn --device cpu --no-compile --warmup-steps 1 --epochs 1 --limit-train 1024 --batch-size 256
         --model-kwargs width=0.125 --target 0.2)
   MAXB=(--memory-limit 1.5GiB --start 32 --max 256 --granularity 32)
-  DAWN_SEEDS=2
+  DAWN_SEEDS=2; INFER=(--limit 200 --batch-size 500)
 else
   DEV=(--device cuda); SMOKE=(); PREC=fp16
   DARKNET=(--model darknet --model-kwargs "blocks=1,2,4,6,3" nf=32 width=0.5)
@@ -70,9 +71,11 @@ else
   SHORT=(--epochs 2 --limit-train 25600 --batch-size 512 --channels-last --warmup-steps 10)
   DAWN=(--recipe dawn --device cuda --target "$TARGET")
   MAXB=(--memory-limit 8GiB --start 1024 --max 8192 --granularity 256)
-  DAWN_SEEDS=20
+  DAWN_SEEDS=20; INFER=()
 fi
 R="$OUT/results"
+# the checkpoint stays outside OUT: OUT is packed and brought back, a 26 MB checkpoint need not be
+CKPT="$(mktemp -d)/dawn-seed0.pt"
 
 fingerprint() { bench env > "$OUT/fingerprint.json" && cat "$OUT/fingerprint.json"; }
 step fingerprint fingerprint fingerprint
@@ -97,8 +100,11 @@ for seed in $(seq 0 $((DAWN_SEEDS - 1))); do
   if [ "$seed" -gt 0 ] && [ "$(elapsed)" -gt $((BUDGET_S - RESERVE)) ]; then
     echo "=== time budget: stopping dawn seeds at $seed"; break
   fi
-  step dawn "dawn-seed$seed" bench run "${DAWN[@]}" --seed "$seed" --results "$R" --no-progress-bar
+  SAVE=(); [ "$seed" -eq 0 ] && SAVE=(--save "$CKPT")
+  step dawn "dawn-seed$seed" bench run "${DAWN[@]}" --seed "$seed" --results "$R" --no-progress-bar "${SAVE[@]}"
 done
+# DAWNBench's inference latency of the seed-0 model (10,000 test images one at a time)
+[ -f "$CKPT" ] && step infer infer bench infer --checkpoint "$CKPT" "${DEV[@]}" "${INFER[@]}" --results "$R"
 
 if [ "$MODE" = "--cpu-smoke" ]; then
   step airbench airbench-export "$PY" "$HERE/airbench_side_by_side.py" --export-only --results "$R"

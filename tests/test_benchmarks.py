@@ -30,6 +30,10 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     mb = pd.read_parquet(out / "results" / "maxbatch")
     assert sorted(mb.inplace) == [False, True] and (mb.max_batch > 0).all()
+    inf = pd.read_parquet(out / "results" / "inference")  # the seed-0 dawn model's DAWNBench latency
+    seed0 = runs[(runs.recipe == "dawn") & (runs.seed == 0)].iloc[0]
+    assert len(inf) == 1 and inf.run_id.iloc[0] == seed0.run_id and inf.images.iloc[0] == 200
+    assert inf.top1_acc.iloc[0] == seed0.final_acc
     assert (out / "report" / "index.html").exists() and (out / "report" / "leaderboard.md").exists()
 
 
