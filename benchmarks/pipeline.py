@@ -128,7 +128,8 @@ def main():
         print(f"training throughput, recipe {r!r} model (eager, random inputs): {v:,.0f} images/s")
     print(f"pipeline / fastest training ({fastest}): {ours / train[fastest]:.1f}x  (goal: at least 10x)")
     save(a.out, "pipeline", {"harness_images_per_s": ours, "chunk": default,
-                             "harness_images_per_s_by_chunk": {str(c): v for c, v in chunks.items()}, "torchvision_images_per_s": theirs,
+                             "harness_images_per_s_by_chunk": {str(c): v for c, v in chunks.items()},
+                             "torchvision_images_per_s": theirs,
                              "ratio": ours / theirs, "training_images_per_s": train,
                              "pipeline_over_fastest_training": ours / train[fastest], "batch": a.batch,
                              "workers": a.workers}, device.type, a)
