@@ -16,7 +16,7 @@ import torch.nn.functional as F
 def default_chunk(device, local_batch):
     """Batches augmented per gather. On a GPU a one-batch gather is bound by its dozen or so small
     kernel launches: on an H200, 16 batches of 512 per gather ran 5.2x faster (6.6M vs 1.3M
-    images/s). On a CPU one batch at a time stays in cache: 64k vs 45k images/s here.
+    images/s). On a CPU one batch at a time stays in cache: 70k vs 38k images/s here.
     benchmarks/pipeline.py measures both side by side."""
     return max(1, 8192 // local_batch) if device.type == "cuda" else 1
 
