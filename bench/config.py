@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 import models
+from models.registry import plain
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -62,6 +63,8 @@ class RunConfig:
         for k in ("device", "time_limit_s", "eval_batch_size", "recipe"):
             d.pop(k)
         d["model_kwargs"] = canonical_kwargs(self.model, self.model_kwargs)
+        # a user's model: its name and source hash instead of the path (built-in keys unchanged)
+        d.update(models.identity(self.model))
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -72,7 +75,8 @@ def canonical_kwargs(model, kwargs):
     """The model's keywords with defaults filled in, so equal models hash equally."""
     full = {k: v for k, v in models.model_keywords(model).items()}
     full.update(kwargs)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(full.items())}
+    # plain(): a user's default that is not a literal (a class, a function) goes in as its repr
+    return {k: plain(v) for k, v in sorted(full.items())}
 
 
 # Named configurations. `dawn` is the fastest path to 94% this harness has; the others are each
@@ -170,10 +174,29 @@ def validate(cfg, cuda_available=None):
         raise BenchError(f"time limit must be positive, got {cfg.time_limit_s!r}")
     try:  # on the meta device: checks the shapes without allocating the weights
         with torch.device("meta"):
-            models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
-    except (ValueError, TypeError) as e:
-        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {e}") from None
+            net = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
+    except Exception as e:  # noqa: BLE001 - a user's factory can raise anything: one line
+        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
+    _check_output(cfg, net)
     return cfg
+
+
+def _check_output(cfg, net):
+    """A user's network must map a CIFAR-10 batch to 10 logits. On the meta device; a network
+    that cannot run there (data-dependent code) is left for the run to judge."""
+    import torch
+
+    if not models.is_user_spec(cfg.model):
+        return
+    try:
+        with torch.device("meta"):
+            out = net(torch.empty(2, 3, 32, 32))
+    except Exception:  # noqa: BLE001
+        return
+    if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 10)):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BenchError(f"model {cfg.model!r} maps a batch of 2 images to {shape}; it must give "
+                         f"(2, 10), one logit per CIFAR-10 class")
 
 
 _WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",

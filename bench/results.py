@@ -109,6 +109,13 @@ RUN_COLUMNS = [
     ("fault", S, "injected fault (BENCH_FAULT), for tests only"),
     ("started_at", T, "UTC start"),
     ("finished_at", T, "UTC end"),
+    # --- models branch (issue #14): a user's own model; the lead ports these to bench/columns.py ---
+    ("model_source", S, "a user's model: where its factory came from ('pkg.mod:fn' or '/abs/path/net.py:fn'); "
+                        "null for a built-in"),
+    ("model_source_hash", S, "a user's model: sha256 of its module's source file (part of config_key); "
+                             "null for a built-in"),
+    ("model_honours", S, 'JSON {"num_classes": bool, "inplace": bool}: which run settings the model\'s '
+                         "factory takes (a built-in takes both)"),
 ]
 EPOCH_COLUMNS = [
     ("run_id", S, "the run"),

@@ -44,7 +44,7 @@ class Diverged(Exception):
 
 def new_run_id(cfg):
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{cfg.model}-{cfg.key()[:8]}-s{cfg.seed}-{stamp}-{os.urandom(3).hex()}"
+    return f"{models.model_name(cfg.model)}-{cfg.key()[:8]}-s{cfg.seed}-{stamp}-{os.urandom(3).hex()}"
 
 
 def classify(exc):
@@ -72,6 +72,7 @@ def base_row(cfg, run_id, device, world_size, started, sweep=None):
     row = {k: v for k, v in cfg.to_dict().items()
            if k not in ("model_kwargs", "device", "time_limit_s", "eval_batch_size", "nesterov", "limit_train")}
     row.update(measure.fingerprint(device, world_size))
+    row.update(models.row_fields(cfg.model))  # a user's model: its own name, import path, source hash
     row.update(run_id=run_id, schema_version=results.SCHEMA_VERSION, sweep=sweep, config_key=cfg.key(),
                model_kwargs=json.dumps(canonical_kwargs(cfg.model, cfg.model_kwargs)),
                batch_size_scope="global", started_at=started, clock=CLOCK, epochs_completed=0,
