@@ -133,13 +133,14 @@ def models_main(a):
     t = Table(title=Text("models (FLOPs: forward + backward of one 32x32 training image)"),
               title_justify="left")
     for h in ("model", "keywords (type = default)", "takes", "params", "GFLOP/img"):
-        t.add_column(Text(h), justify="right" if h in ("params", "GFLOP/img") else "left")
+        t.add_column(Text(h), justify="right" if h in ("params", "GFLOP/img") else "left",
+                     no_wrap=h.startswith("keywords"))
     for r in rows:
         kws = "\n".join(f"{k}: {v['type']}" + ("" if v["required"] else f" = {_literal(v['default'])}")
                         for k, v in r["keywords"].items()) or "-"
-        takes = ", ".join(k for k, yes in r["honours"].items() if yes) or "-"
+        takes = "\n".join(k for k, yes in r["honours"].items() if yes) or "-"
         params = f"{r['param_count']:,}" if r["param_count"] is not None else "-"
-        gflop = f"{r['flops_per_image'] / 1e9:.2f}" if r["flops_per_image"] is not None else "-"
+        gflop = f"{r['flops_per_image'] / 1e9:#.3g}" if r["flops_per_image"] is not None else "-"
         t.add_row(Text(r["model"]), Text(kws), Text(takes), Text(params), Text(gflop))
     out.print(t)
     return 0
