@@ -113,8 +113,14 @@ def describe_model(name):
             "param_count": None, "flops_per_image": None}
     if any(kw.required for kw in spec.keywords.values()):
         return info  # nothing to build without the user's keywords
-    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        net = registry.create(name)
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            net = registry.create(name)
+    except Exception:  # noqa: BLE001 - a factory that needs real tensors: build it for real
+        try:
+            net = registry.create(name)
+        except Exception as e:  # noqa: BLE001 - the user's code: one line
+            raise BenchError(f"model {name!r} at its defaults: {' '.join(str(e).split())}") from None
     info.update(param_count=registry.param_count(net), flops_per_image=flops_per_image(net))
     return info
 

@@ -85,6 +85,14 @@ def achieved_tflops(flops_per_image, images_per_s):
     return flops_per_image * images_per_s / 1e12
 
 
+def run_fields(flops_per_image, images_per_s, device_name, precision):
+    """The run row's FLOP columns for a finished run: flops_per_image, achieved_tflops,
+    peak_tflops and mfu (each None where it cannot be known: no throughput, a CPU, an unlisted GPU)."""
+    peak = peak_tflops(device_name, precision)
+    return {"flops_per_image": flops_per_image, "achieved_tflops": achieved_tflops(flops_per_image, images_per_s),
+            "peak_tflops": peak, "mfu": mfu(flops_per_image, images_per_s, peak)}
+
+
 def flops_per_image(model, channels_last=False, backward=True, batch=2):
     """FLOPs of one training image through `model` (forward + backward; forward only with
     backward=False). The model is copied, never changed; counted on the meta device if it runs

@@ -95,8 +95,8 @@ def spec_for(name, factory, import_path, digest):
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # no signature to read (a C function): pass keywords through
         params = {}
-    try:
-        hints = typing.get_type_hints(factory)
+    try:  # a class's own annotations are its attributes': its keywords are __init__'s
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
     except Exception:  # noqa: BLE001 - an annotation that does not evaluate: judge by defaults
         hints = {}
     keywords, any_kw = {}, not params

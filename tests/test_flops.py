@@ -81,3 +81,12 @@ def test_strict_fp32_and_mfu():
     assert flops.peak_tflops("NVIDIA H200", "fp32", tf32=False) == 67
     assert flops.mfu(2.4e9, 34_900, 989) == pytest.approx(2.4e9 * 34_900 / 1e12 / 989)
     assert flops.mfu(2.4e9, 34_900, None) is None and flops.mfu(None, 1.0, 989) is None
+
+
+def test_the_run_rows_flop_fields():
+    # the H200 figure: 34.9k images/s of the lesson's Darknet in fp16
+    f = flops.run_fields(2_403_790_848, 34_900.0, "NVIDIA H200", "fp16")
+    assert f["achieved_tflops"] == pytest.approx(83.9, abs=0.1) and f["peak_tflops"] == 989
+    assert f["mfu"] == pytest.approx(f["achieved_tflops"] / 989)
+    cpu = flops.run_fields(2_403_790_848, 100.0, "CPU: AMD EPYC 7B13", "bf16")
+    assert cpu["peak_tflops"] is None and cpu["mfu"] is None and cpu["achieved_tflops"] > 0

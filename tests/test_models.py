@@ -197,6 +197,15 @@ def wrong_classes():
     return make_net(num_classes=7)
 
 
+class Net(nn.Module):
+    def __init__(self, width: int = 4, num_classes=10):
+        super().__init__()
+        self.body = make_net(width, num_classes=num_classes)
+
+    def forward(self, x):
+        return self.body(x)
+
+
 NOT_CALLABLE = 3
 '''
 
@@ -246,6 +255,12 @@ def test_a_users_file_model_is_resolved_hashed_and_built(user_file):
     models.check_kwargs(f"{user_file}:untyped", {"scale": "anything"})
     with pytest.raises(ValueError, match="keyword 'width' takes an integer"):
         models.check_kwargs(f"{user_file}:untyped", {"width": "4"})
+
+
+def test_a_users_nn_module_class_is_a_factory_too(user_file):
+    spec = models.resolve(f"{user_file}:Net")
+    assert spec.name == "mynet.Net" and list(spec.keywords) == ["width"] and spec.keywords["width"].annotation is int
+    assert models.create(f"{user_file}:Net", num_classes=3, width=2)(torch.randn(1, 3, 32, 32)).shape == (1, 3)
 
 
 def test_a_users_module_model_by_import_path(user_file, monkeypatch):
