@@ -46,7 +46,8 @@ def _seed_list(text):
 def add_config_args(p):
     g = p.add_argument_group("configuration (defaults: the recipe's, else the lesson's Darknet)")
     g.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named configuration")
-    g.add_argument("--model", help="darknet | wrn | resnet9")
+    g.add_argument("--model", help="darknet | wrn | resnet9 (`bench models` lists them), or your own network: "
+                                   "MODULE:FUNCTION or FILE.py:FUNCTION returning an nn.Module")
     g.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE",
                    help="model keywords, e.g. blocks=1,2,4,6,3 nf=32 width=1")
     g.add_argument("--precision", help=f"{' | '.join(PRECISIONS)} (fp16 needs a GPU)")
@@ -202,6 +203,11 @@ def cmd_infer(a):
     return infer.main(a)
 
 
+def cmd_models(a):
+    from . import api
+    return api.models_main(a)
+
+
 def build_parser():
     p = Parser(prog="bench", description="Time-to-accuracy benchmarks for CIFAR-10 on PyTorch.",
                epilog=EPILOG)
@@ -276,6 +282,13 @@ def build_parser():
     i.add_argument("--limit", type=int, help="time only the first N test images at batch 1")
     i.add_argument("--batch-size", type=int, default=1000, help="batch for the throughput measurement")
     i.set_defaults(func=cmd_infer)
+
+    ms = sub.add_parser("models", help="the models: keywords, parameters, FLOPs per training image",
+                        description="List the registered models with their keywords (type and default), "
+                                    "parameters and FLOPs per training image at their defaults.")
+    ms.add_argument("specs", nargs="*", metavar="MODEL", help="also describe these, e.g. net.py:make_net")
+    ms.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    ms.set_defaults(func=cmd_models)
 
     e = sub.add_parser("env", help="print the hardware and software fingerprint as JSON")
     e.set_defaults(func=cmd_env)

@@ -83,6 +83,12 @@ RUNS = [
     C("sweep", S, "identity", "name of the sweep that ran it, if any"),
     C("sweep_run_id", S, "identity", "the `bench sweep` invocation that ran it (sweeps/<id>.parquet), if any"),
     *config_columns(),
+    C("model_source", S, "identity", "a user's model: where its factory came from ('pkg.mod:fn' or "
+                                     "'/abs/path/net.py:fn'); null for a built-in (then `model` is its registered name)"),
+    C("model_source_hash", S, "config", "a user's model: sha256 of its module's source file (part of config_key: "
+                                        "two versions never merge); null for a built-in"),
+    C("model_honours", S, "setting", 'JSON {"num_classes": bool, "inplace": bool}: which run settings the '
+                                     "model's factory takes (a built-in takes both; one it does not take is not applied)"),
     C("dataset", S, "data", "data set name, e.g. cifar10 or cifar10-jpeg"),
     C("data_checksum", S, "data", "checksum of the data source"),
     C("train_images", I, "data", "train images used (after limit_train)"),

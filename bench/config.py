@@ -73,8 +73,12 @@ class RunConfig:
 
     def key(self):
         """A stable hash of what the run measures: the identifying fields only."""
+        import models
+
         d = {k: v for k, v in self.to_dict().items() if FIELDS[k].metadata["key"]}
         d["model_kwargs"] = canonical_kwargs(self.model, self.model_kwargs)
+        # a user's model: its name and source hash instead of the path (built-in keys unchanged)
+        d.update(models.identity(self.model))
         # fields added after results were first recorded hash only when they differ from their
         # default, so older rows keep their keys (a resumed sweep still finds them)
         for k, v in NEW_FIELD_DEFAULTS.items():
@@ -92,10 +96,12 @@ NEW_FIELD_DEFAULTS = {"workload": "classify", "compile_mode": "default"}
 def canonical_kwargs(model, kwargs):
     """The model's keywords with defaults filled in, so equal models hash equally."""
     import models
+    from models.registry import plain
 
     full = {k: v for k, v in models.model_keywords(model).items()}
     full.update(kwargs)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(full.items())}
+    # plain(): a user's default that is not a literal (a class, a function) goes in as its repr
+    return {k: plain(v) for k, v in sorted(full.items())}
 
 
 # Named configurations. `dawn` is the fastest path to 94% this harness has; the others are each
@@ -200,10 +206,31 @@ def validate(cfg, cuda_available=None):
         raise BenchError(f"time limit must be positive, got {cfg.time_limit_s!r}")
     try:  # on the meta device: checks the shapes without allocating the weights
         with torch.device("meta"):
-            models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
-    except (ValueError, TypeError) as e:
-        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {e}") from None
+            net = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
+    except Exception as e:  # noqa: BLE001 - a user's factory can raise anything: one line
+        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
+    _check_output(cfg, net)
     return cfg
+
+
+def _check_output(cfg, net):
+    """A user's network must map a CIFAR-10 batch to 10 logits. On the meta device; a network
+    that cannot run there (data-dependent code) is left for the run to judge."""
+    import torch
+
+    import models
+
+    if cfg.workload != "classify" or not models.is_user_spec(cfg.model):
+        return
+    try:
+        with torch.device("meta"):
+            out = net(torch.empty(2, 3, 32, 32))
+    except Exception:  # noqa: BLE001
+        return
+    if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 10)):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BenchError(f"model {cfg.model!r} maps a batch of 2 images to {shape}; it must give "
+                         f"(2, 10), one logit per CIFAR-10 class")
 
 
 _WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",

@@ -180,7 +180,6 @@ class Runner:
         data_time = time.perf_counter() - t0
         wl = workloads.get(cfg.workload)(cfg, self.device, self.rank, self.world, self.fault)
         fields = wl.setup(ds)
-        fields.update(flops_fields(wl, cfg, self.device))
         self.setup_fields = fields
         row.update(fields)
         if self.rank == 0 and self.show_progress:
@@ -284,7 +283,7 @@ class Runner:
                        time_to_target_s=s["time_to_target_s"], wall_time_to_target_s=s["wall_time_to_target_s"],
                        epochs_completed=s["epochs_completed"], final_acc=s["final"], best_acc=s["best"],
                        final_train_loss=rec["epochs"][-1].get(wl.loss_names[0]))
-        row.update(flops_fields(wl, cfg, self.device, row))
+        row.update(flops_fields(row))
         row.update(**rss.stop(), finished_at=datetime.now(timezone.utc))
         self.rows.append(row)
         if self.rank == 0:

@@ -65,6 +65,10 @@ MUTATIONS = [
     ("a broken probe is an error", "bench/maxbatch.py",
      '    raise BenchError(f"the probe at batch {batch} failed', '    return False, None, (f"the probe at batch {batch} failed',
      "other_reason"),
+    ("a user model's source hash in the key", "bench/config.py", "        d.update(models.identity(self.model))",
+     "        pass", "never_share_a_key"),
+    ("a user model's output shape", "bench/config.py", "    if not models.is_user_spec(cfg.model):\n        return",
+     "    return", "one_clear_line"),
 ]
 
 

@@ -5,7 +5,7 @@ import torch.distributed as dist
 
 import models
 
-from .. import faults, loader, precision
+from .. import faults, flops, loader, precision
 from ..config import BenchError
 from ..schedule import one_cycle
 from ..workload import Workload, register
@@ -60,7 +60,8 @@ class Classify(Workload):
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self._new_optimizer()
         return {"dataset": ds.name, "data_checksum": ds.checksum, "train_images": len(train_x),
-                "test_images": len(ds.test_x), "param_count": models.param_count(self.model)}
+                "test_images": len(ds.test_x), "param_count": models.param_count(self.model),
+                "flops_per_image": flops.flops_per_image(self.model, cfg.channels_last)}
 
     def _fresh_model(self, seed):
         torch.manual_seed(seed)  # same initial weights on every device, rank and process
