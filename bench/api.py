@@ -17,27 +17,31 @@ from .config import RECIPES, BenchError, RunConfig, from_recipe, validate
 ALIASES = {"wd": "weight_decay", "time_limit": "time_limit_s"}  # the CLI's flag names
 
 
-def run(config=None, *, data=None, results="results", save=None, progress=True, **settings):
+def run(config=None, *, data=None, results="results", save=None, progress=True, seeds=None, **settings):
     """Train one configuration to its target and record it, as `bench run` does. `config` is a
     RunConfig (settings then override its fields) or None (settings on top of the recipe's or the
     lesson's defaults). `model` may be a registered name, 'MODULE:FUNCTION', 'FILE.py:FUNCTION',
     or a function importable from a module. Returns the run row as a dict; a run that failed is
-    recorded and returned with its `status` (oom, diverged, ...), not raised."""
+    recorded and returned with its `status` (oom, diverged, ...), not raised. With `seeds=[...]`
+    the seeds train one after another in this process and a list of rows comes back."""
     from . import data as data_mod
+    from .row import check_save
 
     cfg = validate(make_config(config, settings))
-    return {k: _plain(v) for k, v in _execute(cfg, data_mod.resolve_source(data), results, save, progress).items()}
+    check_save(save, len(seeds or [cfg.seed]))
+    rows = _execute(cfg, seeds or [cfg.seed], data_mod.resolve_source(data), results, save, progress)
+    rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+    return rows if seeds is not None else rows[0]
 
 
-def _execute(cfg, source, results_dir, save, progress):
+def _execute(cfg, seeds, source, results_dir, save, progress):
     """The one call into the runner, as the CLI's `bench run` makes it."""
     if cfg.world_size > 1:
         from . import isolate
-        from .runner import new_run_id
         from .ui import say
-        return isolate.run(cfg, new_run_id(cfg), source, results_dir, save=save, on_line=say if progress else None)
-    from .runner import Run
-    return Run(cfg, source, results_dir, save=save, progress=progress, live=False).execute()
+        return isolate.run_seeds(cfg, seeds, source, results_dir, save=save, on_line=say if progress else None)[0]
+    from .runner import Runner
+    return Runner(cfg, source, results_dir, seeds=seeds, save=save, progress=progress, live=False).execute()
 
 
 def make_config(config=None, settings=None):
