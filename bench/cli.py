@@ -7,6 +7,7 @@ import os
 import sys
 
 from .config import DEVICES, FIELDS, PRECISIONS, RECIPES, BenchError, RunConfig, from_recipe, validate
+from .paths import SWEEP_SUBDIRS, check_writable
 
 EPILOG = "Results land under RESULTS/runs and RESULTS/epochs as parquet; see README.md for the schema."
 
@@ -97,6 +98,7 @@ def cmd_run(a):
     from .ui import say
 
     cfg = validate(config_from_args(a))
+    check_writable(a.results, save=a.save)  # before training: a finished run must not be lost at the end
     source = data_mod.resolve_source(a.data)
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
     if cfg.world_size > 1 and not under_torchrun:
@@ -143,6 +145,8 @@ def cmd_env(a):
 
 def cmd_sweep(a):
     from . import sweep
+    if not a.dry_run:
+        check_writable(a.results, subdirs=SWEEP_SUBDIRS)
     return sweep.main(a)
 
 
@@ -158,11 +162,13 @@ def cmd_verify(a):
 
 def cmd_maxbatch(a):
     from . import maxbatch
+    check_writable(a.results, subdirs=("maxbatch",))
     return maxbatch.main(a)
 
 
 def cmd_infer(a):
     from . import infer
+    check_writable(a.results, subdirs=("inference",))
     return infer.main(a)
 
 

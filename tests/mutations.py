@@ -65,6 +65,13 @@ MUTATIONS = [
     ("a broken probe is an error", "bench/maxbatch.py",
      '    raise BenchError(f"the probe at batch {batch} failed', '    return False, None, (f"the probe at batch {batch} failed',
      "other_reason"),
+    # cli: issue 18
+    ("writability checked before a run", "bench/cli.py", "    check_writable(a.results, save=a.save)",
+     "    pass", "results_that_is_a_file or read_only_results"),
+    ("writability probed, not assumed", "bench/paths.py", "        _probe(where, flag, d)", "        pass",
+     "results_under_proc or read_only_results"),
+    ("torch's warnings silenced on a refused checkpoint", "bench/infer.py", '            warnings.simplefilter("ignore")',
+     "            pass", "refuses_what_is_not"),
 ]
 
 

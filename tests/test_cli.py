@@ -1,11 +1,15 @@
 """Bad input: one clear line on stderr, exit 2, no traceback, nothing written."""
+import os
+import pickle
+import shlex
 import subprocess
+import sys
 
 import pytest
 
 from bench.cli import main
 
-from .conftest import ROOT, TINY, bench
+from .conftest import ROOT, TINY, TINY_SWEEP, bench, write
 
 CASES = [
     (["--model", "vgg"], "unknown model 'vgg'"),
@@ -87,3 +91,97 @@ def test_broken_archive_is_one_line_and_nothing_written(real_members, tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [f"bench run: error: {bad}: test/ is missing classes: horse"]
     assert not (tmp_path / "r").exists()
+
+
+# --- everything a command writes is checked before it works ------------------------------------
+
+def read_only(directory, *args):
+    """Run `bench ARGS` with DIRECTORY bind-mounted read-only in a private mount namespace.
+
+    The tests run as root, and root writes through chmod 0o555, so a permission bit would test
+    nothing; a read-only mount refuses root too, as a read-only disk or NFS export does."""
+    cmd = (f"mount --bind -o ro {shlex.quote(str(directory))} {shlex.quote(str(directory))} && "
+           f"exec {shlex.quote(sys.executable)} -m bench {' '.join(shlex.quote(str(a)) for a in args)}")
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare --mount is not permitted here (needs root); the /proc case still runs")
+    return subprocess.run(["unshare", "--mount", "sh", "-c", cmd], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def one_line_exit_2(p, *needles):
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_results_that_is_a_file_stops_the_run_before_training(small_data, tmp_path):
+    f = tmp_path / "results.txt"
+    f.write_text("not a directory\n")
+    p = bench("run", *TINY, "--data", small_data, "--results", f)
+    one_line_exit_2(p, "--results", str(f), "not a directory")
+    assert f.read_text() == "not a directory\n" and p.stdout == ""
+    # a file as a component of the path: the directory could never be created
+    p = bench("run", *TINY, "--data", small_data, "--results", f / "sub")
+    one_line_exit_2(p, "is a file")
+    for cmd in (["infer", "--checkpoint", f], ["maxbatch", "--device", "cpu"]):
+        one_line_exit_2(bench(*cmd, "--results", f), "not a directory")
+    assert sorted(os.listdir(tmp_path)) == ["results.txt"]
+
+
+def test_results_under_proc_cannot_be_created():
+    """/proc refuses new entries even to root, whatever its permission bits say."""
+    p = bench("run", *TINY, "--device", "cpu", "--results", "/proc/bench-results")
+    one_line_exit_2(p, "/proc/bench-results", "give a writable path")
+    assert not os.path.exists("/proc/bench-results")
+
+
+def test_read_only_results_and_save_stop_before_training(small_data, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    p = read_only(ro, "run", *TINY, "--data", small_data, "--results", ro / "results")
+    one_line_exit_2(p, "Read-only file system")
+    # results writable, checkpoint not: the run must not train and then fail to save
+    p = read_only(ro, "run", *TINY, "--data", small_data, "--results", tmp_path / "r", "--save", ro / "m.pt")
+    one_line_exit_2(p, "--save", "Read-only file system")
+    assert not (tmp_path / "r").exists() and os.listdir(ro) == []
+    p = bench("run", *TINY, "--data", small_data, "--results", tmp_path / "r", "--save", tmp_path)
+    one_line_exit_2(p, "--save", "is a directory")
+
+
+def test_read_only_sweep_results_stop_before_any_cell(small_data, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = read_only(ro, "sweep", s, "--results", ro, "--data", small_data)
+    one_line_exit_2(p, "--results", str(ro), "Read-only file system")
+    assert os.listdir(ro) == []
+    # a dry run writes nothing, so it may look at a read-only directory
+    p = read_only(ro, "sweep", s, "--results", ro, "--data", small_data, "--dry-run")
+    assert p.returncode == 0, p.stderr
+
+
+def test_infer_refuses_what_is_not_a_checkpoint(tmp_path):
+    """README.md, a truncated file and a pickle that would run code: one line naming the file,
+    no advice to load with weights_only=False, no torch warning, nothing run, nothing written."""
+    evil = tmp_path / "evil.pt"
+    marker = tmp_path / "ran"
+    evil.write_bytes(pickle.dumps(RunsCode(str(marker)), protocol=4))
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(b"PK\x03\x04" + os.urandom(600))
+    for path in (ROOT / "README.md", trunc, evil):
+        p = bench("infer", "--checkpoint", path, "--results", tmp_path / "r")
+        line = one_line_exit_2(p, f"{path} is not a cifar-bench checkpoint")
+        assert "weights_only" not in line and "Warning" not in p.stderr
+    assert not marker.exists() and not (tmp_path / "r").exists()
+
+
+class RunsCode:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
