@@ -120,7 +120,16 @@ def cmd_run(a):
     if row.get("status") != "ok":
         summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
     print(json.dumps(summary))
-    return 0 if row.get("status") == "ok" else 1
+    return exit_code(row)
+
+
+def exit_code(row):
+    """0 for a run that finished, 130 for one stopped by Ctrl-C (as the sweep and the shell say), else 1."""
+    if row.get("status") == "ok":
+        return 0
+    if row.get("status") == "interrupted" and "SIGINT" in str(row.get("error") or ""):
+        return 130
+    return 1
 
 
 def _plain(v):

@@ -56,7 +56,7 @@ def classify(exc):
     if isinstance(exc, Diverged):
         return "diverged", str(exc)
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):
-        return "interrupted", str(exc) or "interrupted"
+        return "interrupted", str(exc) or "interrupted by SIGINT (Ctrl-C)"  # cli: the CLI exits 130 on it
     tb = traceback.format_exc().strip().splitlines()
     return "crashed", "\n".join(tb[-12:])
 
@@ -107,6 +107,7 @@ class Run:
         started = datetime.now(timezone.utc)
         prev_term = signal.signal(signal.SIGTERM, self._on_sigterm) \
             if threading.current_thread() is threading.main_thread() else None
+        prev_int = signal.getsignal(signal.SIGINT) if prev_term is not None else None  # cli:
         watchdog = self._start_watchdog()
         self.progress = None
         bad_input = False
@@ -134,6 +135,7 @@ class Run:
                 # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) must not
                 # cut the recording short: with the default action the run would vanish without a row.
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # cli: nor a second Ctrl-C
             try:
                 if self.progress:
                     self.progress.close()
@@ -142,6 +144,8 @@ class Run:
             finally:
                 if prev_term is not None:
                     signal.signal(signal.SIGTERM, prev_term)
+                    if prev_int is not None:  # cli:
+                        signal.signal(signal.SIGINT, prev_int)
         return self.row
 
     # --- phases ---------------------------------------------------------------------------
@@ -286,7 +290,7 @@ class Run:
                 self.peak_gpu_reserved = max(self.peak_gpu_reserved, torch.cuda.max_memory_reserved(self.device))
                 torch.cuda.reset_peak_memory_stats(self.device)
             graphs = measure.compiled_graphs() if cfg.compile else None  # no torch._dynamo import otherwise
-            t0 = time.perf_counter()
+            t0 = self.t_steps0 = time.perf_counter()  # cli: an interrupted epoch's steps count too
             for k, (x, y) in enumerate(self.loader.epoch(epoch)):
                 losses[k] = self._step(x, y, self.schedule[step], step)
                 step += 1
@@ -301,6 +305,7 @@ class Run:
                     say(f"note: torch.compile compiled {new_graphs} graph(s) during epoch {epoch}'s timed "
                         f"steps; its time includes that (recorded as timed_compiles)")
             self.train_time += t1 - t0
+            self.t_steps0 = None  # cli:
             acc = self._evaluate()
             t2 = time.perf_counter()
             self.eval_time += t2 - t1
@@ -349,12 +354,15 @@ class Run:
 
     def _finish(self, started):
         row = self.row
+        if getattr(self, "t_steps0", None) is not None:  # cli: interrupted in the steps: they were training.
+            # No device sync: whatever stopped the run (a hang, a dead collective) could stall it forever.
+            self.train_time += time.perf_counter() - self.t_steps0
         if hasattr(self, "t_train0"):
             row.update(train_time_s=self.train_time, eval_time_s=self.eval_time,
                        wall_time_s=time.perf_counter() - self.t_train0)
             if self.train_time > 0 and self.epoch_rows:
                 row["train_images_per_s"] = (len(self.epoch_rows) * self.steps_per_epoch * self.loader.local_batch
-                                             * self.world) / self.train_time
+                                             * self.world) / self.epoch_rows[-1]["elapsed_s"]  # cli: finished epochs
         if self.epoch_rows:
             accs = [r["test_acc"] for r in self.epoch_rows]
             row.update(final_acc=accs[-1], best_acc=max(accs), final_train_loss=self.epoch_rows[-1]["train_loss"])

@@ -2,9 +2,12 @@
 import os
 import pickle
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
+import pandas as pd
 import pytest
 
 from bench.cli import main
@@ -185,3 +188,38 @@ class RunsCode:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------------
+
+def test_ctrl_c_mid_run_exits_130_with_its_clocks_and_finished_epochs(small_data, tmp_path):
+    """SIGINT (what Ctrl-C sends) while epoch 2's steps run: exit 130 like the sweep; the row is
+    `interrupted` and its training clock holds epoch 1 and the part of epoch 2 that ran; the
+    epochs file has epoch 1. BENCH_FAULT=hang:14 holds the run inside epoch 2 (12 steps an
+    epoch), so the signal lands there whatever the machine's load."""
+    log = tmp_path / "log"
+    res = tmp_path / "r"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bench", "run", *TINY, "--data", str(small_data),
+                                 "--results", str(res), "--no-progress-bar"], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, "BENCH_FAULT": "hang:14"},
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 600
+            while "epoch 1/2" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)  # well inside the hang: epoch 2 has trained for at least this long
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert rc == 130 and "Traceback" not in text, (rc, text[-3000:])
+    r = pd.read_parquet(res / "runs").iloc[0]
+    ep = pd.read_parquet(res / "epochs")
+    assert r.status == "interrupted" and "SIGINT" in r.error
+    assert list(ep.epoch) == [1] and r.epochs_completed == 1 and r.final_acc == ep.test_acc.iloc[0]
+    assert r.train_time_s >= ep.elapsed_s.iloc[0] + 1.0, (r.train_time_s, ep.elapsed_s.iloc[0])
+    assert r.wall_time_s >= r.train_time_s
+    assert r.train_images_per_s == pytest.approx(12 * 50 / ep.elapsed_s.iloc[0])  # finished epochs only
