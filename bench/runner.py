@@ -306,6 +306,7 @@ class Run:
                         f"steps; its time includes that (recorded as timed_compiles)")
             self.train_time += t1 - t0
             self.t_steps0 = None  # cli:
+            self.progress.evaluating()  # cli: the display says so (a CPU evaluation takes minutes)
             acc = self._evaluate()
             t2 = time.perf_counter()
             self.eval_time += t2 - t1

@@ -32,13 +32,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import isolate, results
 from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
 from .runner import new_run_id
-from .ui import console, say
+from .ui import SweepProgress, console, say
 
 SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
 
@@ -225,12 +224,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     t_sweep, durations = time.monotonic(), []
     live = console.is_terminal
-    progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("ok {task.fields[ok]}  failed {task.fields[failed]}  left {task.fields[left]}"),
-                        TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-                        console=console, disable=not live)
-    with progress:
-        task = progress.add_task("sweep", total=len(todo), ok=0, failed=0, left=len(todo), current="")
+    with SweepProgress(len(todo), live=live) as progress:
         for n, cell in enumerate(todo, 1):
             key = cell.cfg.key()
             desc = ", ".join(f"{k}={v}" for k, v in cell.axes.items())
@@ -240,27 +234,29 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
                 except BlockingIOError:
                     counts["skipped"] += 1
                     say(f"[{n}/{len(todo)}] {desc}: being run by another sweep; skipped")
-                    progress.update(task, advance=1, left=len(todo) - n)
+                    progress.advance(counts["ok"], counts["failed"], len(todo) - n)
                     continue
                 st = status_by_key(results_dir, warn=None).get(key, [])
                 if "ok" in st or (st and not retry_failed):
                     counts["skipped"] += 1
                     say(f"[{n}/{len(todo)}] {desc}: recorded meanwhile by another sweep; skipped")
-                    progress.update(task, advance=1, left=len(todo) - n)
+                    progress.advance(counts["ok"], counts["failed"], len(todo) - n)
                     continue
                 run_id = new_run_id(cell.cfg)
                 if not live:
                     say(f"[{n}/{len(todo)}] {desc}: starting run {run_id}")
+                progress.start_cell(n, len(todo), desc)
                 t0 = time.monotonic()
                 row = isolate.run(cell.cfg, run_id, source, results_dir, sweep=name,
                                   log_path=results_dir / "logs" / f"{results.safe_name(run_id)}.log",
-                                  on_line=lambda line: progress.update(task, current=line.strip()[:70]),
+                                  on_line=progress.child_line,
                                   pass_fds=(lock.fileno(),))
             status = row.get("status")
             counts["ok" if status == "ok" else "failed"] += 1
             durations.append(time.monotonic() - t0)
             left = len(todo) - n
-            eta = f", ETA {left * sum(durations) / len(durations) / 60:.1f} min" if left else ""
+            eta_s = left * sum(durations) / len(durations)
+            eta = f", ETA {eta_s / 60:.1f} min" if left else ""
             acc = row.get("final_acc")
             ttt = row.get("time_to_target_s")
             say(f"[{n}/{len(todo)}] {desc}: {status}"
@@ -268,7 +264,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
                 + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
                 + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
                 + f" [{time.monotonic() - t0:.0f} s; {counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
-            progress.update(task, advance=1, ok=counts["ok"], failed=counts["failed"], left=len(todo) - n)
+            progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - t_sweep) / 60:.1f} min; results in {results_dir}")
     return 0

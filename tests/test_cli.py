@@ -223,3 +223,71 @@ def test_ctrl_c_mid_run_exits_130_with_its_clocks_and_finished_epochs(small_data
     assert r.train_time_s >= ep.elapsed_s.iloc[0] + 1.0, (r.train_time_s, ep.elapsed_s.iloc[0])
     assert r.wall_time_s >= r.train_time_s
     assert r.train_images_per_s == pytest.approx(12 * 50 / ep.elapsed_s.iloc[0])  # finished epochs only
+
+
+# --- help and names -----------------------------------------------------------------------------
+
+def sub_parsers():
+    import argparse
+
+    from bench.cli import build_parser
+    p = build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    return p, sub.choices
+
+
+def test_every_option_of_every_command_has_help_and_its_default():
+    """Walks every sub-parser: each option has a help string, each one that takes a value says its
+    default (hidden internal options excepted), and each command has a description."""
+    import argparse
+    _, commands = sub_parsers()
+    assert {"run", "sweep", "maxbatch", "report", "verify", "infer", "env"} <= set(commands)
+    for name, parser in commands.items():
+        assert parser.description, f"bench {name} has no description"
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or action.help == argparse.SUPPRESS:
+                continue
+            flag = "/".join(action.option_strings) or action.dest
+            assert action.help, f"bench {name} {flag} has no help"
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and name != "report":  # the report's own flags are the report's to word
+                assert "default" in action.help, f"bench {name} {flag}: no default in {action.help!r}"
+
+
+def test_help_shows_the_recipes_values_as_the_defaults():
+    lesson = bench("run", "--help", check=0).stdout
+    cpu = bench("run", "--recipe", "cpu", "--help", check=0).stdout
+    squash = " ".join(cpu.split())
+    assert "recipe 'cpu'" in squash and "--epochs EPOCHS epochs in the one-cycle schedule (default: 10)" in squash
+    assert "(default: 0.85)" in squash and "(default: width=0.5)" in squash
+    assert "(default: 30)" in " ".join(lesson.split()) and "(default: 0.94)" in " ".join(lesson.split())
+
+
+def test_abbreviations_are_errors_and_weight_decay_has_its_full_name(tmp_path, capsys):
+    for argv in (["run", "--epoch", "2"], ["run", "--weight", "0.1"], ["sweep", "x.toml", "--dry"],
+                 ["infer", "--checkpoint", "m.pt", "--lim", "5"]):
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--results", str(tmp_path / "r")])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "unrecognized arguments" in err[0], (argv, err)
+    from bench.cli import build_parser, config_from_args
+    for flag in ("--weight-decay", "--wd"):
+        a = build_parser().parse_args(["run", flag, "0.002"])
+        assert config_from_args(a).weight_decay == 0.002
+    assert not (tmp_path / "r").exists()
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+    p = bench("--version", check=0)
+    assert p.stdout.strip() == f"bench (cifar-bench) {version('cifar-bench')}"
+
+
+def test_maxbatch_lists_only_the_flags_that_change_its_memory():
+    text = bench("maxbatch", "--help", check=0).stdout
+    for flag in ("--model", "--model-kwargs", "--precision", "--channels-last", "--compile", "--memory-limit",
+                 "--max BATCH"):
+        assert flag in text, flag
+    for flag in ("--lr", "--epochs", "--target", "--weight-decay", "--label-smoothing", "--seed", "--tta"):
+        assert flag not in text, flag
