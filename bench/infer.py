@@ -11,6 +11,7 @@ The checkpoint is loaded with torch.load(weights_only=True): it cannot run code.
 import json
 import os
 import time
+import warnings
 from datetime import datetime, timezone
 
 import torch
@@ -29,14 +30,19 @@ WARMUP = 10
 
 
 def load_checkpoint(path):
+    """The checkpoint's dict, or BenchError in one line: torch's own messages are cut mid-sentence
+    at a line break and advise `weights_only=False`, which would run whatever code the file holds."""
     if not os.path.isfile(path):
         raise BenchError(f"checkpoint not found: {path} (save one with `bench run --save PATH`)")
+    not_ours = f"{path} is not a cifar-bench checkpoint (write one with `bench run --save PATH`)"
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle refusing a non-weights object, a truncated file, ...
-        raise BenchError(f"cannot load checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise about a file we refuse
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated or foreign file, ...
+        raise BenchError(f"{not_ours}; it cannot be read as one ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise BenchError(f"{path} is not a checkpoint written by `bench run --save`")
+        raise BenchError(not_ours)
     return ckpt
 
 

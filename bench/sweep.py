@@ -41,13 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import isolate, results
 from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
 from .row import new_run_id
-from .ui import console, say
+from .ui import SweepProgress, console, say
 
 SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
 
@@ -278,12 +277,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     done, durations = 0, []
     live = console.is_terminal
-    progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("ok {task.fields[ok]}  failed {task.fields[failed]}  left {task.fields[left]}"),
-                        TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-                        console=console, disable=not live)
-    with progress:
-        task = progress.add_task("sweep", total=len(todo), ok=0, failed=0, left=len(todo), current="")
+    with SweepProgress(len(todo), live=live) as progress:
         for group in groups_of(todo, isolate_seeds):
             elapsed = time.monotonic() - account.t0
             expected = len(group) * sum(durations) / len(durations) if durations else 0.0
@@ -299,7 +293,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                         done += 1
                         counts["skipped"] += 1
                         say(f"[{done}/{len(todo)}] {_desc(cell)}: {why}; skipped")
-                        progress.update(task, advance=1, left=len(todo) - done)
+                        progress.advance(counts["ok"], counts["failed"], len(todo) - done)
                     else:
                         claimed.append(cell)
                         fds.append(lock.fileno())
@@ -311,11 +305,13 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                     say(f"[{done + 1}/{len(todo)}] {_desc(claimed[0])}: starting "
                         + (f"runs {', '.join(run_ids)} (seeds {seeds}) in one process" if len(seeds) > 1
                            else f"run {run_ids[0]}"))
+                progress.start_cell(done + 1, len(todo), _desc(claimed[0])
+                                    + (f" (+{len(claimed) - 1} more seeds)" if len(claimed) > 1 else ""))
                 t0 = time.monotonic()
                 rows, processes = isolate.run_seeds(
                     cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
                     log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
-                    on_line=lambda line: progress.update(task, current=line.strip()[:70]), pass_fds=fds)
+                    on_line=progress.child_line, pass_fds=fds)
             account.add(rows, processes)
             durations.append((time.monotonic() - t0) / len(rows))
             for cell, row in zip(claimed, rows):
@@ -323,14 +319,15 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                 status = row.get("status")
                 counts["ok" if status == "ok" else "failed"] += 1
                 left = len(todo) - done
-                eta = f", ETA {left * sum(durations) / len(durations) / 60:.1f} min" if left else ""
+                eta_s = left * sum(durations) / len(durations)
+                eta = f", ETA {eta_s / 60:.1f} min" if left else ""
                 acc, ttt = row.get("final_acc"), row.get("time_to_target_s")
                 say(f"[{done}/{len(todo)}] {_desc(cell)}: {status}"
                     + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
                     + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
                     + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
                     + f" [{counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
-                progress.update(task, advance=1, ok=counts["ok"], failed=counts["failed"], left=left)
+                progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
 

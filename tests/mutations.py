@@ -69,6 +69,13 @@ MUTATIONS = [
      "        pass", "never_share_a_key"),
     ("a user model's output shape", "bench/config.py", "    if not models.is_user_spec(cfg.model):\n        return",
      "    return", "one_clear_line"),
+    # cli: issue 18
+    ("writability checked before a run", "bench/cli.py", "    check_writable(a.results, save=a.save)",
+     "    pass", "results_that_is_a_file or read_only_results"),
+    ("writability probed, not assumed", "bench/paths.py", "        _probe(where, flag, d)", "        pass",
+     "results_under_proc or read_only_results"),
+    ("torch's warnings silenced on a refused checkpoint", "bench/infer.py", '            warnings.simplefilter("ignore")',
+     "            pass", "refuses_what_is_not"),
 ]
 
 
