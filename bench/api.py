@@ -10,6 +10,7 @@ Settings are RunConfig's fields (bench/config.py) with the CLI's names for two o
 """
 import dataclasses
 import json
+import os
 import sys
 
 from .config import RECIPES, BenchError, RunConfig, from_recipe, validate
@@ -85,7 +86,8 @@ def report(dirs, prices=None):
     configuration and hardware, ranked as `bench report` ranks them)."""
     from . import report as report_mod
 
-    return report_mod.build([str(d) for d in ([dirs] if isinstance(dirs, str) else dirs)], prices).board
+    dirs = [dirs] if isinstance(dirs, (str, os.PathLike)) else dirs
+    return report_mod.build([str(d) for d in dirs], prices).board
 
 
 def models(specs=()):

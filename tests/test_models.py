@@ -301,3 +301,22 @@ def test_a_bad_user_model_is_one_clear_line(user_file, spec, kwargs, message):
     assert "\n" not in str(e.value)
     assert re.search(message if ".*" in message else re.escape(message), str(e.value)), str(e.value)
 
+
+
+@pytest.mark.parametrize("ann,good,bad,words", [
+    ("Literal['relu', 'gelu']", ["relu"], ["tanh", 1], "one of 'relu', 'gelu'"),
+    ("float | None", [None, 1, 0.5], ["x", True], "a number or None"),
+    ("Optional[int]", [None, 3], [2.5], "an integer or None"),
+    ("list[int]", [[1, 2], []], [[1.5], 3], "a list of integers"),
+    ("tuple[int, int]", [[1, 2]], [[1, 2, 3], [1, "a"]], "a list of integers"),
+    ("tuple[float, ...]", [[1, 2.5]], [["a"], [True]], "a list of numbers"),
+    ("dict", [{"a": 1}], [[1]], "a table"),
+])
+def test_keyword_types_from_annotations(ann, good, bad, words):
+    from typing import Literal, Optional  # noqa: F401 - the annotations below name them
+
+    from models import kwtypes
+    t = eval(ann)
+    assert all(kwtypes.conforms(v, t) for v in good)
+    assert not any(kwtypes.conforms(v, t) for v in bad)
+    assert kwtypes.describe(t) == words
