@@ -1,7 +1,7 @@
 """The report's ONE list of boards. Markdown, HTML and the terminal all loop over `boards(rep)`;
 a board is a title, a note, headers and rows of text cells (a `Cell` carries a longer text for
 hover), which headers the 100-column terminal shows, and which plot the page draws with it."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -40,6 +40,15 @@ class Board:
     plot: str = None            # the page's plot drawn under this board
     items: list = field(default_factory=list)  # a bullet list instead of (or after) a table
     empty: str = ""             # said when there are neither rows nor items
+    optional: tuple = ()        # headers dropped when no row has a value in them (keeps tables narrow)
+
+    def pruned(self):
+        """This board without its optional columns that are empty ('–') in every row."""
+        drop = {i for i, h in enumerate(self.headers) if h in self.optional and all(str(r[i]) == "–" for r in self.rows)}
+        if not drop:
+            return self
+        keep = [i for i in range(len(self.headers)) if i not in drop]
+        return replace(self, headers=[self.headers[i] for i in keep], rows=[[r[i] for i in keep] for r in self.rows])
 
 
 def _device(r):
@@ -75,7 +84,8 @@ def _mem(r):
 
 
 LEADER = ["#", "configuration", "device", "runs", "time s", "min–max", "95% CI", "vs above", "acc", "±95% pp",
-          "img/s", "MFU", "setup (warm-up) s", "mem MiB", "kJ", "cost", "flags", "group"]
+          "img/s", "MFU", "setup (warm) s", "mem MiB", "kJ", "cost", "flags", "group"]
+LEADER_OPTIONAL = ("95% CI", "vs above", "±95% pp", "setup (warm) s", "kJ", "cost", "flags")
 
 
 def _leader_row(r, gaps):
@@ -109,7 +119,7 @@ def leaderboards(rep):
                          f"{float(target) * 100:.1f}%{where}", LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
                          note=("runs: reached the target / finished (+failed); time: median seconds to target; "
                                "vs above: against the next faster rank."), left=("configuration", "device", "flags", "group"),
-                         narrow=tuple(narrow), plot="curves" if i == 0 else None))
+                         narrow=tuple(narrow), plot="curves" if i == 0 else None, optional=LEADER_OPTIONAL))
     return out
 
 
@@ -132,7 +142,7 @@ def effects_board(rep):
              fmt_num(x["speed_b_over_a"], "x"), x["speed_metric"], fmt_range(x["speed_lo"], x["speed_hi"], "s2"),
              {"noise": "within noise", "differs": "differs", "untested": "untested (1 run)"}[x["verdict"]]
              + (" · contended" if x["contended_runs"] else ""),
-             fmt_num(x["acc_diff_b_minus_a"], "pp"), fmt_num(x["acc_ci95"], "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
+             fmt_num(x["acc_diff_b_minus_a"], "pp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
             for _, x in e.iterrows()] if len(e) else []
     return Board("effects", "Axis effects",
                  ["B vs A", "context", "runs A+B", "speed B/A", "speed by", "95% CI", "verdict", "acc B−A pp",
@@ -204,7 +214,8 @@ def unranked_board(rep):
                   "setup s", "mem MiB", "flags", "group"], rows,
                  note="Configurations where at most half the finished runs reached their target: no rank, no time.",
                  left=("configuration", "device", "flags", "group"),
-                 narrow=("configuration", "target", "reached", "best acc", "img/s"), plot="throughput")
+                 narrow=("configuration", "target", "reached", "best acc", "img/s"), plot="throughput",
+                 optional=("setup s", "flags"))
 
 
 def notes_board(rep):
@@ -235,7 +246,7 @@ def boards(rep):
         "Costs use $/GPU-hour on-demand list prices (PRICES in bench/report.py, sources and dates there; "
         "override with --prices). Each figure's configuration, hardware and run count are in leaderboard.json."]))
     # boards with nothing to show are dropped, except those that say why they are empty
-    return [b for b in out if b.rows or b.items or b.empty]
+    return [b.pruned() for b in out if b.rows or b.items or b.empty]
 
 
 def visible(board, wide):

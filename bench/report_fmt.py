@@ -77,7 +77,8 @@ def short_device(name, gpu_count=None, cpu_count=None):
     """'NVIDIA H200' -> 'H200'; 'CPU: Intel(R) Xeon(R) Processor' with 2 cores -> 'Xeon CPU 2c'."""
     s = str(name)
     cpu = s.startswith("CPU:")
-    s = re.sub(r"\((R|TM|tm|r)\)|^CPU:\s*|NVIDIA\s+|Intel\s+|AMD\s+|\bCPU\b|Processor|@.*$", "", s)
+    s = re.sub(r"\((R|TM|tm|r)\)", "", s)  # first, so "Intel(R) Xeon(R)" reads "Intel Xeon" below
+    s = re.sub(r"^CPU:\s*|NVIDIA\s+|Intel\s+|AMD\s+|\bCPU\b|Processor|@.*$", "", s)
     s = re.sub(r"\s+", " ", s).strip()
     s = cut(s, 18)
     if cpu:

@@ -11,7 +11,7 @@ CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:20px auto;max-width:188
 h2{margin:28px 0 6px}table{border-collapse:collapse;margin:6px 0 18px;font-size:12.5px}
 th,td{border:1px solid #d4d4d4;padding:2px 6px;text-align:right;white-space:nowrap}
 th{background:#eef0f3;position:sticky;top:0;z-index:1;cursor:pointer;user-select:none}
-th.l,td.l{text-align:left}td.w{white-space:normal;min-width:11em;max-width:24em}
+th.l,td.l{text-align:left}td.w{white-space:normal;overflow-wrap:anywhere;min-width:11em;max-width:22em}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
 tbody tr:nth-child(even){background:#fafafa}td[title]{text-decoration:underline dotted #aaa}
 img{max-width:100%;border:1px solid #e4e4e4;margin:6px 0;display:block}.note{color:#555;max-width:1100px}
