@@ -24,6 +24,7 @@ import pandas as pd
 from . import results, summary
 from .config import BenchError
 from .report_effects import axis_effects, contended_mask, rank_gaps
+from .report_fmt import missing
 from .report_stats import mean_ci95, median_ci95, olympic_mean, t95  # noqa: F401  (t95: tests and callers)
 from .ui import say
 
@@ -205,7 +206,7 @@ def code_splits(board):
     for (cid, hw), g in board.groupby(["config_id", "hardware_key"]):
         if len(g) > 1:
             out.append({"config_id": cid, "hardware_key": hw, "groups": list(g["group_id"]),
-                        "code_hashes": [str(h) if h is not None else "unrecorded" for h in g["code_hash"]],
+                        "code_hashes": ["unrecorded" if missing(h) else str(h) for h in g["code_hash"]],
                         "row": g.iloc[0]})
     return out
 
@@ -284,8 +285,11 @@ def main(a):
         files.update(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, a.entry, a.author))
     # everything is rendered before the first byte is written: an error above leaves no files
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (out / name).write_text(text)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text)
+    except OSError as e:
+        raise BenchError(f"cannot write the report to {out}: {e.strerror or e}; give --out a writable directory") from None
     say(f"wrote {', '.join(files)} to {out}")
     return 0

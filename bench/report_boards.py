@@ -16,8 +16,8 @@ RANK_RULE = ("A configuration is ranked by median time to target only if more th
              "evaluation excluded.")
 STATS_RULE = (f"Spread: the fastest and slowest run (min–max) and a bootstrap 95% interval of the median "
               f"({RESAMPLES} resamples; none under 2 runs). Two times differ only when the bootstrap 95% interval "
-              "of their ratio of medians excludes 1; otherwise they are 'within noise'. With a single run on a side "
-              "the difference is 'untested'. Accuracy intervals (±95%) are t-intervals in percentage points (pp).")
+              "of their ratio of medians excludes 1; otherwise they are 'within noise' (with two runs a side this "
+              "amounts to their ranges not overlapping). With a single run on a side the difference is 'untested'. Accuracy intervals (±95%) are t-intervals in percentage points (pp).")
 
 
 class Cell(str):
