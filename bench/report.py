@@ -28,11 +28,13 @@ from .report_fmt import missing
 from .report_stats import mean_ci95, median_ci95, olympic_mean, t95  # noqa: F401  (t95: tests and callers)
 from .ui import say
 
-CONFIG_COLUMNS = ["dataset", "train_images", "model", "model_kwargs", "precision", "inplace", "channels_last",
-                  "compile", "batch_size", "world_size", "epochs", "target", "lr", "div", "pct", "mom_max",
-                  "mom_min", "weight_decay", "label_smoothing", "cutout", "tta", "warmup_steps", "stop_at_target",
-                  # the lead's new configuration columns: null in older rows, so old rows stay one group
-                  "nesterov", "tta_views", "workload"]
+try:  # the column registry: every configuration column but the seed (code_hash is grouped apart below)
+    from .columns import group_columns
+    CONFIG_COLUMNS = [c for c in group_columns() if c != "code_hash"]
+except ImportError:  # a checkout from before bench/columns.py
+    CONFIG_COLUMNS = ["dataset", "train_images", "model", "model_kwargs", "precision", "inplace", "channels_last",
+                      "compile", "batch_size", "world_size", "epochs", "target", "lr", "div", "pct", "mom_max",
+                      "mom_min", "weight_decay", "label_smoothing", "cutout", "tta", "warmup_steps", "stop_at_target"]
 DEFAULT_THRESHOLDS = (0.85, 0.90, 0.93, 0.94)
 
 # Dollars per GPU-hour, on-demand list prices divided by the instance's GPUs. Approximate and dated;

@@ -54,8 +54,9 @@ MUTATIONS = [
     ("report: code_hash splits groups", "bench/report.py",
      'runs[CONFIG_COLUMNS + ["hardware_key", "code_hash"]]', 'runs[CONFIG_COLUMNS + ["hardware_key"]]',
      "different_code_are_split"),
-    ("summary: the FIRST epoch at or over", "bench/summary.py", "i = int(hit.to_numpy().nonzero()[0][0])",
-     "i = int(hit.to_numpy().nonzero()[0][-1])", "first_epoch_at_or_over or thresholds_board_equals"),
+    ("report: thresholds from the epoch files", "bench/summary.py",
+     "rows = [[rid] + list(time_to_thresholds(ep, thresholds, quality).values())",
+     "rows = [[rid] + [None] * len(thresholds)", "thresholds_board_equals"),
     ("weights_only", "bench/infer.py", "weights_only=True", "weights_only=False", "refuse_code"),
     ("cache checksum", "bench/data.py", 'if _file_checksum(npz) != meta.get("sha256"):', "if False:",
      "corrupt_cache"),
@@ -78,6 +79,10 @@ MUTATIONS = [
     ("a broken probe is an error", "bench/maxbatch.py",
      '    raise BenchError(f"the probe at batch {batch} failed', '    return False, None, (f"the probe at batch {batch} failed',
      "other_reason"),
+    ("a user model's source hash in the key", "bench/config.py", "        d.update(models.identity(self.model))",
+     "        pass", "never_share_a_key"),
+    ("a user model's output shape", "bench/config.py", "    if not models.is_user_spec(cfg.model):\n        return",
+     "    return", "one_clear_line"),
 ]
 
 

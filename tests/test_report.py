@@ -296,13 +296,14 @@ def test_summarize_finds_the_first_epoch_at_or_over_the_target():
             {"epoch": 1, "elapsed_s": 10.0, "wall_s": 12.0, "test_acc": 0.50},
             {"epoch": 2, "elapsed_s": 20.0, "wall_s": 24.0, "test_acc": 0.90}]
     s = summarize(rows, 0.90)
-    assert s == {"reached_target": True, "epoch_reached": 2, "time_to_target_s": 20.0, "wall_time_to_target_s": 24.0,
-                 "final": 0.91, "best": 0.91}
+    assert {k: s[k] for k in ("reached_target", "epoch_reached", "time_to_target_s", "wall_time_to_target_s",
+                              "final", "best")} == {"reached_target": True, "epoch_reached": 2, "time_to_target_s": 20.0,
+                                                    "wall_time_to_target_s": 24.0, "final": 0.91, "best": 0.91}
     assert summarize(pd.DataFrame(rows), 0.905)["epoch_reached"] == 3
     miss = summarize(rows, 0.95)
     assert miss["reached_target"] is False and miss["time_to_target_s"] is None and miss["best"] == 0.91
     loss = [dict(r, loss=1 - r["test_acc"]) for r in rows]
-    low = summarize(loss, 0.095, higher_is_better=False, column="loss")
+    low = summarize(loss, 0.095, quality="loss", higher_is_better=False)
     assert low["epoch_reached"] == 3 and low["best"] == pytest.approx(0.09)
     assert summarize([], 0.9)["reached_target"] is False
 
