@@ -20,11 +20,10 @@
 
 Every run is a child process (bench.isolate). A cell is done when a run row with its
 config_key and status "ok" exists; done cells are skipped, failed ones retried only with
---retry-failed. A cell is claimed with an flock on RESULTS/.locks/<key>.lock, so concurrent
-sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once; the
-lock dies with its holder.
+--retry-failed. A cell is claimed (bench/claims.py: an flock on RESULTS/.locks/<key>.lock, or a
+claim file where flock is not shared between machines), so concurrent sweeps (and --shard i/N on
+N machines sharing RESULTS) never run a cell twice at once; the claim dies with its holder.
 """
-import fcntl
 import itertools
 import os
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import isolate, results
+from . import claims, isolate, results
 from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
 from .runner import new_run_id
 from .ui import console, say
@@ -234,10 +233,8 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
         for n, cell in enumerate(todo, 1):
             key = cell.cfg.key()
             desc = ", ".join(f"{k}={v}" for k, v in cell.axes.items())
-            with open(results_dir / ".locks" / f"{key}.lock", "a") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+            with claims.claim(results_dir, key) as c:
+                if c is None:
                     counts["skipped"] += 1
                     say(f"[{n}/{len(todo)}] {desc}: being run by another sweep; skipped")
                     progress.update(task, advance=1, left=len(todo) - n)
@@ -255,7 +252,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed):
                 row = isolate.run(cell.cfg, run_id, source, results_dir, sweep=name,
                                   log_path=results_dir / "logs" / f"{results.safe_name(run_id)}.log",
                                   on_line=lambda line: progress.update(task, current=line.strip()[:70]),
-                                  pass_fds=(lock.fileno(),))
+                                  pass_fds=c.fds)
             status = row.get("status")
             counts["ok" if status == "ok" else "failed"] += 1
             durations.append(time.monotonic() - t0)
