@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Stop the daemons .ci/slurm-up.sh started, by the pids they recorded (munged's from its pid file).
+# Stop the daemons .ci/slurm-up.sh started (listed in $STATE/started), by the pids they recorded.
 set -uo pipefail
 STATE=${BENCH_SLURM_STATE:-/var/lib/bench-slurm}
 stop() {  # pid file, name
+  grep -qx "$2" "$STATE/started" 2>/dev/null || return 0  # not ours to stop
   [ -s "$1" ] || return 0
   local pid; pid=$(cat "$1")
   [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$2" ] || return 0  # gone, or the pid was reused
@@ -13,3 +14,4 @@ stop() {  # pid file, name
 stop "$STATE/slurmd.pid" slurmd
 stop "$STATE/slurmctld.pid" slurmctld
 stop /run/munge/munged.pid munged
+rm -f "$STATE/started"

@@ -26,12 +26,15 @@ fi
 HOST=$(hostname -s)
 mkdir -p "$STATE"/{ctld,spool,log}
 
+# what this call starts is listed in $STATE/started, for .ci/slurm-down.sh to stop (and nothing else)
+: > "$STATE/started"
 # munge: a key, then the daemon as the munge user
 if ! pgrep -x munged >/dev/null; then
   [ -s /etc/munge/munge.key ] || mungekey --create --keyfile /etc/munge/munge.key
   chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   mkdir -p /run/munge /var/log/munge /var/lib/munge && chown munge:munge /run/munge /var/log/munge /var/lib/munge
   runuser -u munge -- munged
+  echo munged >> "$STATE/started"
 fi
 
 cat > "$CONF" <<EOF
@@ -57,8 +60,9 @@ NodeName=$HOST CPUs=$(nproc) State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 
-pgrep -x slurmctld >/dev/null || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
+for d in slurmctld slurmd; do
+  pgrep -x "$d" >/dev/null || { "$d" && echo "$d" >> "$STATE/started"; }
+done
 for _ in $(seq 60); do
   if node_up; then echo started; exit 0; fi
   sleep 0.5

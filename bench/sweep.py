@@ -178,6 +178,9 @@ def print_matrix(cells, state, title):
 
 
 def main(a):
+    from . import slurm
+    if slurm.handles(a):  # --slurm submits a job array, --status reports (bench/slurm.py)
+        return slurm.main(a)
     path, meta, base, axes, exclude = load(a.file)
     import torch
     have_gpu = torch.cuda.is_available()

@@ -1,0 +1,144 @@
+"""Sweeps on a real Slurm (one node on this machine: .ci/slurm-up.sh), and `--status`.
+
+The Slurm tests skip where Slurm is not installed; CI sets BENCH_REQUIRE_SLURM=1 so that there a
+missing Slurm fails instead. If Slurm is installed but not running, the fixture starts it (as root)
+and stops what it started at the end."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import claims
+
+from .conftest import ROOT, TINY_SWEEP, bench, write
+
+
+def _unavailable(why):
+    if os.environ.get("BENCH_REQUIRE_SLURM") == "1":
+        pytest.fail(f"{why} (BENCH_REQUIRE_SLURM=1: these tests must run here)")
+    pytest.skip(why)
+
+
+def _node_up():
+    p = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)
+    return p.returncode == 0 and re.search(r"^(idle|mixed|allocated|completing)", p.stdout, re.M)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        _unavailable("Slurm is not installed (apt-get install slurm-wlm munge; .ci/slurm-up.sh starts one node)")
+    if _node_up():
+        yield
+        return
+    if os.geteuid() != 0:
+        _unavailable("Slurm is installed but no node is up, and starting one here needs root (.ci/slurm-up.sh)")
+    up = subprocess.run([str(ROOT / ".ci" / "slurm-up.sh")], capture_output=True, text=True, timeout=120)
+    if up.returncode != 0:
+        _unavailable(f"could not start Slurm: {up.stderr.strip().splitlines()[-1:]}")
+    yield
+    if up.stdout.strip() == "started":
+        subprocess.run([str(ROOT / ".ci" / "slurm-down.sh")], timeout=120)
+
+
+def submit(sweep_file, results, data, *extra, env=None):
+    p = bench("sweep", sweep_file, "--slurm", "--array", "2", "--results", results, "--data", data, *extra,
+              env=env, check=0)
+    m = re.search(r"submitted batch job (\d+)", p.stderr)
+    assert m, p.stderr
+    return m.group(1), p
+
+
+def running(job):
+    """Array tasks of `job` still queued or running."""
+    p = subprocess.run(["squeue", "-h", "-j", job, "-o", "%i %T"], capture_output=True, text=True)
+    return p.stdout.split("\n") if p.returncode == 0 and p.stdout.strip() else []
+
+
+def wait_done(*jobs, results, timeout=900):
+    t = time.monotonic()
+    while any(running(j) for j in jobs):
+        if time.monotonic() - t > timeout:
+            subprocess.run(["scancel", *jobs])
+            pytest.fail(f"jobs {jobs} still running after {timeout} s\n" + task_logs(results))
+        time.sleep(1)
+
+
+def task_logs(results):
+    return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted((Path(results) / "logs").glob("slurm-*.out")))
+
+
+def ok_rows_per_cell(results):
+    runs = pd.read_parquet(Path(results) / "runs")
+    return runs, runs[runs.status == "ok"].groupby("config_key").size()
+
+
+def status_counts(sweep_file, results):
+    p = bench("sweep", sweep_file, "--status", results, check=0)
+    return json.loads(p.stdout), p.stderr
+
+
+def test_an_array_of_two_runs_every_cell_exactly_once(slurm, small_data, tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    job, p = submit(s, res, small_data)
+    assert "#SBATCH --array=0-1" in p.stdout and '--shard "$SLURM_ARRAY_TASK_ID/2"' in p.stdout
+    assert list((res / "slurm").glob("*.sbatch"))[0].read_text() == p.stdout  # the script submitted is the one shown
+    wait_done(job, results=res)
+    runs, ok = ok_rows_per_cell(res)
+    logs = task_logs(res)
+    assert len(runs) == 4 and len(ok) == 4 and set(ok) == {1}, logs
+    for task in (0, 1):  # each task ran its own shard: two cells
+        assert "2 ok, 0 failed, 0 skipped" in (res / "logs" / f"slurm-{job}_{task}.out").read_text(), logs
+    counts, _ = status_counts(s, res)
+    assert (counts["done"], counts["pending"], counts["running"], counts["failed"]) == (4, 0, 0, 0)
+    bench("report", res, "--out", tmp_path / "rep", check=0)
+    board = pd.read_csv(tmp_path / "rep" / "leaderboard.csv")
+    assert board.runs.sum() == 4 and board.failed_runs.sum() == 0
+
+
+def test_a_cancelled_task_then_a_resubmitted_array_lose_and_repeat_nothing(slurm, small_data, tmp_path):
+    """scancel one task while its run trains; resubmit the array while the other task still runs.
+    Claim files (BENCH_CLAIMS=file) here, so the release on SIGTERM is exercised too."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=40))
+    res = tmp_path / "r"
+    env = {"BENCH_CLAIMS": "file"}
+    job, p = submit(s, res, small_data, env=env)
+    assert "export BENCH_CLAIMS=file" in p.stdout
+    log1 = res / "logs" / f"slurm-{job}_1.out"
+
+    def training():  # task 1's first run has written an epoch
+        m = re.search(r"starting run (\S+)", log1.read_text()) if log1.exists() else None
+        return m and (res / "epochs" / f"{m.group(1)}.parquet").exists()
+    t = time.monotonic()
+    while not training():
+        assert time.monotonic() - t < 600 and running(job), task_logs(res)
+        time.sleep(0.5)
+    subprocess.run(["scancel", f"{job}_1"], check=True)
+    while any(line.startswith(f"{job}_1 ") for line in running(job)):
+        time.sleep(0.5)
+
+    runs = pd.read_parquet(res / "runs")
+    cut = runs[runs.status == "interrupted"]
+    assert len(cut) == 1, task_logs(res)  # the run recorded itself on SIGTERM
+    assert not (res / ".locks" / f"{cut.config_key.iloc[0]}.claim").exists(), "the cancelled task let its claim go"
+    half, table = status_counts(s, res)
+    assert half["done"] + half["running"] + half["failed"] + half["pending"] == 4 and half["failed"] >= 1, table
+
+    job2, _ = submit(s, res, small_data, "--retry-failed", env=env)
+    wait_done(job, job2, results=res)
+    runs, ok = ok_rows_per_cell(res)
+    logs = task_logs(res)
+    assert len(ok) == 4 and set(ok) == {1}, logs  # nothing lost, nothing run twice
+    assert set(runs[runs.status != "ok"].status) == {"interrupted"} and (runs.status != "ok").sum() == 1, logs
+    counts, _ = status_counts(s, res)
+    assert counts["done"] == 4 and counts["failed"] == 0
+    bench("report", res, "--out", tmp_path / "rep", check=0)
+    board = pd.read_csv(tmp_path / "rep" / "leaderboard.csv")
+    assert board.runs.sum() == 4 and board.failed_runs.sum() == 1
