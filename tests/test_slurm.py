@@ -106,7 +106,7 @@ def test_an_array_of_two_runs_every_cell_exactly_once(slurm, small_data, tmp_pat
 def test_a_cancelled_task_then_a_resubmitted_array_lose_and_repeat_nothing(slurm, small_data, tmp_path):
     """scancel one task while its run trains; resubmit the array while the other task still runs.
     Claim files (BENCH_CLAIMS=file) here, so the release on SIGTERM is exercised too."""
-    s = write(tmp_path, TINY_SWEEP.format(epochs=40))
+    s = write(tmp_path, TINY_SWEEP.format(epochs=12))
     res = tmp_path / "r"
     env = {"BENCH_CLAIMS": "file"}
     job, p = submit(s, res, small_data, env=env)
