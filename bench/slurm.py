@@ -62,7 +62,7 @@ def submit(a):
     if a.shard:
         raise BenchError("--slurm makes its own shards (one per array task): leave out --shard")
     path, meta, base, axes, exclude = sweep.load(a.file)
-    cells = sweep.expand(path, meta, base, axes, exclude, check_gpu=True)
+    cells = _cells(path, meta, base, axes, exclude)
     n = len(cells) if a.array is None else a.array
     if n < 1:
         raise BenchError(f"--array must be at least 1, got {n}")
@@ -91,6 +91,20 @@ def submit(a):
     say(f"submitted batch job {job}: an array of {n} task(s) for sweep {name}; script {out}")
     say(f"follow it with: bench sweep {a.file} --status {a.results}")
     return 0
+
+
+def _cells(path, meta, base, axes, exclude):
+    """The sweep's cells, checked as on a machine with GPUs: a login node has none, and the tasks
+    check the GPUs they get themselves. (LOCAL_WORLD_SIZE=1 stands in for one GPU a process.)"""
+    saved = os.environ.get("LOCAL_WORLD_SIZE")
+    os.environ["LOCAL_WORLD_SIZE"] = "1"
+    try:
+        return sweep.expand(path, meta, base, axes, exclude, check_gpu=True)
+    finally:
+        if saved is None:
+            del os.environ["LOCAL_WORLD_SIZE"]
+        else:
+            os.environ["LOCAL_WORLD_SIZE"] = saved
 
 
 def _gpus_per_task(cells, asked):
@@ -152,7 +166,7 @@ def script(name, file, results_dir, data, n, gpus, a):
 
 def status(a):
     path, meta, base, axes, exclude = sweep.load(a.file)
-    cells = sweep.expand(path, meta, base, axes, exclude, check_gpu=True)
+    cells = _cells(path, meta, base, axes, exclude)
     results_dir = Path(a.status or a.results)
     name = meta.get("name", path.stem)
     seen = sweep.status_by_key(results_dir) if (results_dir / "runs").is_dir() else {}

@@ -8,13 +8,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from bench import claims
 
 from .conftest import ROOT, TINY_SWEEP, bench, write
 
@@ -151,3 +150,49 @@ def test_a_cancelled_task_then_a_resubmitted_array_lose_and_repeat_nothing(slurm
     bench("report", res, "--out", tmp_path / "rep", check=0)
     board = pd.read_csv(tmp_path / "rep" / "leaderboard.csv")
     assert board.runs.sum() == 4 and board.failed_runs.sum() == 1
+
+
+# --- without Slurm: the script and bad input ------------------------------------------------------
+
+GPU_SWEEP = """
+[sweep]
+name = "gpu"
+[base]
+model = "resnet9"
+device = "cuda"
+[axes]
+world_size = [1, 4]
+"""
+
+
+def test_the_script_for_gpu_cells_asks_for_their_gpus(small_data, tmp_path):
+    s = write(tmp_path, GPU_SWEEP)
+    p = bench("sweep", s, "--slurm", "--dry-run", "--array", "3", "--partition", "gpu", "--time", "1:00:00",
+              "--sbatch-arg=--account=abc", "--time-limit", "600", "--results", tmp_path / "r", "--data", small_data,
+              check=0)
+    lines = p.stdout.splitlines()
+    for want in ("#SBATCH --array=0-2", "#SBATCH --partition=gpu", "#SBATCH --time=1:00:00",
+                 "#SBATCH --gpus-per-task=4", "#SBATCH --account=abc", "#SBATCH --requeue"):
+        assert want in lines, p.stdout
+    cmd = lines[-1]
+    assert cmd.startswith(f"exec {sys.executable} -m bench sweep {s} --results {tmp_path / 'r'} --data {small_data}")
+    assert cmd.endswith('--time-limit 600 --shard "$SLURM_ARRAY_TASK_ID/3" $retry')
+    assert not (tmp_path / "r").exists()
+    default = bench("sweep", s, "--slurm", "--dry-run", "--data", small_data, check=0).stdout
+    assert "#SBATCH --array=0-1" in default and "#SBATCH --gpus-per-task=4" in default  # one task a cell
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--array", "2"], "--array goes with --slurm"),
+    (["--slurm", "--shard", "0/2"], "leave out --shard"),
+    (["--slurm", "--array", "0"], "--array must be at least 1"),
+    (["--slurm", "--gpus-per-task", "2"], "fewer than the largest world size of a GPU cell (4)"),
+    (["--slurm", "--status"], "give one of them"),
+    (["--slurm", "--data", "/nonexistent/cifar.tar"], "data not found"),
+])
+def test_bad_slurm_input_is_one_line(tmp_path, small_data, args, message):
+    s = write(tmp_path, GPU_SWEEP)
+    data = [] if "--data" in args else ["--data", small_data]
+    p = bench("sweep", s, *args, *data, "--results", tmp_path / "r", check=2)
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r").exists()
