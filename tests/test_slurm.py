@@ -102,34 +102,46 @@ def test_an_array_of_two_runs_every_cell_exactly_once(slurm, small_data, tmp_pat
     assert board.runs.sum() == 4 and board.failed_runs.sum() == 0
 
 
-def test_a_cancelled_task_then_a_resubmitted_array_lose_and_repeat_nothing(slurm, small_data, tmp_path):
-    """scancel task 1 while its run trains; resubmit the array while task 0 may still run. Task 1's
-    first run is held after its first epoch (BENCH_FAULT=hang, set in an edited copy of the script,
-    as a user may edit it) so that the cancel lands mid-run whatever the machine's speed. Claim
-    files (BENCH_CLAIMS=file) here, so their release on SIGTERM is exercised too."""
-    s = write(tmp_path, TINY_SWEEP.format(epochs=2))
-    res = tmp_path / "r"
-    env = {"BENCH_CLAIMS": "file"}
-    p = bench("sweep", s, "--slurm", "--array", "2", "--dry-run", "--results", res, "--data", small_data,
-              env=env, check=0)
-    assert "export BENCH_CLAIMS=file" in p.stdout and not res.exists()  # a dry run writes nothing
-    edited = p.stdout.replace("set -euo pipefail\n", "set -euo pipefail\n"
-                              'if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then export BENCH_FAULT=hang:13; fi\n')
+def submit_with_task_1_held(s, res, data, env, first_attempt_only=False):
+    """Submit the sweep's script, edited (as a user may edit it) so that task 1's first run stops
+    after its first epoch (BENCH_FAULT=hang): a cancel or requeue then lands mid-run whatever the
+    machine's speed. Returns the job id once that run has written its first epoch."""
+    p = bench("sweep", s, "--slurm", "--array", "2", "--dry-run", "--results", res, "--data", data, env=env, check=0)
+    assert not res.exists()  # a dry run writes nothing
+    cond = '[ "$SLURM_ARRAY_TASK_ID" = 1 ]' + (' && [ "${SLURM_RESTART_COUNT:-0}" = 0 ]' if first_attempt_only else "")
+    edited = p.stdout.replace("set -euo pipefail\n", f"set -euo pipefail\nif {cond}; then export BENCH_FAULT=hang:13; fi\n")
     (res / "logs").mkdir(parents=True)
-    write(tmp_path, edited, "job.sbatch")
-    job = subprocess.run(["sbatch", "--parsable", tmp_path / "job.sbatch"], capture_output=True, text=True,
-                         check=True, env={**os.environ, **env}).stdout.strip()
+    script = write(res.parent, edited, "job.sbatch")
+    job = subprocess.run(["sbatch", "--parsable", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env}).stdout.strip()
     log1 = res / "logs" / f"slurm-{job}_1.out"
 
-    def training():  # task 1's first run has written its first epoch (and hangs in its second)
+    def training():
         m = re.search(r"starting run (\S+)", log1.read_text()) if log1.exists() else None
         return m and (res / "epochs" / f"{m.group(1)}.parquet").exists()
     t = time.monotonic()
     while not training():
         assert time.monotonic() - t < 600 and running(job), task_logs(res)
         time.sleep(0.5)
+    return job
+
+
+def task_state(job, task):
+    for line in running(job):
+        if line.startswith(f"{job}_{task} "):
+            return line.split()[1]
+    return None
+
+
+def test_a_cancelled_task_then_a_resubmitted_array_lose_and_repeat_nothing(slurm, small_data, tmp_path):
+    """scancel task 1 mid-run; resubmit the array while task 0 may still run. Claim files
+    (BENCH_CLAIMS=file) here, so their release on SIGTERM is exercised too."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=2))
+    res = tmp_path / "r"
+    env = {"BENCH_CLAIMS": "file"}
+    job = submit_with_task_1_held(s, res, small_data, env)
     subprocess.run(["scancel", f"{job}_1"], check=True)
-    while any(line.startswith(f"{job}_1 ") for line in running(job)):
+    while task_state(job, 1):
         time.sleep(0.5)
 
     runs = pd.read_parquet(res / "runs")
@@ -150,6 +162,27 @@ def test_a_cancelled_task_then_a_resubmitted_array_lose_and_repeat_nothing(slurm
     bench("report", res, "--out", tmp_path / "rep", check=0)
     board = pd.read_csv(tmp_path / "rep" / "leaderboard.csv")
     assert board.runs.sum() == 4 and board.failed_runs.sum() == 1
+
+
+def test_a_requeued_task_runs_again_the_cell_it_left(slurm, small_data, tmp_path):
+    """`scontrol requeue` (what preemption does) of task 1 mid-run: the same task starts again
+    (SLURM_RESTART_COUNT=1) and runs its interrupted cell and the rest of its shard."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=2))
+    res = tmp_path / "r"
+    job = submit_with_task_1_held(s, res, small_data, {}, first_attempt_only=True)
+    subprocess.run(["scontrol", "requeue", f"{job}_1"], check=True)
+    t = time.monotonic()
+    while task_state(job, 1) != "PENDING":
+        assert time.monotonic() - t < 300, task_logs(res)
+        time.sleep(0.5)
+    # Slurm holds a requeued job back for a while (BeginTime); let it start now
+    subprocess.run(["scontrol", "update", f"JobId={job}_1", "StartTime=now"], check=True)
+    wait_done(job, results=res)
+    runs, ok = ok_rows_per_cell(res)
+    log1 = (res / "logs" / f"slurm-{job}_1.out").read_text()
+    assert len(ok) == 4 and set(ok) == {1}, task_logs(res)
+    assert list(runs[runs.status != "ok"].status) == ["interrupted"], task_logs(res)
+    assert "DUE TO JOB REQUEUE" in log1 and "2 ok, 0 failed, 0 skipped" in log1.split("DUE TO JOB REQUEUE")[1], log1
 
 
 # --- without Slurm: the script and bad input ------------------------------------------------------
