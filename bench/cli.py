@@ -319,6 +319,19 @@ def build_parser(recipe=None):
     s.add_argument("--isolate-seeds", action="store_true",
                    help="one process per run (default: a configuration's seeds share one process, so data, "
                         "compilation and autotuning are paid once)")
+    s.add_argument("--status", nargs="?", const="", metavar="RESULTS",
+                   help="show done / running / failed / pending cells of RESULTS (default --results), "
+                        "whoever runs them, and stop")
+    sl = s.add_argument_group("Slurm (a job array of shards into one results directory; see README)")
+    sl.add_argument("--slurm", action="store_true",
+                    help="write an sbatch script, print it and submit it with sbatch (--dry-run: print only)")
+    sl.add_argument("--array", type=int, metavar="N", help="array tasks, i.e. shards (default: one per configuration)")
+    sl.add_argument("--partition", metavar="P", help="Slurm partition (default: the cluster's)")
+    sl.add_argument("--gpus-per-task", type=int, metavar="G",
+                    help="GPUs per task (default: the largest world_size of a GPU cell; 0 for CPU sweeps)")
+    sl.add_argument("--time", metavar="T", help="Slurm time limit per task, e.g. 4:00:00 (default: the partition's)")
+    sl.add_argument("--sbatch-arg", action="append", metavar="ARG",
+                    help="one more #SBATCH line, e.g. --sbatch-arg=--account=abc (repeatable)")
     s.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("maxbatch", help="largest batch that trains a step within a memory limit",

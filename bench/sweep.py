@@ -25,14 +25,15 @@
 A configuration's seeds run one after another in one child process (bench.isolate): data,
 compilation and autotuning are paid once; `--isolate-seeds` gives every run its own process. A
 cell is done when a run row with its config_key and status "ok" exists; done cells are skipped,
-failed ones retried only with --retry-failed. A cell is claimed with an flock on
-RESULTS/.locks/<key>.lock, held by the child that runs it, so concurrent sweeps (and --shard i/N
-on N machines sharing RESULTS) never run a cell twice at once. Each invocation that runs anything
-writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+failed ones retried only with --retry-failed. A cell is claimed, held by the child that runs it,
+so concurrent sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once (bench/claims.py: an flock, or a
+claim file where flock is not shared between machines); the claim dies with its holder. `--shard
+I/N` takes every N-th configuration (all its seeds), so shards keep seeds together. Each
+invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+`--slurm` and `--status` are bench/slurm.py's.
 """
 import contextlib
 import dataclasses
-import fcntl
 import itertools
 import os
 import time
@@ -43,7 +44,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from . import isolate, results
+from . import claims, isolate, results
 from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
 from .row import new_run_id
 from .ui import SweepProgress, console, say
@@ -200,6 +201,9 @@ def print_matrix(cells, state, title):
 
 
 def main(a):
+    from . import slurm
+    if slurm.handles(a):  # --slurm submits a job array, --status reports (bench/slurm.py)
+        return slurm.main(a)
     t_invocation = time.monotonic()
     started = datetime.now(timezone.utc)
     path, meta, base, axes, exclude, explicit = load(a.file)
@@ -214,7 +218,7 @@ def main(a):
     name = meta.get("name", path.stem)
     if a.shard:
         i, n = parse_shard(a.shard)
-        cells = [c for c in cells if c.index % n == i]
+        cells = shard_cells(cells, i, n, a.isolate_seeds)
     source = a.data or (str((path.parent / meta["data"]).resolve()) if meta.get("data") else None)
 
     seen = status_by_key(a.results) if Path(a.results, "runs").is_dir() else {}
@@ -260,17 +264,21 @@ def groups_of(todo, isolate_seeds):
     return list(groups.values())
 
 
+def shard_cells(cells, i, n, isolate_seeds=False):
+    """Shard I of N: every N-th group of groups_of(cells), so a configuration's seeds stay in one
+    shard (and one process)."""
+    return [c for k, g in enumerate(groups_of(cells, isolate_seeds)) if k % n == i for c in g]
+
+
 def _claim(stack, results_dir, cell, retry_failed):
-    """The cell's lock file, flocked, or None when another sweep holds it or recorded it meanwhile."""
-    lock = stack.enter_context(open(results_dir / ".locks" / f"{cell.cfg.key()}.lock", "a"))
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    """The cell's claim, or None when another sweep holds it or recorded it meanwhile."""
+    c = stack.enter_context(claims.claim(results_dir, cell.cfg.key()))
+    if c is None:
         return None, "being run by another sweep"
     st = status_by_key(results_dir, warn=None).get(cell.cfg.key(), [])
     if "ok" in st or (st and not retry_failed):
         return None, "recorded meanwhile by another sweep"
-    return lock, None
+    return c, None
 
 
 def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, account, stop_after=None):
@@ -296,7 +304,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                         progress.advance(counts["ok"], counts["failed"], len(todo) - done)
                     else:
                         claimed.append(cell)
-                        fds.append(lock.fileno())
+                        fds.extend(lock.fds)
                 if not claimed:
                     continue
                 cfg, seeds = claimed[0].cfg, [c.cfg.seed for c in claimed]
