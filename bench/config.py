@@ -52,6 +52,21 @@ class RunConfig:
     device: str = "auto"
     eval_batch_size: int = 1000
     time_limit_s: float | None = None
+    # fast: issue #17's settings (bench/fast.py). At their defaults a run is what it was before
+    # they existed, and key() leaves them out, so earlier config_keys stay valid.
+    tta_views: int | None = None    # test-time views: 1 none, 2 mirror, 6 mirror x 1-pixel shifts; None: from tta
+    translate: int = 4              # pixels of reflection padding the random crop moves within
+    alt_flip: bool = False          # flip each image on alternate epochs (seeded first epoch) instead of at random
+    whiten: bool = False            # fastnet's first conv: frozen 2x2 patch whitening from the train data
+    whiten_bias_epochs: int = 0     # epochs the whitening layer's bias trains before it is frozen too
+    dirac: bool = False             # 3x3 convs start as identity on their first in_channels outputs
+    bn_weight_frozen: bool = False  # BatchNorm weights stay 1 (only the biases train)
+    bn_bias_lr_scale: float = 1.0   # BatchNorm biases' lr multiplier (their weight decay divided by it)
+    lookahead_every: int = 0        # steps between lookahead (weight EMA) updates; 0 = off
+    lookahead_decay: float = 0.95   # lookahead's EMA decay per step (ramped in as (step/total)^3)
+    schedule: str = "one_cycle"     # or "triangle": lr/div -> lr at pct% of the steps -> lr/final_div
+    final_div: float = 1.0          # triangle: last step's lr = lr / final_div
+    tta_last_only: bool = False     # epochs before the last evaluated on 1 view (saves CPU time)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -62,10 +77,15 @@ class RunConfig:
         for k in ("device", "time_limit_s", "eval_batch_size", "recipe"):
             d.pop(k)
         d["model_kwargs"] = canonical_kwargs(self.model, self.model_kwargs)
+        for k, default in FAST_DEFAULTS.items():  # fast: new settings at their defaults keep old keys
+            if d[k] == default:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_FAST = list(FIELDS)[list(FIELDS).index("tta_views"):]  # fast: the settings added by issue #17
+FAST_DEFAULTS = {k: FIELDS[k].default for k in _FAST}
 
 
 def canonical_kwargs(model, kwargs):
@@ -101,6 +121,30 @@ RECIPES = {
                  lr=0.8, div=8, pct=10, weight_decay=5e-4, label_smoothing=0.2, tta=True,
                  channels_last=True, precision="bf16", compile=True, warmup_steps=3,
                  stop_at_target=True),
+    # fast: issue #17's entry, built on airbench's published ideas (bench/fast.py, models/fastnet.py);
+    # each idea is a setting that configs/fast-ablation.toml switches off one at a time.
+    "fast": dict(
+        model="fastnet",
+        # airbench's widths are 64-256-256; block 1 at 62 keeps 10 whole epochs (480 steps of 1024)
+        # within the training FLOPs of airbench's 9.9 epochs (476 steps): see README
+        model_kwargs={"widths": [62, 256, 256]},
+        batch_size=1024, epochs=10,      # ~10 epochs at batch 1024, as airbench
+        precision="bf16", channels_last=True, compile=True, warmup_steps=3, stop_at_target=True,
+        # SGD on the mean loss: airbench's lr 11.5 per 1024 summed examples over its kilostep scale
+        # 1024 * (1 + 1/(1 - 0.85)) is a mean-loss lr of 1.5 (unitless)
+        lr=1.5, nesterov=True, mom_max=0.85, mom_min=0.85,   # constant momentum 0.85
+        # decay per step lr*wd = 0.0153 * 1024 / kilostep scale (airbench's decoupled 0.0153)
+        weight_decay=1.33e-3,
+        schedule="triangle", div=5, pct=23, final_div=1 / 0.07,  # lr x0.2 -> x1 at 23% of steps -> x0.07
+        label_smoothing=0.2,             # as airbench (and resnet9's recipe)
+        translate=2,                     # pixels: small shifts suffice for a net this small
+        alt_flip=True,                   # every image seen both ways round every two epochs
+        whiten=True, whiten_bias_epochs=3,   # epochs: the bias adapts early, then freezes (saves its backward)
+        dirac=True, bn_weight_frozen=True,
+        bn_bias_lr_scale=64.0,           # BatchNorm biases at 64x the lr, weight decay / 64
+        lookahead_every=5, lookahead_decay=0.95,   # steps; EMA decay per step
+        tta=True, tta_views=6,           # mirror x {none, 1 px down-right, 1 px up-left}
+    ),
     # A small configuration for a CPU: ResNet-9 at half width. On the 2-core CPU here it reached 85%
     # of cifar10-jpeg at epoch 10 (88.45%) in 585 s of training (README, results/cpu).
     "cpu": dict(model="resnet9", model_kwargs={"width": 0.5}, batch_size=256, epochs=10,
@@ -168,6 +212,8 @@ def validate(cfg, cuda_available=None):
         raise BenchError("cutout and warmup-steps must not be negative")
     if cfg.time_limit_s is not None and cfg.time_limit_s <= 0:
         raise BenchError(f"time limit must be positive, got {cfg.time_limit_s!r}")
+    from . import fast  # fast: issue #17's settings
+    fast.check(cfg, BenchError)
     try:  # on the meta device: checks the shapes without allocating the weights
         with torch.device("meta"):
             models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)

@@ -109,6 +109,21 @@ RUN_COLUMNS = [
     ("fault", S, "injected fault (BENCH_FAULT), for tests only"),
     ("started_at", T, "UTC start"),
     ("finished_at", T, "UTC end"),
+    # --- fast: issue #17's settings and issue #13's tta_views (bench/fast.py) ---
+    ("tta_views", I, "test-time views evaluated: 1 none, 2 mirror, 6 mirror x 1-pixel shifts"),
+    ("translate", I, "random-crop range: pixels of reflection padding"),
+    ("alt_flip", B, "each image flipped on alternate epochs instead of at random"),
+    ("whiten", B, "first layer: frozen 2x2 patch whitening from the train data"),
+    ("whiten_bias_epochs", I, "epochs the whitening bias trained before it froze"),
+    ("dirac", B, "3x3 convs initialised as partial identity"),
+    ("bn_weight_frozen", B, "BatchNorm weights frozen at 1"),
+    ("bn_bias_lr_scale", F, "BatchNorm biases' lr multiplier (weight decay divided by it)"),
+    ("lookahead_every", I, "steps between lookahead (weight EMA) updates; 0 = off"),
+    ("lookahead_decay", F, "lookahead's EMA decay per step"),
+    ("schedule", S, "lr schedule: one_cycle or triangle"),
+    ("final_div", F, "triangle schedule: last lr = lr / final_div"),
+    ("tta_last_only", B, "epochs before the last were evaluated on one view; tta_views applies to the last"),
+    ("airbench_event_time_s", F, "airbench rows: airbench's own CUDA-event training time; null elsewhere and on the CPU port"),
 ]
 EPOCH_COLUMNS = [
     ("run_id", S, "the run"),

@@ -24,9 +24,8 @@ import torch.distributed as dist
 
 import models
 
-from . import faults, loader, measure, results
+from . import fast, faults, loader, measure, results
 from .config import BenchError, canonical_kwargs, resolve_device
-from .schedule import one_cycle
 from .ui import RunProgress, say
 
 CLOCK = ("time_to_target_s/train_time_s: training steps only, eval excluded (DAWNBench); "
@@ -76,6 +75,7 @@ def base_row(cfg, run_id, device, world_size, started, sweep=None):
                model_kwargs=json.dumps(canonical_kwargs(cfg.model, cfg.model_kwargs)),
                batch_size_scope="global", started_at=started, clock=CLOCK, epochs_completed=0,
                reached_target=False, fault=os.environ.get("BENCH_FAULT") or None)
+    row["tta_views"] = fast.views(cfg)  # fast: the effective view count, for every run
     return row
 
 
@@ -186,7 +186,8 @@ class Run:
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.precision]
         self.loader = loader.DeviceLoader(
             train_x, train_y, ds.mean, ds.std, cfg.batch_size, self.device, self.dtype, seed=cfg.seed,
-            cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world)
+            cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world,
+            **fast.loader_options(cfg))  # fast: translate, alternating flips
         if len(self.loader) == 0:
             raise BenchError(f"batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
         self.test = loader.eval_batches(ds.test_x, ds.test_y, ds.mean, ds.std, cfg.eval_batch_size,
@@ -203,6 +204,7 @@ class Run:
 
         torch.manual_seed(cfg.seed)  # same initial weights on every device and rank
         model = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
+        fast.prepare(model, cfg, train_x, ds.mean, ds.std)  # fast: whitening, dirac, frozen BN weights
         self.row["param_count"] = models.param_count(model)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt)
@@ -213,8 +215,7 @@ class Run:
             ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             self.train_net = torch.compile(ddp) if cfg.compile else ddp
         self.steps_per_epoch = len(self.loader)
-        self.schedule = one_cycle(cfg.epochs * self.steps_per_epoch, cfg.lr, cfg.div, cfg.pct,
-                                  cfg.mom_max, cfg.mom_min)
+        self.schedule = fast.schedule(cfg, cfg.epochs * self.steps_per_epoch)  # fast: one-cycle or triangle
         self.autocast = dict(device_type=self.device.type, dtype=self.dtype, enabled=cfg.precision != "fp32")
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
@@ -222,13 +223,14 @@ class Run:
         if cfg.warmup_steps:
             self._warmup()
         self._new_optimizer()
+        self.lookahead = fast.Lookahead.maybe(self.model, cfg, len(self.schedule))  # fast: weight EMA
         measure.sync(self.device)
         self.row["warmup_time_s"] = time.perf_counter() - t1
         self.row["setup_time_s"] = time.perf_counter() - t_start
 
     def _new_optimizer(self):
         cfg = self.cfg
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.schedule[0][0], momentum=cfg.mom_max,
+        self.opt = torch.optim.SGD(fast.param_groups(self.model, cfg), lr=self.schedule[0][0], momentum=cfg.mom_max,
                                    nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
 
@@ -244,12 +246,16 @@ class Run:
                 x, y = next(batches)
             self._step(x, y, self.schedule[0])
         self._evaluate()
+        with fast.whiten_bias_frozen(self.model, self.cfg) as froze:  # fast: compile the later, frozen-bias
+            if froze:                                                  # graphs off the clock too
+                self._step(x, y, self.schedule[0])
+                self._evaluate()
         self.model.load_state_dict(init)
 
     def _step(self, x, y, lr_mom, step=None):
         lr, mom = lr_mom
         for g in self.opt.param_groups:
-            g["lr"], g["momentum"] = lr, mom
+            g["lr"], g["momentum"] = lr * g.get("lr_scale", 1.0), mom  # fast: lr_scale (BN biases)
         with torch.autocast(**self.autocast):
             loss = self.criterion(self.train_net(x), y)
         if self.fault and step is not None:
@@ -280,6 +286,7 @@ class Run:
             # one slot per step, filled on the device: no sync, one tiny copy per step
             losses = torch.empty(self.steps_per_epoch, device=self.device)
             self.model.train()
+            fast.on_epoch(self.model, cfg, epoch)  # fast: freeze the whitening bias
             measure.sync(self.device)
             if on_gpu:  # per epoch: a first epoch's cuDNN autotuning workspace shows apart from the steady state
                 self.peak_gpu = max(self.peak_gpu, torch.cuda.max_memory_allocated(self.device))
@@ -290,6 +297,8 @@ class Run:
             for k, (x, y) in enumerate(self.loader.epoch(epoch)):
                 losses[k] = self._step(x, y, self.schedule[step], step)
                 step += 1
+                if self.lookahead:  # fast: lookahead
+                    self.lookahead.update(step)
                 self.progress.step(k + 1, images_per_step)
             measure.sync(self.device)
             t1 = time.perf_counter()
@@ -301,7 +310,7 @@ class Run:
                     say(f"note: torch.compile compiled {new_graphs} graph(s) during epoch {epoch}'s timed "
                         f"steps; its time includes that (recorded as timed_compiles)")
             self.train_time += t1 - t0
-            acc = self._evaluate()
+            acc = self._evaluate(epoch)  # fast: the epoch decides the views (tta_last_only)
             t2 = time.perf_counter()
             self.eval_time += t2 - t1
             finite = torch.isfinite(losses)
@@ -331,7 +340,7 @@ class Run:
                 break
 
     @torch.no_grad()
-    def _evaluate(self):
+    def _evaluate(self, epoch=None):
         net = self.net
         if self.world > 1:  # ranks' BatchNorm statistics drift apart: use rank 0's everywhere
             for b in self.model.buffers():
@@ -341,7 +350,7 @@ class Run:
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         with torch.autocast(**self.autocast):
             for x, y in self.test:
-                correct += (evaluate_logits(net, x, self.cfg.tta).argmax(1) == y).sum()
+                correct += (fast.tta_logits(net, x, fast.eval_views(self.cfg, epoch)).argmax(1) == y).sum()  # fast: views
         if self.world > 1:
             dist.all_reduce(correct)
         self.model.train(was_training)

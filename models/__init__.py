@@ -6,10 +6,12 @@ Every model takes `num_classes` and `inplace`; the other keywords are each model
 import inspect
 
 from .darknet import darknet
+from .fastnet import fastnet
 from .resnet9 import resnet9
 from .wrn import wrn
 
-MODELS = {"darknet": darknet, "wrn": wrn, "resnet9": resnet9}
+MODELS = {"darknet": darknet, "wrn": wrn, "resnet9": resnet9,
+          "fastnet": fastnet}  # fast: issue #17 (models/fastnet.py); convert to @register_model
 
 
 def model_keywords(name):
