@@ -54,7 +54,7 @@ class RunConfig:
     time_limit_s: float | None = None
     # fast: issue #17's settings (bench/fast.py). At their defaults a run is what it was before
     # they existed, and key() leaves them out, so earlier config_keys stay valid.
-    tta_views: int | None = None    # test-time views: 1 none, 2 mirror, 6 mirror x 1-pixel shifts; None: from tta
+    tta_views: int | None = None    # with tta: 1, 2 (mirror; None means 2) or 6 (mirror x 1-pixel shifts)
     translate: int = 4              # pixels of reflection padding the random crop moves within
     alt_flip: bool = False          # flip each image on alternate epochs (seeded first epoch) instead of at random
     whiten: bool = False            # fastnet's first conv: frozen 2x2 patch whitening from the train data

@@ -27,10 +27,11 @@ WHITEN_IMAGES = 5000   # images whose 2x2 patches estimate the covariance (more 
 
 
 def views(cfg):
-    """The number of test-time views: `tta_views` when set, else 2 with `tta` and 1 without."""
-    if cfg.tta_views is not None:
-        return cfg.tta_views
-    return 2 if cfg.tta else 1
+    """The number of test-time views: 1 without `tta` (so --no-tta always turns it off); with it,
+    `tta_views`, or 2 (the mirror, the harness's TTA before tta_views existed) when that is unset."""
+    if not cfg.tta:
+        return 1
+    return 2 if cfg.tta_views is None else cfg.tta_views
 
 
 def eval_views(cfg, epoch=None):

@@ -10,9 +10,10 @@
 #      model's DAWNBench inference latency (`bench infer`)  -> OUT/results
 #   7. airbench's train94 on the same data, side by side -> OUT/results
 #   8. the report of all of it                  -> OUT/report
+#   (fast) issue #17's `fast` recipe vs airbench, 10 runs each, before the report -> OUT/results
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=420] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn infer airbench
+# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn infer airbench fast
 # (default all; the report and verify always run), to redo part of the suite in a short session.
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 # A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only) and
@@ -116,6 +117,27 @@ else
   fi
   left=$(( BUDGET_S - $(elapsed) - 30 ))
   step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
+fi
+
+# fast: issue #17's `fast` recipe against airbench's train94, both to the target, 10+ runs each, on
+# one clock (the side-by-side script keeps airbench's data loading and net build off it, as the
+# harness does, and evaluates with the same 6 views as the recipe). Step group `fast`; not under the
+# suite's budget (each run compiles, ~30 s): SUITE_FAST_RUNS (default 10) runs of each.
+if [ "$MODE" = "--cpu-smoke" ]; then
+  # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
+  FAST=(--recipe fast --device cpu --no-compile --warmup-steps 0 --no-tta --epochs 1 --limit-train 1024
+        --batch-size 256 --model-kwargs widths=8,16,16 --target 0.2); FAST_RUNS=1
+else
+  FAST=(--recipe fast --device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
+fi
+for seed in $(seq 0 $((FAST_RUNS - 1))); do
+  step fast "fast-seed$seed" bench run "${FAST[@]}" --seed "$seed" --results "$R" --no-progress-bar
+done
+if [ "$MODE" = "--cpu-smoke" ]; then
+  want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
+else
+  step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
+    --runs "$FAST_RUNS" --tta-views 6
 fi
 
 step report report bench report "$R" --out "$OUT/report"

@@ -65,6 +65,15 @@ MUTATIONS = [
     ("a broken probe is an error", "bench/maxbatch.py",
      '    raise BenchError(f"the probe at batch {batch} failed', '    return False, None, (f"the probe at batch {batch} failed',
      "other_reason"),
+    # fast: issue #17's protections (tests/test_fast.py)
+    ("fast: tta-views check", "bench/fast.py", "if cfg.tta_views is not None and cfg.tta_views not in TTA_VIEWS:",
+     "if False:", "bad_fast_settings"),
+    ("fast: old config keys kept", "bench/config.py", "            if d[k] == default:\n                d.pop(k)",
+     "            pass", "keep_old_config_keys"),
+    ("fast: flips alternate", "bench/loader.py", "flip = (self.alt_base ^ (epoch % 2 == 0)) & self.flip",
+     "flip = self.alt_base & self.flip", "alternating_flip"),
+    ("fast: whitening bias centres", "bench/fast.py", "conv.bias.copy_((-w @ mu).float())", "pass",
+     "whitens_real_patches"),
 ]
 
 

@@ -26,7 +26,9 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     runs = pd.read_parquet(out / "results" / "runs")
-    assert len(runs) == 6 and set(runs.status) == {"ok"}   # 4 darknet cells + 2 dawn seeds
+    assert len(runs) == 7 and set(runs.status) == {"ok"}   # 4 darknet cells + 2 dawn seeds + 1 fast (issue #17)
+    fast = runs[runs.recipe == "fast"]
+    assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     mb = pd.read_parquet(out / "results" / "maxbatch")
     assert sorted(mb.inplace) == [False, True] and (mb.max_batch > 0).all()

@@ -156,10 +156,11 @@ def test_tta_views():
         net(v) + net(v.flip(3)) for v in (pad[:, :, :8, :8], pad[:, :, 2:, 2:])), atol=1e-6)
 
 
-def test_views_follow_tta_unless_given():
+def test_tta_switches_and_tta_views_counts():
     assert fast.views(RunConfig()) == 1 and fast.views(RunConfig(tta=True)) == 2
-    assert fast.views(RunConfig(tta_views=6)) == 6
-    c = RunConfig(tta_views=6, tta_last_only=True, epochs=3)
+    assert fast.views(RunConfig(tta=True, tta_views=6)) == 6 and fast.views(RunConfig(tta_views=6)) == 1
+    assert fast.views(from_recipe("fast")) == 6 and fast.views(from_recipe("fast", tta=False)) == 1
+    c = RunConfig(tta=True, tta_views=6, tta_last_only=True, epochs=3)
     assert [fast.eval_views(c, e) for e in (1, 2, 3, None)] == [1, 1, 6, 6]
 
 
@@ -213,7 +214,7 @@ def test_ablation_preset_switches_each_idea_off_once():
 
 def test_fast_with_every_idea_off_still_trains(small_data, tmp_path):
     off = dict(whiten=False, dirac=False, bn_weight_frozen=False, bn_bias_lr_scale=1.0, lookahead_every=0,
-               alt_flip=False, translate=4, tta_views=1, schedule="one_cycle", compile=False, warmup_steps=0,
+               alt_flip=False, translate=4, tta=False, schedule="one_cycle", compile=False, warmup_steps=0,
                stop_at_target=False)
     for name, extra in (("off", off), ("on", dict(compile=False, warmup_steps=0, stop_at_target=False))):
         cfg = from_recipe("fast", model_kwargs={"widths": [16, 32, 32]}, batch_size=100, epochs=2, lr=0.5,
@@ -229,3 +230,19 @@ def test_fast_with_every_idea_off_still_trains(small_data, tmp_path):
         assert losses[1] < losses[0], losses   # it learns
     assert off_run.tta_views == 1 and on_run.tta_views == 6 and bool(on_run.whiten) and not off_run.whiten
     assert off_run.config_key != on_run.config_key
+
+
+def test_fast_recipe_trains_within_airbench_flops(tmp_path):
+    """The recipe's budget (issue #17): no more training FLOPs than airbench's 9.9 epochs, counted
+    on both nets the same way (airbench's built by its own package)."""
+    pytest.importorskip("airbench")
+    import subprocess
+    import sys
+    out = tmp_path / "flops.json"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fast_flops.py"), "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    f = json.loads(out.read_text())["figures"]
+    assert f["airbench94"]["images"] == 476 * 1024 and f["fast"]["images"] == 480 * 1024
+    assert f["fast"]["total_flops"] <= f["airbench94"]["total_flops"]
+    assert 0.6e9 < f["airbench94"]["flops_per_image_bias_frozen"] < 0.8e9
