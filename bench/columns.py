@@ -145,6 +145,8 @@ RUNS = [
                                           "during training: a busy machine shows here", "frac", "max", "pct"),
     C("cpu_steal_frac", F, "measurement", "share of the host's CPU time stolen by the hypervisor during "
                                           "training (/proc/stat steal)", "frac", "max", "pct"),
+    C("airbench_event_time_s", F, "measurement", "airbench side-by-side rows: airbench's own CUDA-event training "
+                                                 "time; null elsewhere and on its CPU port", "s", "median", "s"),
     *HARDWARE,
     C("clock", S, "identity", "what the clocks cover, in words"),
     C("fault", S, "identity", "injected fault (BENCH_FAULT), for tests only"),

@@ -98,6 +98,15 @@ MUTATIONS = [
      "results_under_proc or read_only_results"),
     ("torch's warnings silenced on a refused checkpoint", "bench/infer.py", '            warnings.simplefilter("ignore")',
      "            pass", "refuses_what_is_not"),
+    # fast: issue #17's protections (tests/test_fast.py)
+    ("fast: tta-views check", "bench/fast.py", "if cfg.tta_views is not None and cfg.tta_views not in TTA_VIEWS:",
+     "if False:", "bad_fast_settings"),
+    ("old config keys kept (new fields at their defaults)", "bench/config.py", "            if d.get(k) == v:\n                d.pop(k)",
+     "            pass", "keep_old_config_keys"),
+    ("fast: flips alternate", "bench/loader.py", "flip = (self.alt_base ^ (epoch % 2 == 0)) & self.flip",
+     "flip = self.alt_base & self.flip", "alternating_flip"),
+    ("fast: whitening bias centres", "bench/fast.py", "conv.bias.copy_((-w @ mu).float())", "pass",
+     "whitens_real_patches"),
 ]
 
 
