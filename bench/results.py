@@ -109,6 +109,20 @@ RUN_COLUMNS = [
     ("fault", S, "injected fault (BENCH_FAULT), for tests only"),
     ("started_at", T, "UTC start"),
     ("finished_at", T, "UTC end"),
+    # --- GAN workloads (bench/gan.py, issue #15): new columns, for bench/columns.py -------------
+    ("steps_per_s", F, "training steps per second over the timed steps; a GAN's step is one generator "
+                       "update and the critic updates before it, so for dcgan/wgan: generator steps/s"),
+    ("critic_steps_per_gen_step", F, "GANs: critic updates per generator update (n_critic)"),
+    ("gen_param_count", I, "GANs: the generator's parameters (param_count counts generator and critic)"),
+    ("judge", S, "GANs: checksum (sha256 prefix) of the weights of the classifier whose features the FD uses"),
+    ("judge_recipe", S, "GANs: the judge's training configuration, JSON"),
+    ("judge_test_acc", F, "GANs: the judge's test accuracy"),
+    ("fd_label", S, "GANs: what fd measures, e.g. 'FD in resnet9-1a2b3c4d features' (not FID)"),
+    ("fd_samples", I, "GANs: generated (and real) images per FD"),
+    ("fd_real_test", F, "GANs: FD of real test images to the train reference: the floor for fd"),
+    ("final_fd", F, "GANs: FD after the last epoch (lower is better)"),
+    ("best_fd", F, "GANs: lowest FD of any epoch"),
+    # --- end of GAN columns ---------------------------------------------------------------------
 ]
 EPOCH_COLUMNS = [
     ("run_id", S, "the run"),
@@ -122,6 +136,14 @@ EPOCH_COLUMNS = [
     ("eval_s", F, "this epoch's evaluation time"),
     ("peak_gpu_mem_bytes", I, "torch.cuda.max_memory_allocated over this epoch's steps and eval (rank 0); "
                               "null on CPU. The run's peak is the largest of these"),
+    # --- GAN workloads (bench/gan.py, issue #15): new columns, for bench/columns.py -------------
+    ("critic_loss", F, "GANs: mean critic loss (dcgan: BCE on real + fake; wgan: D(real) - D(fake))"),
+    ("gen_loss", F, "GANs: mean generator loss (dcgan: BCE of fakes as real; wgan: D(G(z)))"),
+    ("wasserstein_estimate", F, "wgan: the critic's Wasserstein estimate D(fake) - D(real), mean "
+                                "over the epoch: the lesson's progress signal"),
+    ("fd", F, "GANs: Frechet distance of generated to real train images in the judge's features "
+              "(fd_label; lower is better), off the clock"),
+    # --- end of GAN columns ---------------------------------------------------------------------
 ]
 INFERENCE_COLUMNS = [
     ("infer_id", S, "unique id"), ("schema_version", I, ""), ("checkpoint", S, "path"),

@@ -6,10 +6,14 @@ Every model takes `num_classes` and `inplace`; the other keywords are each model
 import inspect
 
 from .darknet import darknet
+from .dcgan import dcgan
 from .resnet9 import resnet9
 from .wrn import wrn
 
-MODELS = {"darknet": darknet, "wrn": wrn, "resnet9": resnet9}
+MODELS = {"darknet": darknet, "wrn": wrn, "resnet9": resnet9,
+          # the GAN pair (generator + critic) for the dcgan and wgan workloads (bench/gan.py);
+          # with @register_model: decorate models/dcgan.py's `dcgan` instead
+          "dcgan": dcgan}
 
 
 def model_keywords(name):

@@ -1,0 +1,146 @@
+"""The GAN workloads (bench/gan.py), their models (models/dcgan.py) and their quality metric
+(bench/judge.py), on real images: the 600-image subset and a judge trained in seconds on it."""
+import json
+import math
+
+import pytest
+import torch
+
+import models
+from bench import data, gan, judge
+from bench.config import from_recipe
+
+TINY_JUDGE = {"model_kwargs": {"width": 0.125}, "epochs": 2, "batch_size": 100, "tta": False}
+TINY_GAN = {"nf": 8, "nz": 16, "extra": 1}
+
+
+# --- the Frechet distance ---------------------------------------------------------------------
+
+def random_cov(n, seed):
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / n + 0.1 * torch.eye(n, dtype=torch.float64)
+
+
+def test_frechet_matches_closed_forms():
+    m1, m2 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)
+    v1, v2 = torch.tensor([4.0, 1.0, 9.0], dtype=torch.float64), torch.tensor([1.0, 1.0, 0.25], dtype=torch.float64)
+    # diagonal (commuting) covariances: |m1 - m2|^2 + sum (sqrt v1 - sqrt v2)^2
+    want = float((m1 - m2).square().sum() + (v1.sqrt() - v2.sqrt()).square().sum())
+    assert judge.frechet((m1, torch.diag(v1)), (m2, torch.diag(v2))) == pytest.approx(want, rel=1e-12)
+    # general covariances: tr((S1^1/2 S2 S1^1/2)^1/2) = sum of sqrt(eigenvalues of S1 S2)
+    s1, s2 = random_cov(6, 1), random_cov(6, 2)
+    m = torch.zeros(6, dtype=torch.float64)
+    cross = torch.linalg.eigvals(s1 @ s2).real.clamp(min=0).sqrt().sum()
+    want = float(s1.trace() + s2.trace() - 2 * cross)
+    assert judge.frechet((m, s1), (m, s2)) == pytest.approx(want, rel=1e-9)
+    assert judge.frechet((m, s2), (m, s1)) == pytest.approx(want, rel=1e-9)
+    assert judge.frechet((m, s1), (m, s1)) == pytest.approx(0, abs=1e-9)
+    # rotating both distributions together changes nothing
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    assert judge.frechet((m, q @ s1 @ q.T), (m, q @ s2 @ q.T)) == pytest.approx(want, rel=1e-9)
+
+
+# --- the models -------------------------------------------------------------------------------
+
+def test_generator_and_critic_shapes_and_layers():
+    m = models.create("dcgan", **TINY_GAN)
+    z = m.noise(5)
+    x = m.generator(z)
+    assert x.shape == (5, 3, 32, 32) and x.abs().max() <= 1
+    assert m.critic(x).shape == (5,)
+    convs = [type(c).__name__ for c in m.critic.modules() if isinstance(c, torch.nn.Conv2d)]
+    # 32 -> 16 (first), extra at 16, 16 -> 8 -> 4 (pyramid), 4 -> 1: the lesson's 64x64 has one more
+    assert len(convs) == 1 + 1 + 2 + 1
+    deconvs = [c for c in m.generator.modules() if isinstance(c, torch.nn.ConvTranspose2d)]
+    assert [d.out_channels for d in deconvs] == [32, 16, 8, 8, 3]
+    assert not any(isinstance(c, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for c in m.modules())
+    with pytest.raises(ValueError, match="no keyword 'width'"):
+        models.create("dcgan", width=2)
+
+
+def test_inplace_and_out_of_place_gans_give_equal_gradients():
+    z = torch.randn(6, 16, 1, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    real = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    results = []
+    for inplace in (True, False):
+        torch.manual_seed(0)
+        m = models.create("dcgan", inplace=inplace, **TINY_GAN).double()
+        fake = m.generator(z)
+        # the critic's loss on real and generated images, and the generator's through the critic
+        (m.critic(real).mean() - m.critic(fake).mean()).backward()
+        results.append((fake.detach(), {k: p.grad.clone() for k, p in m.named_parameters()}))
+    (f1, g1), (f2, g2) = results
+    assert torch.equal(f1, f2)
+    assert g1.keys() == g2.keys() and any(k.startswith("generator") for k in g1)
+    for k in g1:
+        assert torch.equal(g1[k], g2[k]), k
+
+
+# --- the judge and the workloads, on real images --------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(small_data, monkeypatch_module):
+    monkeypatch_module.setenv("BENCH_JUDGE", json.dumps(TINY_JUDGE))
+    ds = data.load(str(small_data))
+    j = judge.load_or_train(str(small_data), ds, **gan.judge_overrides())
+    return ds, j
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_real_images_are_far_closer_than_an_untrained_generator(tiny):
+    ds, j = tiny
+    assert j.label() == f"FD in resnet9-{j.checksum[:8]} features"
+    train = judge.gaussian(j.features(ds.train_x))
+    real = judge.frechet(judge.gaussian(j.features(ds.test_x)), train)
+    torch.manual_seed(0)
+    g = models.create("dcgan", **TINY_GAN).generator.eval()
+    with torch.no_grad():
+        fake = judge.to_pixels(g(torch.randn(len(ds.test_x), 16, 1, 1)))
+    untrained = judge.frechet(judge.gaussian(j.features(fake)), train)
+    assert 0 < real and untrained > 5 * real
+
+
+def test_the_judge_is_cached_and_a_changed_file_is_retrained(tiny, small_data):
+    ds, j = tiny
+    again = judge.load_or_train(str(small_data), ds, **gan.judge_overrides())
+    assert again.checksum == j.checksum and again.test_acc == j.test_acc
+    pt = next(p for p in data.cache_dir().glob("judge-*.pt"))
+    blob = bytearray(pt.read_bytes())
+    blob[-100] ^= 0xFF
+    pt.write_bytes(bytes(blob))
+    warnings = []
+    judge.load_or_train(str(small_data), ds, warn=warnings.append, **gan.judge_overrides())
+    assert any("unusable" in w for w in warnings)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan"])
+def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
+    ds, _ = tiny
+    cfg = from_recipe(None, **{**gan.DEFAULTS[name], "model_kwargs": TINY_GAN, "batch_size": 20,
+                               "device": "cpu", "precision": "bf16"})
+    w = {"dcgan": gan.DCGANWorkload, "wgan": gan.WGANWorkload}[name](cfg, "cpu", torch.bfloat16)
+    fields = w.setup(ds)
+    assert fields["critic_steps_per_gen_step"] == gan.N_CRITIC[name]
+    assert fields["fd_samples"] == len(ds.test_x) and fields["judge"]
+    before = w.evaluate()["fd"]
+    params = {k: v.clone() for k, v in w.model.state_dict().items()}
+    losses = torch.stack([w.step(b, k) for k, b in enumerate(w.batches(1))])
+    assert losses.shape == (w.steps_per_epoch, len(w.loss_names)) and torch.isfinite(losses).all()
+    assert w.steps_per_epoch == 600 // (20 * gan.N_CRITIC[name])
+    assert any(not torch.equal(params[k], v) for k, v in w.model.state_dict().items() if "generator" in k)
+    if name == "wgan":  # clipped after every critic update
+        assert max(p.abs().max() for p in w.model.critic.parameters()) <= gan.CLIP
+        assert torch.allclose(losses[:, 2], -losses[:, 0])
+    after = w.evaluate()["fd"]
+    assert math.isfinite(before) and math.isfinite(after) and after != before
+    png = w.save_samples(tmp_path, "run-1")
+    assert png.endswith("samples/run-1.png") and open(png, "rb").read(4) == b"\x89PNG"
+    # reset: the initial weights again
+    w.reset(cfg.seed)
+    assert all(torch.equal(params[k], v) for k, v in w.model.state_dict().items())
