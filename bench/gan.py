@@ -80,13 +80,14 @@ class GAN(Workload):
     quality = "fd"
     higher_is_better = False
 
-    def __init__(self, cfg, device, dtype, rank=0, world=1):
+    def __init__(self, cfg, device, rank=0, world=1, fault=None):
         if world > 1:
             raise BenchError(f"the {self.name} workload runs in one process; use --world-size 1")
         if cfg.model != "dcgan":
             raise BenchError(f"the {self.name} workload trains the dcgan model pair, not {cfg.model!r}; "
                              f"use --model dcgan")
-        self.cfg, self.device, self.dtype = cfg, torch.device(device), dtype
+        self.cfg, self.device, self.rank, self.world, self.fault = cfg, torch.device(device), rank, world, fault
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.precision]
         self.n_critic = N_CRITIC[self.name]
         self.autocast = dict(device_type=self.device.type, dtype=dtype, enabled=cfg.precision != "fp32")
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -122,7 +123,8 @@ class GAN(Workload):
                                     self.reference)
         self.eval_noise = self.model.noise(self.fd_samples, torch.Generator().manual_seed(_EVAL_NOISE_SEED))
         self.reset(cfg.seed)
-        return dict(train_images=len(train_x), param_count=models.param_count(self.model),
+        return dict(dataset=dataset.name, data_checksum=dataset.checksum, train_images=len(train_x),
+                    test_images=self.fd_samples, param_count=models.param_count(self.model),
                     gen_param_count=models.param_count(self.model.generator),
                     critic_steps_per_gen_step=float(self.n_critic), judge=self.judge.checksum[:16],
                     judge_recipe=json.dumps(self.judge.config, sort_keys=True),
@@ -192,16 +194,6 @@ class GAN(Workload):
         self.samples = images[:GRID].to("cpu", torch.uint8)
         fd = judge_mod.frechet(judge_mod.gaussian(self.judge.features(images)), self.reference)
         return {"fd": fd}
-
-    def warmup(self, steps):
-        batches = self.batches(-1)
-        for k in range(steps):
-            batch = next(batches, None)
-            if batch is None:
-                batches = self.batches(-2)
-                batch = next(batches)
-            self.step(batch, k)
-        self.evaluate()
 
     def checkpoint(self):
         return {"model": self.cfg.model, "model_kwargs": dict(self.cfg.model_kwargs), "workload": self.name,

@@ -126,12 +126,15 @@ def load_or_train(data_source, dataset, cache=None, warn=print, **overrides):
 
 
 def _train(cfg, data_source, pt):
-    from .runner import Run
+    from . import runner
 
     pt.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = pt.with_name(f".{pt.name}.{os.getpid()}.tmp")
-        row = Run(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()
+        if hasattr(runner, "Runner"):  # the workload runner (bench/workload.py)
+            row = runner.Runner(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()[-1]
+        else:
+            row = runner.Run(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()
         if row.get("status") != "ok":
             raise BenchError(f"training the FD judge failed ({row.get('status')}): "
                              f"{str(row.get('error', '')).splitlines()[-1:]}")

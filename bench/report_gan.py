@@ -69,17 +69,26 @@ def summarise(runs):
             "configuration": _label(first), "workload": first["workload"], "precision": first["precision"],
             "inplace": bool(first["inplace"]), "device": first["device_name"], "judge": first["judge"],
             "fd_label": _fd_label(grp), "runs": len(ok), "failed": len(grp) - len(ok),
-            "gen_steps_per_s": _median(ok, "steps_per_s"),
+            # a step consumes batch_size x critic_steps_per_gen_step real images
+            "gen_steps_per_s": _median(ok.assign(_s=pd.to_numeric(ok["train_images_per_s"], errors="coerce")
+                                                 / (ok["batch_size"] * ok["critic_steps_per_gen_step"])), "_s"),
             "images_per_s": _median(ok, "train_images_per_s"),
             "critic_per_gen": _median(ok, "critic_steps_per_gen_step"),
             "peak_gpu_mib": _median(ok, "peak_gpu_mem_bytes") / MIB,
             "peak_rss_mib": _median(ok, "peak_host_rss_bytes") / MIB,
             "fd_target": first["target"], "reached": f"{len(hit)}/{len(ok)}",
             "median_time_to_target_s": _median(hit, "time_to_target_s"),
-            "median_final_fd": _median(ok, "final_fd"), "median_best_fd": _median(ok, "best_fd"),
+            "median_final_fd": _median(ok, _col(ok, "final_fd", "final_acc")),
+            "median_best_fd": _median(ok, _col(ok, "best_fd", "best_acc")),
             "fd_real_test": _median(ok, "fd_real_test"),
         })
     return pd.DataFrame(rows)
+
+
+def _col(df, name, fallback):
+    """The GAN's own column if the rows have it, else the runner's generic one (the quality metric's
+    final/best value, which for a GAN is the FD)."""
+    return name if name in df.columns and df[name].notna().any() else fallback
 
 
 def _median(df, col):
@@ -170,9 +179,9 @@ def sample_grid_html(results_dirs, runs):
             if png is None:
                 continue
             data = base64.b64encode(png.read_bytes()).decode("ascii")
-            fd = row.get("final_fd")
+            fd = row.get(_col(g, "final_fd", "final_acc"))
             caption = (f"{_label(row)} on {row['device_name']}: epoch {row.get('epochs_completed')}, "
-                       f"{row.get('fd_label') or 'FD'} {fd:.1f}" if fd == fd and fd is not None else _label(row))
+                       f"{row.get('fd_label') or 'FD'} {fd:.1f}" if fd is not None and fd == fd else _label(row))
             figures.append(f'<figure class="gan-samples"><img alt="{_e(caption)}" width="274" height="274" '
                            f'src="data:image/png;base64,{data}"><figcaption>{_e(caption)} '
                            f'(run {_e(row["run_id"])})</figcaption></figure>')

@@ -110,8 +110,6 @@ RUN_COLUMNS = [
     ("started_at", T, "UTC start"),
     ("finished_at", T, "UTC end"),
     # --- GAN workloads (bench/gan.py, issue #15): new columns, for bench/columns.py -------------
-    ("steps_per_s", F, "training steps per second over the timed steps; a GAN's step is one generator "
-                       "update and the critic updates before it, so for dcgan/wgan: generator steps/s"),
     ("critic_steps_per_gen_step", F, "GANs: critic updates per generator update (n_critic)"),
     ("gen_param_count", I, "GANs: the generator's parameters (param_count counts generator and critic)"),
     ("judge", S, "GANs: checksum (sha256 prefix) of the weights of the classifier whose features the FD uses"),

@@ -10,9 +10,10 @@
 #      model's DAWNBench inference latency (`bench infer`)  -> OUT/results
 #   7. airbench's train94 on the same data, side by side -> OUT/results
 #   8. the report of all of it                  -> OUT/report
+#   9. the lesson's GANs: dcgan and wgan, fp16/fp32 x in-place on/off, and their report -> OUT/gan
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=420] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn infer airbench
+# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn infer airbench gan
 # (default all; the report and verify always run), to redo part of the suite in a short session.
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 # A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only) and
@@ -120,5 +121,29 @@ fi
 
 step report report bench report "$R" --out "$OUT/report"
 step verify verify bench verify "$R"
+
+# 9. the lesson's GANs (issue #15): dcgan and wgan, fp16/fp32 x in-place on/off: generator steps/s,
+#    peak memory, FD per epoch and samples -> OUT/gan (results, report). Their own results folder, so
+#    the boards above stay the classifiers'. The FD judge (bench/judge.py) comes from the cache
+#    ($BENCH_CACHE): carry judge-*.pt/.json from the machine that trained it to keep one judge
+#    across machines; without it the GPU trains its own (a new checksum, in every row).
+G="$OUT/gan/results"
+if [ "$MODE" = "--cpu-smoke" ]; then
+  GAN=(--model-kwargs nf=8 nz=16 extra=1 --epochs 1 --limit-train 640 --batch-size 32 --warmup-steps 1)
+  GAN_CELLS=("dcgan $PREC --inplace" "wgan $PREC --no-inplace")
+  # a judge trained in seconds: the smoke measures nothing
+  export BENCH_JUDGE='{"model_kwargs": {"width": 0.125}, "epochs": 1, "limit_train": 1000, "batch_size": 250, "tta": false}'
+else
+  GAN=(--model-kwargs nf=64 nz=100 extra=1 --epochs 2 --limit-train 25600 --channels-last --warmup-steps 10)
+  GAN_CELLS=()
+  for wl in dcgan wgan; do for prec in "$PREC" fp32; do for ip in --inplace --no-inplace; do
+    GAN_CELLS+=("$wl $prec $ip"); done; done; done
+fi
+for cell in "${GAN_CELLS[@]}"; do
+  read -r wl prec ip <<< "$cell"
+  step gan "gan-$wl-$prec$ip" bench run --workload "$wl" --model dcgan "${GAN[@]}" "${DEV[@]}" \
+    --precision "$prec" "$ip" --results "$G" --no-progress-bar
+done
+step gan gan-report bench report "$G" --out "$OUT/gan/report"
 echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}"
 [ ${#FAILED[@]} -eq 0 ]

@@ -124,7 +124,7 @@ def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     ds, _ = tiny
     cfg = from_recipe(None, **{**gan.DEFAULTS[name], "model_kwargs": TINY_GAN, "batch_size": 20,
                                "device": "cpu", "precision": "bf16"})
-    w = {"dcgan": gan.DCGANWorkload, "wgan": gan.WGANWorkload}[name](cfg, "cpu", torch.bfloat16)
+    w = {"dcgan": gan.DCGANWorkload, "wgan": gan.WGANWorkload}[name](cfg, "cpu")
     fields = w.setup(ds)
     assert fields["critic_steps_per_gen_step"] == gan.N_CRITIC[name]
     assert fields["fd_samples"] == len(ds.test_x) and fields["judge"]
@@ -144,3 +144,46 @@ def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     # reset: the initial weights again
     w.reset(cfg.seed)
     assert all(torch.equal(params[k], v) for k, v in w.model.state_dict().items())
+
+
+# --- end to end: the CLI, the rows, the report ------------------------------------------------
+
+def test_bench_run_wgan_writes_rows_samples_and_boards(tiny, small_data, tmp_path):
+    import duckdb
+    import pandas as pd
+
+    from bench import report_gan
+
+    from .conftest import bench
+
+    res = tmp_path / "results"
+    env = {"BENCH_JUDGE": json.dumps(TINY_JUDGE)}
+    for ip in ("--inplace", "--no-inplace"):
+        bench("run", "--workload", "wgan", "--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "20",
+              "--epochs", "2", "--target", "1000", "--device", "cpu", "--precision", "bf16", ip,
+              "--data", small_data, "--results", res, "--no-progress-bar", env=env, check=0)
+    runs, epochs = pd.read_parquet(res / "runs"), pd.read_parquet(res / "epochs")
+    assert set(runs.workload) == {"wgan"} and set(runs.status) == {"ok"} and len(epochs) == 4
+    assert runs.judge.notna().all() and (runs.critic_steps_per_gen_step == 5).all()
+    assert runs.fd_label.iloc[0].startswith("FD in resnet9-")
+    assert epochs[["fd", "wasserstein_estimate", "critic_loss", "gen_loss"]].notna().all().all()
+    n = duckdb.sql(f"select count(*) from read_parquet('{res}/epochs/*.parquet') where fd > 0").fetchone()[0]
+    assert n == 4
+    for run_id in runs.run_id:
+        assert (res / "samples" / f"{run_id}.png").read_bytes()[:4] == b"\x89PNG"
+    boards = dict(report_gan.gan_boards(runs, epochs))
+    speed = next(df for t, df in boards.items() if t.startswith("GAN speed"))
+    assert len(speed) == 2 and (speed.gen_steps_per_s > 0).all()
+    assert any(t.startswith("GAN in-place effect") for t in boards)
+    assert any("FD in resnet9-" in t for t in boards)
+    html = report_gan.sample_grid_html([res], runs)
+    assert html.count('src="data:image/png;base64,') == 2
+
+
+def test_a_gan_with_a_classifier_model_is_refused(small_data, tmp_path):
+    from .conftest import bench
+
+    p = bench("run", "--workload", "wgan", "--model", "resnet9", "--epochs", "1", "--device", "cpu",
+              "--data", small_data, "--results", tmp_path / "r", check=2)
+    assert "dcgan" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "runs").exists()
