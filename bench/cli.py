@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from .config import DEVICES, FIELDS, PRECISIONS, RECIPES, BenchError, RunConfig, from_recipe, validate
+from .config import COMPILE_MODES, DEVICES, FIELDS, PRECISIONS, RECIPES, BenchError, RunConfig, from_recipe, validate
 
 EPILOG = "Results land under RESULTS/runs and RESULTS/epochs as parquet; see README.md for the schema."
 
@@ -33,6 +33,16 @@ def parse_kv(items):
     return out
 
 
+def _seed_list(text):
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes integers separated by commas, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct integers, got {text!r}")
+    return seeds
+
+
 def add_config_args(p):
     g = p.add_argument_group("configuration (defaults: the recipe's, else the lesson's Darknet)")
     g.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named configuration")
@@ -45,11 +55,17 @@ def add_config_args(p):
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile; pair with --warmup-steps so compilation stays off the clock")
+    g.add_argument("--compile-mode", choices=COMPILE_MODES,
+                   help="torch.compile mode (default 'default'; reduce-overhead adds CUDA graphs)")
+    g.add_argument("--workload", help="what is trained: classify (default), or a registered workload")
     g.add_argument("--batch-size", type=int, help="global batch size (default 256)")
     g.add_argument("--world-size", type=int, help="processes/GPUs; >1 starts DDP through torchrun")
     g.add_argument("--epochs", type=int, help="epochs in the one-cycle schedule (default 30)")
     g.add_argument("--target", type=float, help="target test accuracy in (0, 1] (default 0.94)")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=int, help="seed for init, data order and augmentation (default 0)")
+    g.add_argument("--seeds", type=_seed_list, metavar="S,S,...",
+                   help="train these seeds one after another in this process (data, compilation and "
+                        "autotuning paid once), each its own run; overrides --seed")
     g.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=None,
                    help="stop at the first epoch at target (DAWNBench); default trains the whole schedule")
     g.add_argument("--limit-train", type=int, metavar="N", help="train on a seeded subset of N images")
@@ -80,45 +96,77 @@ def config_from_args(a):
             raise BenchError(f"--config-json is not a run configuration: {e}") from None
     overrides = {k: getattr(a, k) for k in FIELDS if getattr(a, k, None) is not None and k != "model_kwargs"}
     kwargs = parse_kv(a.model_kwargs)
-    if a.model and a.model != RECIPES.get(a.recipe, {}).get("model", "darknet"):
+    start = workload_defaults(a)
+    if a.model and a.model != start.get("model", RECIPES.get(a.recipe, {}).get("model", "darknet")):
         overrides["model_kwargs"] = kwargs  # another model: start from its own defaults
     elif kwargs:
-        base = dict(from_recipe(a.recipe).model_kwargs)
+        base = dict(start.get("model_kwargs") or from_recipe(a.recipe).model_kwargs)
         base.update(kwargs)
         overrides["model_kwargs"] = base
-    return from_recipe(a.recipe, **overrides)
+    return from_recipe(a.recipe, **{**start, **overrides})
+
+
+def workload_defaults(a):
+    """Without --recipe, a workload other than classify starts from its own settings (a GAN's
+    model, optimiser lr, batch and FD target: `defaults` on its class), not the lesson's Darknet."""
+    if a.recipe or not getattr(a, "workload", None):
+        return {}
+    from . import workload
+    if a.workload not in workload.names():
+        return {}  # validate() names the choices
+    return dict(getattr(workload.get(a.workload), "defaults", {}))
 
 
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_run(a):
     from . import data as data_mod
-    from .runner import Run, new_run_id
+    from .row import check_save, new_run_id
     from .ui import say
 
     cfg = validate(config_from_args(a))
+    seeds = a.seeds or [cfg.seed]
+    run_ids = a.run_ids.split(",") if a.run_ids else ([a.run_id] if a.run_id else None)
+    if run_ids is not None and len(run_ids) != len(seeds):
+        raise BenchError(f"--run-ids names {len(run_ids)} runs for {len(seeds)} seeds")
+    check_save(a.save, len(seeds))
     source = data_mod.resolve_source(a.data)
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
     if cfg.world_size > 1 and not under_torchrun:
         from . import isolate
         data_mod.load(source, warn=say)  # check the data (and fill the cache) once, before forking
-        run_id = a.run_id or new_run_id(cfg)
         say(f"starting {cfg.world_size} processes through torchrun")
-        row = isolate.run(cfg, run_id, source, a.results, save=a.save, sweep=a.sweep, on_line=say)
+        rows, _ = isolate.run_seeds(cfg, seeds, source, a.results, run_ids or [new_run_id(cfg, s) for s in seeds],
+                                    save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=say)
+        interrupted = False
     else:
-        row = Run(cfg, source, a.results, run_id=a.run_id, save=a.save, sweep=a.sweep,
-                  live=False if a.no_progress_bar else None).execute()
+        from .runner import Runner
+        runner = Runner(cfg, source, a.results, seeds=seeds, run_ids=run_ids, save=a.save, sweep=a.sweep,
+                        sweep_run_id=a.sweep_run_id, live=False if a.no_progress_bar else None)
+        rows = runner.execute()
+        interrupted = getattr(runner, "keyboard_interrupt", False)
         if int(os.environ.get("RANK", "0")) != 0:
-            return 0 if row.get("status") == "ok" else 1
-    summary = {k: _plain(row.get(k)) for k in ("run_id", "status", "reached_target", "epoch_reached",
-                                               "time_to_target_s", "wall_time_to_target_s", "train_time_s",
-                                               "final_acc", "best_acc", "train_images_per_s",
-                                               "peak_gpu_mem_bytes", "peak_host_rss_bytes")}
-    summary["results"] = os.path.join(a.results, "runs", f"{row.get('run_id')}.parquet")
-    if row.get("status") != "ok":
-        summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
-    print(json.dumps(summary))
-    return 0 if row.get("status") == "ok" else 1
+            return 0 if all(r.get("status") == "ok" for r in rows) else 1
+        done = {r["seed"] for r in rows}
+        rest = [s for s in seeds if s not in done]
+        if rest and not interrupted and rows and rows[-1]["status"] == "crashed":
+            from . import isolate
+            say(f"seed {rows[-1]['seed']} crashed; the remaining seeds {rest} run in a fresh process")
+            more, _ = isolate.run_seeds(cfg, rest, source, a.results, save=a.save, sweep=a.sweep,
+                                        sweep_run_id=a.sweep_run_id, on_line=say)
+            rows += more
+    for row in rows:
+        summary = {k: _plain(row.get(k)) for k in ("run_id", "seed", "status", "reached_target", "epoch_reached",
+                                                   "time_to_target_s", "wall_time_to_target_s", "train_time_s",
+                                                   "final_acc", "best_acc", "train_images_per_s",
+                                                   "peak_gpu_mem_bytes", "peak_host_rss_bytes")}
+        summary["results"] = os.path.join(a.results, "runs", f"{row.get('run_id')}.parquet")
+        if row.get("status") != "ok":
+            summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
+        print(json.dumps(summary))
+    if interrupted:
+        return 130
+    return 0 if rows and all(r.get("status") == "ok" for r in rows) else 1
 
 
 def _plain(v):
@@ -180,6 +228,9 @@ def build_parser():
     r.add_argument("--results", default="results", help="results directory (default results/)")
     r.add_argument("--save", metavar="PATH", help="save a checkpoint (for `bench infer`)")
     r.add_argument("--run-id", help=argparse.SUPPRESS)
+    r.add_argument("--run-ids", help=argparse.SUPPRESS)
+    r.add_argument("--sweep-run-id", help=argparse.SUPPRESS)
+    r.add_argument("--json", action="store_true", help="print each run's summary as one JSON line on stdout")
     r.add_argument("--sweep", help=argparse.SUPPRESS)
     r.add_argument("--config-json", help=argparse.SUPPRESS)
     r.add_argument("--no-progress-bar", action="store_true", help="plain log lines instead of a live bar")
@@ -194,6 +245,12 @@ def build_parser():
     s.add_argument("--dry-run", action="store_true", help="print the matrix and stop")
     s.add_argument("--retry-failed", action="store_true", help="run again cells whose runs all failed")
     s.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), for N machines")
+    s.add_argument("--stop-after", type=float, metavar="SECONDS",
+                   help="start no process that would end after this many seconds of the invocation (estimated "
+                        "from the runs so far); the rest stays pending for the next invocation")
+    s.add_argument("--isolate-seeds", action="store_true",
+                   help="one process per run (default: a configuration's seeds share one process, so data, "
+                        "compilation and autotuning are paid once)")
     s.add_argument("--time-limit", type=float, metavar="SECONDS", help="per-run limit (overrides the file)")
     s.set_defaults(func=cmd_sweep)
 

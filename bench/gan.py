@@ -39,13 +39,7 @@ from . import judge as judge_mod
 from . import loader
 from .config import BenchError
 
-try:
-    from .workload import Workload, register
-except ImportError:  # until bench/workload.py lands on main (WORKLOAD.md)
-    Workload = object
-
-    def register(name):
-        return lambda cls: cls
+from .workload import Workload, register
 
 N_CRITIC = {"dcgan": 1, "wgan": 5}
 CLIP = 0.01
@@ -210,6 +204,7 @@ class GAN(Workload):
 class DCGANWorkload(GAN):
     name = "dcgan"
     loss_names = ("critic_loss", "gen_loss")
+    defaults = {"workload": "dcgan", **DEFAULTS["dcgan"]}
 
     def _optimizer(self, net):
         return torch.optim.Adam(net.parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))
@@ -233,6 +228,7 @@ class DCGANWorkload(GAN):
 class WGANWorkload(GAN):
     name = "wgan"
     loss_names = ("critic_loss", "gen_loss", "wasserstein_estimate")
+    defaults = {"workload": "wgan", **DEFAULTS["wgan"]}
 
     def _optimizer(self, net):
         return torch.optim.RMSprop(net.parameters(), lr=self.cfg.lr)

@@ -78,17 +78,11 @@ def summarise(runs):
             "peak_rss_mib": _median(ok, "peak_host_rss_bytes") / MIB,
             "fd_target": first["target"], "reached": f"{len(hit)}/{len(ok)}",
             "median_time_to_target_s": _median(hit, "time_to_target_s"),
-            "median_final_fd": _median(ok, _col(ok, "final_fd", "final_acc")),
-            "median_best_fd": _median(ok, _col(ok, "best_fd", "best_acc")),
+            # the runner's final/best of the quality metric: for a GAN, the FD
+            "median_final_fd": _median(ok, "final_acc"), "median_best_fd": _median(ok, "best_acc"),
             "fd_real_test": _median(ok, "fd_real_test"),
         })
     return pd.DataFrame(rows)
-
-
-def _col(df, name, fallback):
-    """The GAN's own column if the rows have it, else the runner's generic one (the quality metric's
-    final/best value, which for a GAN is the FD)."""
-    return name if name in df.columns and df[name].notna().any() else fallback
 
 
 def _median(df, col):
@@ -179,7 +173,7 @@ def sample_grid_html(results_dirs, runs):
             if png is None:
                 continue
             data = base64.b64encode(png.read_bytes()).decode("ascii")
-            fd = row.get(_col(g, "final_fd", "final_acc"))
+            fd = row.get("final_acc")  # the final quality: the FD
             caption = (f"{_label(row)} on {row['device_name']}: epoch {row.get('epochs_completed')}, "
                        f"{row.get('fd_label') or 'FD'} {fd:.1f}" if fd is not None and fd == fd else _label(row))
             figures.append(f'<figure class="gan-samples"><img alt="{_e(caption)}" width="274" height="274" '

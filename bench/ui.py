@@ -51,6 +51,11 @@ class RunProgress:
             say(f"  epoch {self.epoch}/{self.epochs} step {k}/{self.steps} "
                 f"{self.images / max(time.monotonic() - self.t_epoch, 1e-9):.0f} img/s")
 
+    def evaluating(self):
+        """Between the timed steps and the epoch's line: evaluation is running, off the clock."""
+        if self.enabled and self.progress:
+            self.progress.update(self.task, acc="evaluating")
+
     def end_epoch(self, row):
         if not self.enabled:
             return
