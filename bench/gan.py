@@ -83,7 +83,7 @@ class GAN(Workload):
         self.cfg, self.device, self.rank, self.world, self.fault = cfg, torch.device(device), rank, world, fault
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.precision]
         self.n_critic = N_CRITIC[self.name]
-        self.autocast = dict(device_type=self.device.type, dtype=dtype, enabled=cfg.precision != "fp32")
+        self.autocast = dict(device_type=self.device.type, dtype=self.dtype, enabled=cfg.precision != "fp32")
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.samples = None
 
@@ -134,6 +134,7 @@ class GAN(Workload):
     def reset(self, seed):
         # the same parameter objects (a compiled module keeps them), fresh values and BN statistics
         self.model.load_state_dict(self._fresh(seed).state_dict())
+        self.samples = None  # a seed's grid is its own last epoch's
         torch.manual_seed(seed)  # the training noise
         self.loader.seed = seed
         self.opt_g, self.opt_d = self._optimizer(self.model.generator), self._optimizer(self.model.critic)
@@ -193,7 +194,7 @@ class GAN(Workload):
         return {"model": self.cfg.model, "model_kwargs": dict(self.cfg.model_kwargs), "workload": self.name,
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
-    def save_samples(self, results_dir, run_id):
+    def save_artifacts(self, results_dir, run_id):
         """RESULTS/samples/<run_id>.png: 8 x 8 samples of the last evaluated epoch (fixed noise)."""
         if self.samples is None:
             return None

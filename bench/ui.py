@@ -15,8 +15,9 @@ def say(msg):
 
 
 class RunProgress:
-    def __init__(self, epochs, steps, enabled=True, every_s=30.0, live=None):
+    def __init__(self, epochs, steps, enabled=True, every_s=30.0, live=None, quality="test_acc", loss="train_loss"):
         self.epochs, self.steps, self.enabled, self.every_s = epochs, steps, enabled, every_s
+        self.quality, self.loss = quality, loss  # the workload's epoch columns (a GAN: fd, critic_loss)
         self.live = console.is_terminal if live is None else live
         self.progress = self.task = None
         self.epoch = 0
@@ -59,11 +60,12 @@ class RunProgress:
     def end_epoch(self, row):
         if not self.enabled:
             return
-        line = (f"epoch {row['epoch']}/{self.epochs}  loss {row['train_loss']:.4f}  "
-                f"test_acc {row['test_acc']:.4f}  {row['train_images_per_s']:.0f} img/s  "
+        loss, quality = _num(row.get(self.loss)), _num(row.get(self.quality))
+        line = (f"epoch {row['epoch']}/{self.epochs}  loss {loss}  "
+                f"{self.quality} {quality}  {row['train_images_per_s']:.0f} img/s  "
                 f"train {row['elapsed_s']:.1f}s  wall {row['wall_s']:.1f}s")
         if self.progress:
-            self.progress.update(self.task, loss=f"{row['train_loss']:.4f}", acc=f"{row['test_acc']:.4f}")
+            self.progress.update(self.task, loss=loss, acc=quality)
             self.progress.console.print(line, markup=False, highlight=False)
         else:
             say(line)
@@ -73,6 +75,10 @@ class RunProgress:
         if self.progress:
             self.progress.stop()
             self.progress = None
+
+
+def _num(v):
+    return "-" if v is None or v != v else f"{v:.4f}"
 
 
 def is_tty():

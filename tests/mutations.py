@@ -65,6 +65,13 @@ MUTATIONS = [
     ("a broken probe is an error", "bench/maxbatch.py",
      '    raise BenchError(f"the probe at batch {batch} failed', '    return False, None, (f"the probe at batch {batch} failed',
      "other_reason"),
+    # GANs (issue #15)
+    ("judge cache checksum", "bench/judge.py", 'if _file_sha256(pt) != meta.get("sha256"):', "if False:",
+     "changed_file_is_not_trusted"),
+    ("WGAN weight clipping", "bench/gan.py", "torch._foreach_clamp_max_(self.critic_params, CLIP)", "pass",
+     "trains_an_epoch"),
+    ("a distance target", "bench/config.py", "    if workload.get(cfg.workload).higher_is_better:",
+     "    if True:", "wgan_writes_rows"),
 ]
 
 

@@ -106,23 +106,30 @@ def test_real_images_are_far_closer_than_an_untrained_generator(tiny):
     assert 0 < real and untrained > 5 * real
 
 
-def test_the_judge_is_cached_and_a_changed_file_is_retrained(tiny, small_data):
+def test_the_judge_is_cached_and_a_changed_file_is_not_trusted(tiny, small_data, tmp_path, monkeypatch):
     ds, j = tiny
     again = judge.load_or_train(str(small_data), ds, **gan.judge_overrides())
     assert again.checksum == j.checksum and again.test_acc == j.test_acc
-    pt = next(p for p in data.cache_dir().glob("judge-*.pt"))
+    for p in data.cache_dir().glob("judge-*"):  # a copy: the other tests keep the good judge
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    pt = next(tmp_path.glob("judge-*.pt"))
     blob = bytearray(pt.read_bytes())
     blob[-100] ^= 0xFF
     pt.write_bytes(bytes(blob))
+
+    def retrain(*a):
+        raise RuntimeError("retrained")
+    monkeypatch.setattr(judge, "_train", retrain)
     warnings = []
-    judge.load_or_train(str(small_data), ds, warn=warnings.append, **gan.judge_overrides())
-    assert any("unusable" in w for w in warnings)
+    with pytest.raises(RuntimeError, match="retrained"):
+        judge.load_or_train(str(small_data), ds, cache=tmp_path, warn=warnings.append, **gan.judge_overrides())
+    assert any("unusable (checksum mismatch)" in w for w in warnings)
 
 
 @pytest.mark.parametrize("name", ["dcgan", "wgan"])
 def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     ds, _ = tiny
-    cfg = from_recipe(None, **{**gan.DEFAULTS[name], "model_kwargs": TINY_GAN, "batch_size": 20,
+    cfg = from_recipe(None, **{**gan.DEFAULTS[name], "model_kwargs": TINY_GAN, "batch_size": 60,
                                "device": "cpu", "precision": "bf16"})
     w = {"dcgan": gan.DCGANWorkload, "wgan": gan.WGANWorkload}[name](cfg, "cpu")
     fields = w.setup(ds)
@@ -132,14 +139,14 @@ def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     params = {k: v.clone() for k, v in w.model.state_dict().items()}
     losses = torch.stack([w.step(b, k) for k, b in enumerate(w.batches(1))])
     assert losses.shape == (w.steps_per_epoch, len(w.loss_names)) and torch.isfinite(losses).all()
-    assert w.steps_per_epoch == 600 // (20 * gan.N_CRITIC[name])
+    assert w.steps_per_epoch == 600 // (60 * gan.N_CRITIC[name])
     assert any(not torch.equal(params[k], v) for k, v in w.model.state_dict().items() if "generator" in k)
     if name == "wgan":  # clipped after every critic update
         assert max(p.abs().max() for p in w.model.critic.parameters()) <= gan.CLIP
         assert torch.allclose(losses[:, 2], -losses[:, 0])
     after = w.evaluate()["fd"]
     assert math.isfinite(before) and math.isfinite(after) and after != before
-    png = w.save_samples(tmp_path, "run-1")
+    png = w.save_artifacts(tmp_path, "run-1")
     assert png.endswith("samples/run-1.png") and open(png, "rb").read(4) == b"\x89PNG"
     # reset: the initial weights again
     w.reset(cfg.seed)
@@ -159,16 +166,16 @@ def test_bench_run_wgan_writes_rows_samples_and_boards(tiny, small_data, tmp_pat
     res = tmp_path / "results"
     env = {"BENCH_JUDGE": json.dumps(TINY_JUDGE)}
     for ip in ("--inplace", "--no-inplace"):
-        bench("run", "--workload", "wgan", "--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "20",
-              "--epochs", "2", "--target", "1000", "--device", "cpu", "--precision", "bf16", ip,
+        bench("run", "--workload", "wgan", "--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "40",
+              "--epochs", "1", "--target", "1000", "--device", "cpu", "--precision", "bf16", ip,
               "--data", small_data, "--results", res, "--no-progress-bar", env=env, check=0)
     runs, epochs = pd.read_parquet(res / "runs"), pd.read_parquet(res / "epochs")
-    assert set(runs.workload) == {"wgan"} and set(runs.status) == {"ok"} and len(epochs) == 4
+    assert set(runs.workload) == {"wgan"} and set(runs.status) == {"ok"} and len(epochs) == 2
     assert runs.judge.notna().all() and (runs.critic_steps_per_gen_step == 5).all()
     assert runs.fd_label.iloc[0].startswith("FD in resnet9-")
     assert epochs[["fd", "wasserstein_estimate", "critic_loss", "gen_loss"]].notna().all().all()
     n = duckdb.sql(f"select count(*) from read_parquet('{res}/epochs/*.parquet') where fd > 0").fetchone()[0]
-    assert n == 4
+    assert n == 2
     for run_id in runs.run_id:
         assert (res / "samples" / f"{run_id}.png").read_bytes()[:4] == b"\x89PNG"
     boards = dict(report_gan.gan_boards(runs, epochs))
