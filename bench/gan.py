@@ -50,9 +50,9 @@ _EVAL_NOISE_SEED = 20180415  # the same latent vectors every epoch and every run
 # RunConfig settings for each workload: `bench run --workload wgan` starts from these.
 DEFAULTS = {
     "dcgan": dict(model="dcgan", model_kwargs={"nf": 64, "nz": 100, "extra": 1}, lr=2e-4, batch_size=128,
-                  epochs=10, target=60.0, weight_decay=0.0, precision="fp32", inplace=True),
+                  epochs=10, target=100.0, weight_decay=0.0, precision="fp32", inplace=True),
     "wgan": dict(model="dcgan", model_kwargs={"nf": 64, "nz": 100, "extra": 1}, lr=1e-4, batch_size=64,
-                 epochs=10, target=60.0, weight_decay=0.0, precision="fp32", inplace=True),
+                 epochs=10, target=100.0, weight_decay=0.0, precision="fp32", inplace=True),
 }
 
 

@@ -10,7 +10,7 @@ import models
 from bench import data, gan, judge
 from bench.config import from_recipe
 
-TINY_JUDGE = {"model_kwargs": {"width": 0.125}, "epochs": 2, "batch_size": 100, "tta": False}
+TINY_JUDGE = {"model_kwargs": {"width": 0.125}, "epochs": 2, "batch_size": 100, "limit_train": None, "tta": False}
 TINY_GAN = {"nf": 8, "nz": 16, "extra": 1}
 
 
@@ -194,3 +194,35 @@ def test_a_gan_with_a_classifier_model_is_refused(small_data, tmp_path):
               "--data", small_data, "--results", tmp_path / "r", check=2)
     assert "dcgan" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_the_sample_grid_renders_in_chromium(tiny, tmp_path):
+    """The page's GAN section on its own, embedded and drawn by a browser (the grid holds real images
+    here: what matters is that the PNG survives the trip into the page)."""
+    import shutil
+
+    import matplotlib.image as mpimg
+    import pandas as pd
+
+    from bench import report_gan
+
+    from .test_report import chromium
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    ds, _ = tiny
+    res = tmp_path / "results"
+    gan.save_grid(ds.train_x[:64], res, "run-a")
+    runs = pd.DataFrame([{"run_id": "run-a", "workload": "wgan", "status": "ok", "model_kwargs": '{"nf": 8}',
+                          "precision": "bf16", "inplace": True, "batch_size": 40, "epochs": 1, "target": 1000.0,
+                          "device_name": "CPU <b>x</b>", "judge": "abc", "final_acc": 123.4,
+                          "fd_label": "FD in resnet9-abc features", "epochs_completed": 1,
+                          "source_file": str(res / "runs" / "run-a.parquet")}])
+    section = report_gan.sample_grid_html([res], runs)
+    assert "CPU &lt;b&gt;x&lt;/b&gt;" in section and "FD in resnet9-abc features 123.4" in section
+    page = tmp_path / "page.html"
+    page.write_text(f"<!doctype html><html><body style='margin:0;background:#fff'>{section}</body></html>")
+    shot = tmp_path / "shot.png"
+    chromium(f"--screenshot={shot}", "--window-size=600,600", "--hide-scrollbars", page.as_uri(), tmp=tmp_path / "u")
+    img = mpimg.imread(shot)[..., :3]
+    coloured = ((img.max(-1) - img.min(-1)) > 0.1).sum()  # the samples; the captions are black on white
+    assert coloured > 2000, coloured
