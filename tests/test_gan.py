@@ -174,7 +174,7 @@ def test_bench_run_wgan_writes_rows_samples_and_boards(tiny, small_data, tmp_pat
     assert runs.judge.notna().all() and (runs.critic_steps_per_gen_step == 5).all()
     assert runs.fd_label.iloc[0].startswith("FD in resnet9-")
     assert epochs[["fd", "wasserstein_estimate", "critic_loss", "gen_loss"]].notna().all().all()
-    n = duckdb.sql(f"select count(*) from read_parquet('{res}/epochs/*.parquet') where fd > 0").fetchone()[0]
+    n = duckdb.sql(f"select count(*) from read_parquet('{res}/epochs/*.parquet') where fd > 0").fetchall()[0][0]
     assert n == 2
     for run_id in runs.run_id:
         assert (res / "samples" / f"{run_id}.png").read_bytes()[:4] == b"\x89PNG"
