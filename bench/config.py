@@ -232,8 +232,12 @@ def validate(cfg, cuda_available=None):
     if on_gpu and local > max(torch.cuda.device_count(), 1):
         raise BenchError(f"world size {local} on this machine needs that many GPUs; "
                          f"{torch.cuda.device_count()} visible")
-    if not (isinstance(cfg.target, (int, float)) and 0 < cfg.target <= 1):
-        raise BenchError(f"target must be an accuracy in (0, 1], got {cfg.target!r}")
+    if workload.get(cfg.workload).higher_is_better:
+        if not (isinstance(cfg.target, (int, float)) and 0 < cfg.target <= 1):
+            raise BenchError(f"target must be an accuracy in (0, 1], got {cfg.target!r}")
+    elif not (isinstance(cfg.target, (int, float)) and cfg.target > 0):  # a distance (the GANs' FD)
+        raise BenchError(f"the {cfg.workload} target is a distance, lower is better: a positive number, "
+                         f"got {cfg.target!r}")
     if cfg.limit_train is not None and cfg.limit_train < cfg.batch_size:
         raise BenchError(f"limit-train {cfg.limit_train} is smaller than one batch ({cfg.batch_size})")
     for name in ("lr", "div"):

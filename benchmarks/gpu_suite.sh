@@ -12,10 +12,12 @@
 #   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
 #      H200 before: results/h200; off unless SUITE_STEPS names them)
 #   7. the report and `bench verify` of all of it -> OUT/report
+#   8. the lesson's GANs (issue #15): dcgan and wgan, fp16/fp32 x in-place on/off, as far as the
+#      budget allows, and their own report -> OUT/gan (results, report)
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=540] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint lesson compile fast dawn infer airbench overhead pipeline
-# inplace-memory maxbatch (default: fingerprint lesson compile fast dawn infer; report and verify always run).
+# SUITE_STEPS picks some of: fingerprint lesson compile fast gan dawn infer airbench overhead pipeline
+# inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
@@ -48,9 +50,9 @@ FAILED=()
 export PYTHONUNBUFFERED=1
 
 elapsed() { echo $(( $(date +%s) - START )); }
-ALL=fingerprint,lesson,compile,fast,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
+ALL=fingerprint,lesson,compile,fast,gan,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
 # a smoke run checks every step; a GPU run spends its minutes on the ones not measured yet
-STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,fast,dawn,infer)}
+STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,fast,gan,dawn,infer)}
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2
@@ -165,5 +167,32 @@ done
 
 step report report bench report "$R" --out "$OUT/report"
 step verify verify bench verify "$R"
+
+# 8. the lesson's GANs: generator steps/s, peak memory, FD per epoch and samples, in their own results
+#    folder so the boards above stay the classifiers'. The FD judge (bench/judge.py) comes from the
+#    cache ($BENCH_CACHE): carry judge-*.pt/.json from the machine that trained it to keep one judge
+#    across machines; without it this machine trains its own (a new checksum, named in every row).
+G="$OUT/gan/results"
+if [ "$MODE" = "--cpu-smoke" ]; then
+  GAN=(--model-kwargs nf=8 nz=16 extra=1 --epochs 1 --limit-train 640 --batch-size 32 --warmup-steps 1)
+  GAN_CELLS=("dcgan bf16 --inplace" "wgan bf16 --no-inplace")
+  # a judge trained in seconds: the smoke measures nothing
+  export BENCH_JUDGE='{"model_kwargs": {"width": 0.125}, "epochs": 1, "limit_train": 1000, "batch_size": 250, "tta": false}'
+else
+  GAN=(--model-kwargs nf=64 nz=100 extra=1 --epochs 2 --limit-train 25600 --channels-last --warmup-steps 10)
+  GAN_CELLS=()
+  for wl in dcgan wgan; do for prec in fp16 fp32; do for ip in --inplace --no-inplace; do
+    GAN_CELLS+=("$wl $prec $ip"); done; done; done
+fi
+for cell in "${GAN_CELLS[@]}"; do
+  want gan || break
+  if [ "$MODE" != "--cpu-smoke" ] && [ "$(elapsed)" -gt $((BUDGET_S - 30)) ]; then
+    echo "=== time budget: stopping the GAN cells before $cell"; break
+  fi
+  read -r wl prec ip <<< "$cell"
+  step gan "gan-$wl-$prec$ip" bench run --workload "$wl" --model dcgan "${GAN[@]}" "${DEV[@]}" \
+    --precision "$prec" "$ip" --results "$G" --no-progress-bar
+done
+[ -d "$G/runs" ] && step gan gan-report bench report "$G" --out "$OUT/gan/report"
 echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}"
 [ ${#FAILED[@]} -eq 0 ]

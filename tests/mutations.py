@@ -107,6 +107,13 @@ MUTATIONS = [
      "flip = self.alt_base & self.flip", "alternating_flip"),
     ("fast: whitening bias centres", "bench/fast.py", "conv.bias.copy_((-w @ mu).float())", "pass",
      "whitens_real_patches"),
+    # GANs (issue #15)
+    ("judge cache checksum", "bench/judge.py", 'if _file_sha256(pt) != meta.get("sha256"):', "if False:",
+     "changed_file_is_not_trusted"),
+    ("WGAN weight clipping", "bench/workloads/gan.py", "torch._foreach_clamp_max_(self.critic_params, CLIP)", "pass",
+     "trains_an_epoch"),
+    ("a distance target", "bench/config.py", "    if workload.get(cfg.workload).higher_is_better:",
+     "    if True:", "wgan_writes_rows"),
 ]
 
 
