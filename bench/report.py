@@ -243,6 +243,7 @@ class Report:
     sweeps: pd.DataFrame = field(default_factory=pd.DataFrame)
     gaps: dict = field(default_factory=dict)
     splits: list = field(default_factory=list)
+    gan_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS):
@@ -263,18 +264,25 @@ def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS):
                          "give the directory a sweep or `bench run --results` wrote")
     epochs = results.read(sources, "epochs", warn=warn)
     inference = results.read(sources, "inference", warn=warn)
+    # the GANs have boards of their own (bench/report_gan.py): a distance is not an accuracy
+    gan = runs["workload"].isin(("dcgan", "wgan")) if "workload" in runs.columns else pd.Series(False, index=runs.index)
+    gan_runs, runs = runs[gan], runs[~gan]
+    if runs.empty:
+        return Report(runs, epochs, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                      warnings, [str(s) for s in sources], tuple(thresholds), read_sweeps(sources, warn),
+                      gan_runs=gan_runs)
     runs = group_runs(runs)
     board = aggregate(runs, prices, epochs, thresholds)
     return Report(runs, epochs, board, axis_effects(runs, board, CONFIG_COLUMNS), hardware_table(board), cost_table(board),
                   latency_table(runs, inference), warnings, [str(s) for s in sources], tuple(thresholds),
-                  read_sweeps(sources, warn), rank_gaps(runs, board), code_splits(board))
+                  read_sweeps(sources, warn), rank_gaps(runs, board), code_splits(board), gan_runs)
 
 
 def main(a):
     from . import report_boards, report_term
     thresholds = parse_thresholds(a.thresholds) if getattr(a, "thresholds", None) else DEFAULT_THRESHOLDS
     rep = build(a.results, a.prices, thresholds)
-    if a.entry and a.entry not in set(rep.board["group_id"]):
+    if a.entry and (rep.board.empty or a.entry not in set(rep.board["group_id"])):
         raise BenchError(f"no group {a.entry!r} in these results; the group column of the leaderboard lists them")
     if not a.out:
         report_term.render(report_boards.boards(rep), wide=getattr(a, "wide", False))

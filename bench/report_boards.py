@@ -239,6 +239,7 @@ def boards(rep):
     out = leaderboards(rep)
     out += [thresholds_board(rep), effects_board(rep), hardware_board(rep), cost_board(rep), latency_board(rep),
             sweeps_board(rep), unranked_board(rep), notes_board(rep)]
+    out += gan_boards(rep)
     if rep.warnings:
         out.append(Board("skipped", "Files skipped", items=list(rep.warnings)))
     out.append(Board("method", "How to read this", items=[
@@ -247,6 +248,20 @@ def boards(rep):
         "override with --prices). Each figure's configuration, hardware and run count are in leaderboard.json."]))
     # boards with nothing to show are dropped, except those that say why they are empty
     return [b.pruned() for b in out if b.rows or b.items or b.empty]
+
+
+def gan_boards(rep):
+    """The GAN workloads' boards (bench/report_gan.py) as Boards, shown in full."""
+    if rep.gan_runs is None or rep.gan_runs.empty:
+        return []
+    from .report_gan import gan_boards as tables
+    out = []
+    for i, (title, df) in enumerate(tables(rep.gan_runs, rep.epochs)):
+        rows = [[Cell("–") if pd.isna(v) else Cell(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r]
+                for r in df.itertuples(index=False)]
+        out.append(Board(f"gan-{i}", title, headers=[str(c) for c in df.columns], rows=rows,
+                         left=(str(df.columns[0]),)))
+    return out
 
 
 def visible(board, wide):

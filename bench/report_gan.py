@@ -39,7 +39,8 @@ def gan_runs(runs):
 
 
 def _config_key(df):
-    return df[CONFIG].astype(str).agg(" | ".join, axis=1)
+    # str() of each value, NaN included (pandas' string dtype would keep NaN as a float)
+    return df[CONFIG].apply(lambda r: " | ".join(str(v) for v in r), axis=1)
 
 
 def _label(row):

@@ -80,5 +80,8 @@ def page(rep):
             parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
         if not b.rows and not b.items:
             parts.append(f"<p>{e(b.empty)}</p>")
+    if rep.gan_runs is not None and not rep.gan_runs.empty:
+        from .report_gan import sample_grid_html
+        parts.append(sample_grid_html(rep.sources, rep.gan_runs))  # escapes its own strings
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)

@@ -114,6 +114,12 @@ MUTATIONS = [
      "trains_an_epoch"),
     ("a distance target", "bench/config.py", "    if workload.get(cfg.workload).higher_is_better:",
      "    if True:", "wgan_writes_rows"),
+    ("command modules never import each other", "bench/maxbatch.py", "from .cli_config import config_from_args",
+     "from .cli import config_from_args", "no_import_cycles"),
+    ("verify knows the registry's columns", "bench/verify.py", "            unknown = sorted(set(df.columns) - set(columns.names(kind)))",
+     "            unknown = []", "each_inconsistency_is_named"),
+    ("seeds reset between runs", "bench/workloads/classify.py", "        self.model.load_state_dict(self._fresh_model(seed).state_dict())",
+     "        pass", "separate_processes"),
 ]
 
 
