@@ -19,7 +19,7 @@ accuracy is measured after the clock, with the TTA asked for (`--tta-views`, def
 own tta_level 2, the same 6 views as the `fast` recipe; 2 is the harness's mirror TTA), recorded as
 `tta_views`. Images are counted exactly: airbench's steps x batch (it drops the last partial
 batch and stops mid-epoch at 9.9 epochs), not epochs x 50,000. Energy is sampled with
-bench.measure.GpuSampler over the timed call, as for the harness's runs (nothing on a CPU).
+bench.meters.Nvml over the timed call, as for the harness's runs (nothing on a CPU).
 
 `--device cuda` (the default) runs airbench as published. `--device cpu` runs airbench's own
 `train94`, network, loader, optimiser and schedule on the CPU, to measure what its recipe reaches
@@ -44,7 +44,8 @@ from common import parser  # first: puts the project on the path
 
 from bench import data as data_mod
 from bench import results
-from bench.measure import GpuSampler, fingerprint, peak_rss_bytes
+from bench.measure import fingerprint, peak_rss_bytes
+from bench.meters import Nvml
 
 CLOCK = ("airbench train94(verbose=False) after warmup94(), data preloaded and net built before the clock; "
          "device sync around the whole call (optimiser setup and whitening init included); final TTA "
@@ -76,7 +77,8 @@ def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views):
     reached = acc >= target
     train_s, eval_s = m["train_s"], m["eval_s"]
     key = "airbench94" if on_gpu else "airbench94-cpu-fp32"
-    row = {"run_id": rid, "schema_version": results.SCHEMA_VERSION, "status": "ok",
+    row = results.new_row("runs")
+    row.update({"run_id": rid, "schema_version": results.SCHEMA_VERSION, "status": "ok", "quality": "test_acc",
            "config_key": key if tta_views == 6 else f"{key}-tta{tta_views}",
            "recipe": "airbench94", "dataset": ds.name, "data_checksum": ds.checksum,
            "train_images": len(ds.train_x), "test_images": len(ds.test_x), "model": "airbench94",
@@ -98,9 +100,10 @@ def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views):
            "peak_host_rss_bytes": peak_rss_bytes(), "started_at": started,
            "finished_at": datetime.now(timezone.utc),
            "clock": CLOCK if on_gpu else CLOCK.replace(" after warmup94()", "") + " (CPU, no warm-up run)",
-           **m["energy"], **fingerprint(device, 1)}
-    epoch = {"run_id": rid, "epoch": math.ceil(epochs), "elapsed_s": train_s, "wall_s": train_s + eval_s,
-             "test_acc": acc, "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s}
+           **m["energy"], **fingerprint(device, 1)})
+    epoch = results.new_row("epochs")
+    epoch.update({"run_id": rid, "epoch": math.ceil(epochs), "elapsed_s": train_s, "wall_s": train_s + eval_s,
+                  "test_acc": acc, "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s})
     return row, epoch
 
 
@@ -248,7 +251,7 @@ def timed_run(airbench, loader_cls, make_net, sync, device, epochs):
         torch.cuda.Event = clock.event
         torch.cuda.reset_peak_memory_stats()
     utils.CifarLoader = lambda *args, **kwargs: test  # train() builds its test loader by name: the preloaded one
-    sampler = GpuSampler(torch.device(device)).start()
+    sampler = Nvml(torch.device(device)).start()
     try:
         sync()
         t0 = time.perf_counter()
@@ -256,7 +259,8 @@ def timed_run(airbench, loader_cls, make_net, sync, device, epochs):
         sync()
         train_s = time.perf_counter() - t0
     finally:
-        energy = sampler.stop()
+        energy = sampler.stop()  # energy, power, utilisation, SM clock, throttle reasons: as for the harness's runs
+        sampler.close()
         torch.cuda.Event, utils.CifarLoader = real_event, real_loader
     return {"model": model, "test": test, "train_s": train_s, "prep_s": prep_s, "images": steps * BATCH,
             "event_s": clock.total_ms / 1000 if on_gpu else None, "energy": energy}

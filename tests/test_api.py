@@ -52,7 +52,7 @@ def test_a_network_from_a_file_is_timed_by_the_cli_and_the_api_and_reported(user
     spec = f"{user_net}:small_net"
     p = bench_cli("run", "--model", spec, "--model-kwargs", "width=4", "--batch-size", "100", "--epochs", "1",
                   "--target", "0.3", "--precision", "bf16", "--device", "cpu", "--data", small_data,
-                  "--results", results, "--no-progress-bar", check=0)
+                  "--results", results, "--no-progress-bar", "--json", check=0)
     cli_row = json.loads(p.stdout)
     api_row = bench.run(model=spec, model_kwargs={"width": 4}, data=small_data, results=results, **SMALL)
     assert cli_row["status"] == api_row["status"] == "ok"

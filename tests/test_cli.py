@@ -33,7 +33,7 @@ CASES = [
     (["--device", "tpu"], "invalid choice: 'tpu'"),
     (["--batch-size", "lots"], "invalid int value: 'lots'"),
     (["--data", "/nonexistent/cifar.tar.xz", "--device", "cpu"], "data not found: /nonexistent/cifar.tar.xz"),
-    (["--recipe", "fast"], "invalid choice: 'fast'"),
+    (["--recipe", "fastest"], "invalid choice: 'fastest'"),
     (["--epochs", "0"], "epochs must be a positive integer"),
 ]
 
