@@ -236,9 +236,11 @@ def notes_board(rep):
 
 def boards(rep):
     """Every board of the report, in page order."""
-    out = leaderboards(rep)
-    out += [thresholds_board(rep), effects_board(rep), hardware_board(rep), cost_board(rep), latency_board(rep),
-            sweeps_board(rep), unranked_board(rep), notes_board(rep)]
+    out = []
+    if not rep.board.empty:  # classifier runs (a results directory may hold only GANs)
+        out = leaderboards(rep)
+        out += [thresholds_board(rep), effects_board(rep), hardware_board(rep), cost_board(rep), latency_board(rep),
+                sweeps_board(rep), unranked_board(rep), notes_board(rep)]
     out += gan_boards(rep)
     if rep.warnings:
         out.append(Board("skipped", "Files skipped", items=list(rep.warnings)))
@@ -260,7 +262,7 @@ def gan_boards(rep):
         rows = [[Cell("–") if pd.isna(v) else Cell(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r]
                 for r in df.itertuples(index=False)]
         out.append(Board(f"gan-{i}", title, headers=[str(c) for c in df.columns], rows=rows,
-                         left=(str(df.columns[0]),)))
+                         left=(str(df.columns[0]),), narrow=tuple(str(c) for c in df.columns[:6])))
     return out
 
 

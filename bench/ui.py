@@ -145,13 +145,16 @@ def run_summary(row, results_path=None):
     best, final = _num(row.get("best_acc")), _num(row.get("final_acc"))
     train = _num(row.get("train_time_s"))
     where = f"; recorded in {results_path}" if results_path else ""
-    accs = (f"; best {best:.2%}" + (f", final {final:.2%}" if final is not None and final != best else "")
+    quality = row.get("quality") or "test_acc"
+    show = _pct if quality == "test_acc" else (lambda v: f"{quality} {v:.4g}" if v is not None else "?")
+    value = (lambda v: f"{v:.2%}") if quality == "test_acc" else show
+    accs = (f"; best {value(best)}" + (f", final {value(final)}" if final is not None and final != best else "")
             if best is not None else "")
     if status == "ok" and row.get("reached_target"):
-        head = (f"target {_pct(target)} reached at epoch {row.get('epoch_reached')} in "
+        head = (f"target {show(target)} reached at epoch {row.get('epoch_reached')} in "
                 f"{duration(_num(row.get('time_to_target_s')) or 0)} of training")
     elif status == "ok":
-        head = (f"target {_pct(target)} not reached in {row.get('epochs_completed')} epochs "
+        head = (f"target {show(target)} not reached in {row.get('epochs_completed')} epochs "
                 f"({duration(train or 0)} of training)")
     else:
         error = (str(row.get("error") or "").strip().splitlines() or [""])[-1][:200]
