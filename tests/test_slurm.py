@@ -117,7 +117,8 @@ def submit_with_task_1_held(s, res, data, env, first_attempt_only=False):
     log1 = res / "logs" / f"slurm-{job}_1.out"
 
     def training():
-        m = re.search(r"starting run (\S+)", log1.read_text()) if log1.exists() else None
+        # "starting run ID", or "starting runs ID, ID2 (seeds ...)" where one process runs them all
+        m = re.search(r"starting runs? ([^\s,]+)", log1.read_text()) if log1.exists() else None
         return m and (res / "epochs" / f"{m.group(1)}.parquet").exists()
     t = time.monotonic()
     while not training():
