@@ -19,12 +19,12 @@ def say(msg):
     console.print(msg, markup=False)
 
 
-def duration(s):
-    """Seconds for people: 12.3 s, 585 s (9.8 min), 20.9 h."""
+def duration(s, short=False):
+    """Seconds for people: 12.3 s, 585 s (9.8 min), 20.9 h; short (for a bar): 12 s, 9.8 min, 20.9 h."""
     if s < 60:
-        return f"{s:.1f} s"
+        return f"{s:.0f} s" if short else f"{s:.1f} s"
     if s < 3600:
-        return f"{s:.0f} s ({s / 60:.1f} min)"
+        return f"{s / 60:.1f} min" if short else f"{s:.0f} s ({s / 60:.1f} min)"
     return f"{s / 3600:.1f} h"
 
 
@@ -55,14 +55,14 @@ class RunProgress:
                 TextColumn("{task.fields[eta]}"), TimeElapsedColumn(),
                 console=self.out, transient=True, refresh_per_second=4)
             self.progress.start()
-            self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs, phase="training",
+            self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs, phase="",
                                                ips="", last="", eta="")
 
     def start_epoch(self, epoch):
         self.epoch, self.images, self.t_epoch = epoch, 0, self.clock()
         if self.progress:  # reset() replaces all custom fields, so give them all again
             task = self.progress.tasks[0]
-            self.progress.reset(self.task, total=self.steps, **{**task.fields, "epoch": epoch, "phase": "training"})
+            self.progress.reset(self.task, total=self.steps, **{**task.fields, "epoch": epoch, "phase": ""})
 
     def step(self, k, images):
         """Called after step k (1-based) of the epoch; host clock only, never a device sync."""
@@ -74,7 +74,7 @@ class RunProgress:
         ips = f"{self.images / max(now - self.t_epoch, 1e-9):.0f} img/s"
         eta = self.eta(k, now)
         if self.progress:
-            self.progress.update(self.task, completed=k, ips=ips, eta=f"run ETA {duration(eta)}" if eta else "")
+            self.progress.update(self.task, completed=k, ips=ips, eta=f"ETA {duration(eta, short=True)}" if eta else "")
         elif eta is not None and not self.eta_said and self.epoch == 1:
             self.eta_said = True
             self.t_last_line = now
@@ -123,7 +123,7 @@ class RunProgress:
                 + (f"  run ETA {duration(left)}" if self.epoch < self.epochs else ""))
         if self.progress:
             self.progress.update(self.task, phase="",
-                                 last=f"epoch {row['epoch']}: loss {row['train_loss']:.3f} acc {row['test_acc']:.2%}")
+                                 last=f"last: loss {row['train_loss']:.3f} acc {row['test_acc']:.2%}")
             self.progress.console.print(line, markup=False, highlight=False)
         else:
             say(line)
@@ -172,7 +172,7 @@ def _pct(t):
 
 class SweepProgress:
     """The sweep's display, a fixed layout whatever the terminal's width:
-        sweep ━━━━━━━━━━  3/8  ok 2  failed 0  left 5  ETA 0:12:00  0:03:10
+        sweep ━━━━━━━━━━  3/8  ok 2  failed 0  left 5  ETA 12.6 min  0:03:10
         cell 4/8: precision=bf16, model_kwargs.width=0.5, seed=1
           epoch 3/20  loss 1.2345  test_acc 0.4567 ...        <- the child's last line
     Each line is cropped to the terminal, so nothing the child prints can land on the bar's line."""
@@ -208,7 +208,7 @@ class SweepProgress:
 
     def advance(self, ok, failed, left, eta_s=None):
         self.progress.update(self.task, advance=1, ok=ok, failed=failed, left=left,
-                             eta=f"ETA {duration(eta_s)}" if eta_s else "")
+                             eta=f"ETA {duration(eta_s, short=True)}" if eta_s else "")
 
 
 class _LinesProgress(Progress):
