@@ -72,6 +72,13 @@ MUTATIONS = [
      "results_under_proc or read_only_results"),
     ("torch's warnings silenced on a refused checkpoint", "bench/infer.py", '            warnings.simplefilter("ignore")',
      "            pass", "refuses_what_is_not"),
+    ("an interrupted epoch's steps are counted", "bench/runner.py",
+     "            self.train_time += time.perf_counter() - self.t_steps0", "            pass", "ctrl_c"),
+    ("Ctrl-C exits 130", "bench/cli.py", "        return 130\n    return 1", "        return 1\n    return 1", "ctrl_c"),
+    ("no abbreviated flags", "bench/cli.py", 'kw.setdefault("allow_abbrev", False)', 'kw.setdefault("allow_abbrev", True)',
+     "abbreviations"),
+    ("the sweep's lines are cropped", "bench/ui.py", 'self.child = Text("", no_wrap=True, overflow="ellipsis", style="dim")',
+     'self.child = Text("", style="dim")', "fixed_layout"),
 ]
 
 

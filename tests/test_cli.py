@@ -264,7 +264,9 @@ def test_help_shows_the_recipes_values_as_the_defaults():
 
 
 def test_abbreviations_are_errors_and_weight_decay_has_its_full_name(tmp_path, capsys):
-    for argv in (["run", "--epoch", "2"], ["run", "--weight", "0.1"], ["sweep", "x.toml", "--dry"],
+    # each line is also bad input another way, so that code which takes the abbreviation stops at once
+    for argv in (["run", "--epoch", "2", "--batch-size", "0"], ["run", "--weight", "0.1", "--batch-size", "0"],
+                 ["sweep", "x.toml", "--dry"],
                  ["infer", "--checkpoint", "m.pt", "--lim", "5"]):
         with pytest.raises(SystemExit) as e:
             main([*argv, "--results", str(tmp_path / "r")])
