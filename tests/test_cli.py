@@ -109,7 +109,7 @@ def read_only(directory, *args):
     if probe.returncode != 0:
         pytest.skip("unshare --mount is not permitted here (needs root); the /proc case still runs")
     return subprocess.run(["unshare", "--mount", "sh", "-c", cmd], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
+                          timeout=1500)
 
 
 def one_line_exit_2(p, *needles):
