@@ -149,8 +149,8 @@ def run_summary(row, results_path=None):
         head = (f"target {_pct(target)} reached at epoch {row.get('epoch_reached')} in "
                 f"{duration(_num(row.get('time_to_target_s')) or 0)} of training")
     elif status == "ok":
-        head = (f"target {_pct(target)} not reached in {row.get('epochs_completed')} epochs "
-                f"({duration(train or 0)} of training)")
+        head = (f"target {_pct(target)} not reached in {row.get('epochs_completed')} epochs, "
+                f"{duration(train or 0)} of training")
     else:
         error = (str(row.get("error") or "").strip().splitlines() or [""])[-1][:200]
         head = (f"run {status}" + (f" ({error})" if error else "")

@@ -127,3 +127,15 @@ def test_sweep_child_output_has_no_json(small_data, tmp_path):
     bench("sweep", s, "--results", tmp_path / "r", "--data", small_data, check=0)
     log = next((tmp_path / "r" / "logs").glob("*.log")).read_text()
     assert '{"run_id"' not in log and "reached at epoch" in log, log
+
+
+def test_run_summary_says_what_happened_in_one_line():
+    row = dict(status="ok", target=0.85, reached_target=True, epoch_reached=10, time_to_target_s=585.2,
+               train_time_s=585.2, best_acc=0.8845, final_acc=0.8845, epochs_completed=10)
+    assert ui.run_summary(row) == "target 85% reached at epoch 10 in 585 s (9.8 min) of training; best 88.45%"
+    row.update(reached_target=False, epoch_reached=None, time_to_target_s=float("nan"), final_acc=0.8801)
+    assert ui.run_summary(row, "r/runs/x.parquet") == (
+        "target 85% not reached in 10 epochs, 585 s (9.8 min) of training; best 88.45%, final 88.01%; "
+        "recorded in r/runs/x.parquet")
+    row.update(status="interrupted", error="interrupted by SIGINT (Ctrl-C)", epochs_completed=3, train_time_s=75000.0)
+    assert ui.run_summary(row).startswith("run interrupted (interrupted by SIGINT (Ctrl-C)) after 3 epochs, 20.8 h of training")
