@@ -6,7 +6,7 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -52,7 +52,7 @@ class RunProgress:
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(bar_width=24),
                 TextColumn("step {task.completed}/{task.total}"), TextColumn("{task.fields[phase]}"),
                 TextColumn("{task.fields[ips]}"), TextColumn("{task.fields[last]}"),
-                TextColumn("{task.fields[eta]}"), TimeElapsedColumn(),
+                TextColumn("{task.fields[eta]}"), _Since(clock, clock()),
                 console=self.out, transient=True, refresh_per_second=4)
             self.progress.start()
             self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs, phase="",
@@ -133,6 +133,19 @@ class RunProgress:
         if self.progress:
             self.progress.stop()
             self.progress = None
+
+
+class _Since(ProgressColumn):
+    """Time since the run began. rich's own elapsed column stops when a task completes, which
+    froze it through every evaluation (the epoch's steps all done) and restarted it each epoch."""
+
+    def __init__(self, clock, t0):
+        super().__init__()
+        self.clock, self.t0 = clock, t0
+
+    def render(self, task):
+        s = int(max(self.clock() - self.t0, 0))
+        return Text(f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}", style="progress.elapsed")
 
 
 def run_summary(row, results_path=None):

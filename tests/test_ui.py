@@ -139,3 +139,20 @@ def test_run_summary_says_what_happened_in_one_line():
         "recorded in r/runs/x.parquet")
     row.update(status="interrupted", error="interrupted by SIGINT (Ctrl-C)", epochs_completed=3, train_time_s=75000.0)
     assert ui.run_summary(row).startswith("run interrupted (interrupted by SIGINT (Ctrl-C)) after 3 epochs, 20.8 h of training")
+
+
+def test_run_display_clock_runs_through_evaluation():
+    """rich's elapsed column stops once a task completes: through an evaluation (all steps done)
+    it showed a frozen time. The run's clock keeps going and does not restart each epoch."""
+    clock = Clock()
+    p = ui.RunProgress(2, 4, live=True, out=terminal(), clock=clock)
+    try:
+        p.start_epoch(1)
+        for k in range(1, 5):
+            clock.t += 10
+            p.step(k, 50)
+        p.evaluating()
+        clock.t += 25
+        assert "0:01:05" in "\n".join(screen(p.progress))
+    finally:
+        p.close()
