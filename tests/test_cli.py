@@ -206,7 +206,7 @@ def test_ctrl_c_mid_run_exits_130_with_its_clocks_and_finished_epochs(small_data
                                 start_new_session=True)
         try:
             deadline = time.monotonic() + 600
-            while "epoch 1/2" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            while "epoch 1/2  loss" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1.0)  # well inside the hang: epoch 2 has trained for at least this long
             proc.send_signal(signal.SIGINT)
