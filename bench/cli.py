@@ -8,7 +8,7 @@ import sys
 
 import models
 
-from .config import DEVICES, FIELDS, PRECISIONS, RECIPES, BenchError, RunConfig, from_recipe, validate
+from .config import COMPILE_MODES, DEVICES, FIELDS, PRECISIONS, RECIPES, BenchError, RunConfig, from_recipe, validate
 from .paths import SWEEP_SUBDIRS, check_writable
 
 EPILOG = "Results land under RESULTS/runs and RESULTS/epochs as parquet; see README.md for the schema."
@@ -40,6 +40,16 @@ def parse_kv(items):
     return out
 
 
+def _seed_list(text):
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes integers separated by commas, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct integers, got {text!r}")
+    return seeds
+
+
 # the settings that can change how much memory a training step takes: all `bench maxbatch` lists
 MAXBATCH_FIELDS = ("recipe", "model", "model_kwargs", "precision", "inplace", "channels_last", "compile",
                    "device")
@@ -67,7 +77,8 @@ def add_config_args(p, only=None, recipe=None):
         "configuration (defaults shown: the lesson's Darknet; `--recipe NAME --help` shows that recipe's)"), only)
     g.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named configuration; the flags "
                    "below change it")
-    g.add_argument("--model", help=" | ".join(models.MODELS))
+    g.add_argument("--model", help=" | ".join(models.registered()) + " (`bench models` lists them), or your own network: "
+                                   "MODULE:FUNCTION or FILE.py:FUNCTION returning an nn.Module")
     g.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE",
                    help="model keywords, e.g. blocks=1,2,4,6,3 nf=32 width=1; for the same model they "
                         "update its keywords, for another model they start from its own defaults")
@@ -78,11 +89,18 @@ def add_config_args(p, only=None, recipe=None):
                    help="NHWC memory format for the model and its inputs")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile; pair with --warmup-steps so compilation stays off the clock")
+    g.add_argument("--compile-mode", choices=COMPILE_MODES,
+                   help="torch.compile mode; reduce-overhead adds CUDA graphs")
+    g.add_argument("--workload", help="what is trained: classify (a CIFAR-10 classifier) or another registered "
+                                      "workload")
     g.add_argument("--batch-size", type=int, help="global batch size, split over --world-size processes")
     g.add_argument("--world-size", type=int, help="processes/GPUs; >1 starts DDP through torchrun")
     g.add_argument("--epochs", type=int, help="epochs in the one-cycle schedule")
     g.add_argument("--target", type=float, help="target test accuracy in (0, 1]")
     g.add_argument("--seed", type=int, help="seed for the initial weights, the batch order and augmentation")
+    g.add_argument("--seeds", type=_seed_list, metavar="S,S,...",
+                   help="train these seeds one after another in this process (data, compilation and "
+                        "autotuning paid once), each its own run; overrides --seed (default: --seed only)")
     g.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=None,
                    help="stop at the first epoch at target (DAWNBench); off trains the whole schedule")
     g.add_argument("--limit-train", type=int, metavar="N", help="train on a seeded subset of N images")
@@ -150,36 +168,50 @@ def config_from_args(a):
 
 def cmd_run(a):
     from . import data as data_mod
-    from .runner import Run, new_run_id
+    from .row import check_save, new_run_id
     from .ui import run_summary, say
 
     cfg = validate(config_from_args(a))
+    seeds = a.seeds or [cfg.seed]
+    run_ids = a.run_ids.split(",") if a.run_ids else ([a.run_id] if a.run_id else None)
+    if run_ids is not None and len(run_ids) != len(seeds):
+        raise BenchError(f"--run-ids names {len(run_ids)} runs for {len(seeds)} seeds")
+    check_save(a.save, len(seeds))
     check_writable(a.results, save=a.save)  # before training: a finished run must not be lost at the end
     source = data_mod.resolve_source(a.data)
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
     if cfg.world_size > 1 and not under_torchrun:
         from . import isolate
         data_mod.load(source, warn=say)  # check the data (and fill the cache) once, before forking
-        run_id = a.run_id or new_run_id(cfg)
         say(f"starting {cfg.world_size} processes through torchrun")
-        row = isolate.run(cfg, run_id, source, a.results, save=a.save, sweep=a.sweep, on_line=say)
+        rows, _ = isolate.run_seeds(cfg, seeds, source, a.results, run_ids or [new_run_id(cfg, s) for s in seeds],
+                                    save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=say)
     else:
-        row = Run(cfg, source, a.results, run_id=a.run_id, save=a.save, sweep=a.sweep,
-                  live=False if a.no_progress_bar else None).execute()
+        from .runner import Runner
+        rows = Runner(cfg, source, a.results, seeds=seeds, run_ids=run_ids, save=a.save, sweep=a.sweep,
+                      sweep_run_id=a.sweep_run_id, live=False if a.no_progress_bar else None).execute()
         if int(os.environ.get("RANK", "0")) != 0:
-            return 0 if row.get("status") == "ok" else 1
-    path = os.path.join(a.results, "runs", f"{row.get('run_id')}.parquet")
-    say(run_summary(row, path))
-    if a.json:
-        summary = {k: _plain(row.get(k)) for k in (
-            "run_id", "status", "reached_target", "epoch_reached", "time_to_target_s", "wall_time_to_target_s",
-            "train_time_s", "final_acc", "best_acc", "train_images_per_s", "peak_gpu_mem_bytes",
-            "peak_host_rss_bytes")}
-        summary["results"] = path
-        if row.get("status") != "ok":
-            summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
-        print(json.dumps(summary))
-    return exit_code(row)
+            return max((exit_code(r) for r in rows), default=1)
+        done = {r["seed"] for r in rows}
+        rest = [s for s in seeds if s not in done]
+        if rest and rows and rows[-1]["status"] == "crashed":  # the process may be poisoned: a fresh one
+            from . import isolate
+            say(f"seed {rows[-1]['seed']} crashed; the remaining seeds {rest} run in a fresh process")
+            rows += isolate.run_seeds(cfg, rest, source, a.results, save=a.save, sweep=a.sweep,
+                                      sweep_run_id=a.sweep_run_id, on_line=say)[0]
+    for row in rows:
+        path = os.path.join(a.results, "runs", f"{row.get('run_id')}.parquet")
+        say(run_summary(row, path))
+        if a.json:
+            summary = {k: _plain(row.get(k)) for k in (
+                "run_id", "seed", "status", "reached_target", "epoch_reached", "time_to_target_s",
+                "wall_time_to_target_s", "train_time_s", "final_acc", "best_acc", "train_images_per_s",
+                "peak_gpu_mem_bytes", "peak_host_rss_bytes")}
+            summary["results"] = path
+            if row.get("status") != "ok":
+                summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
+            print(json.dumps(summary))
+    return max((exit_code(r) for r in rows), default=1)
 
 
 def exit_code(row):
@@ -240,6 +272,11 @@ def cmd_infer(a):
     return infer.main(a)
 
 
+def cmd_models(a):
+    from . import api
+    return api.models_main(a)
+
+
 def build_parser(recipe=None):
     """RECIPE: the --recipe on the command line, if any, so that --help shows its values."""
     p = Parser(prog="bench", description="Time-to-accuracy benchmarks for CIFAR-10 on PyTorch.",
@@ -256,6 +293,8 @@ def build_parser(recipe=None):
     r.add_argument("--results", default="results", help="results directory (default: results/)")
     r.add_argument("--save", metavar="PATH", help="save a checkpoint (for `bench infer`) (default: none)")
     r.add_argument("--run-id", help=argparse.SUPPRESS)
+    r.add_argument("--run-ids", help=argparse.SUPPRESS)
+    r.add_argument("--sweep-run-id", help=argparse.SUPPRESS)
     r.add_argument("--sweep", help=argparse.SUPPRESS)
     r.add_argument("--config-json", help=argparse.SUPPRESS)
     r.add_argument("--no-progress-bar", action="store_true", help="plain log lines instead of a live bar")
@@ -264,8 +303,8 @@ def build_parser(recipe=None):
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sweep", help="run a TOML sweep: every cell in its own process, resumable",
-                       description="Run every cell of a sweep file (base configuration x axes x seeds), "
-                                   "each in its own process. Cells already completed are skipped.")
+                       description="Run every cell of a sweep file (base configuration x axes x seeds); a "
+                                   "configuration's seeds share one process. Cells already completed are skipped.")
     s.add_argument("file", help="sweep file, e.g. configs/smoke.toml")
     s.add_argument("--results", default="results", help="results directory (default: results/)")
     s.add_argument("--data", help="data source (default: the file's data, else $BENCH_DATA, else download)")
@@ -274,6 +313,25 @@ def build_parser(recipe=None):
     s.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), for N machines (default: all cells)")
     s.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="per-run limit (default: the file's time_limit_s, else none)")
+    s.add_argument("--stop-after", type=float, metavar="SECONDS",
+                   help="start no process that would end after this many seconds of the invocation (estimated "
+                        "from the runs so far); the rest stays pending for the next invocation (default: none)")
+    s.add_argument("--isolate-seeds", action="store_true",
+                   help="one process per run (default: a configuration's seeds share one process, so data, "
+                        "compilation and autotuning are paid once)")
+    s.add_argument("--status", nargs="?", const="", metavar="RESULTS",
+                   help="show done / running / failed / pending cells of RESULTS (default --results), "
+                        "whoever runs them, and stop")
+    sl = s.add_argument_group("Slurm (a job array of shards into one results directory; see README)")
+    sl.add_argument("--slurm", action="store_true",
+                    help="write an sbatch script, print it and submit it with sbatch (--dry-run: print only)")
+    sl.add_argument("--array", type=int, metavar="N", help="array tasks, i.e. shards (default: one per configuration)")
+    sl.add_argument("--partition", metavar="P", help="Slurm partition (default: the cluster's)")
+    sl.add_argument("--gpus-per-task", type=int, metavar="G",
+                    help="GPUs per task (default: the largest world_size of a GPU cell; 0 for CPU sweeps)")
+    sl.add_argument("--time", metavar="T", help="Slurm time limit per task, e.g. 4:00:00 (default: the partition's)")
+    sl.add_argument("--sbatch-arg", action="append", metavar="ARG",
+                    help="one more #SBATCH line, e.g. --sbatch-arg=--account=abc (repeatable)")
     s.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("maxbatch", help="largest batch that trains a step within a memory limit",
@@ -295,6 +353,10 @@ def build_parser(recipe=None):
     rep.add_argument("--prices", help="TOML/JSON of {device name: dollars per GPU-hour}")
     rep.add_argument("--entry", metavar="GROUP_ID", help="also write DAWNBench entry files for this group")
     rep.add_argument("--author", default="cifar-bench", help="author for DAWNBench entry files")
+    rep.add_argument("--thresholds", default="0.85,0.90,0.93,0.94", metavar="ACC,...",
+                     help="accuracies for the time-to-accuracy board and the time_to_<pct>_s export columns "
+                          "(default 0.85,0.90,0.93,0.94)")
+    rep.add_argument("--wide", action="store_true", help="terminal: every column (default: fits 100-120 columns)")
     rep.set_defaults(func=cmd_report)
 
     v = sub.add_parser("verify", help="check a results directory (the harness's compliance checker)",
@@ -318,6 +380,13 @@ def build_parser(recipe=None):
     i.add_argument("--batch-size", type=int, default=1000,
                    help="batch for the throughput measurement (default: 1000)")
     i.set_defaults(func=cmd_infer)
+
+    ms = sub.add_parser("models", help="the models: keywords, parameters, FLOPs per training image",
+                        description="List the registered models with their keywords (type and default), "
+                                    "parameters and FLOPs per training image at their defaults.")
+    ms.add_argument("specs", nargs="*", metavar="MODEL", help="also describe these, e.g. net.py:make_net")
+    ms.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    ms.set_defaults(func=cmd_models)
 
     e = sub.add_parser("env", help="print the hardware and software fingerprint as JSON",
                        description="Print the fingerprint every result row carries (device, CPU, memory, "

@@ -1,8 +1,10 @@
 """One run's configuration, its validation, and the named recipes.
 
-A `RunConfig` is everything that changes what a run measures. Its `key()` identifies a sweep
-cell (configuration + seed) so a resumed sweep can tell what is done; paths and run ids are
-not part of it.
+A `RunConfig` is everything that changes what a run measures. Each field is declared once, here,
+with its meaning and whether it identifies the run (`key`): `key()` hashes exactly the identifying
+fields (a sweep cell: configuration + seed), and bench/columns.py turns every field into a column
+of the run row. Settings that do not change what a run measures (device choice, time limit,
+evaluation batch) are recorded but not hashed.
 """
 import dataclasses
 import hashlib
@@ -10,69 +12,96 @@ import json
 import os
 from dataclasses import dataclass, field
 
-import models
-
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 
 
 class BenchError(Exception):
     """Bad input or environment: the CLI prints the message as one line and exits 2."""
 
 
+def setting(default, meaning, key=True, **kw):
+    """A RunConfig field with its meaning; `key=False` for settings that do not change the measurement."""
+    meta = {"meaning": meaning, "key": key}
+    if callable(default) and not isinstance(default, (int, float, str, bool)):
+        return field(default_factory=default, metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
 @dataclass
 class RunConfig:
-    model: str = "darknet"
-    model_kwargs: dict = field(default_factory=lambda: {"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5})
-    recipe: str | None = None
-    precision: str = "fp32"
-    inplace: bool = True
-    channels_last: bool = False
-    compile: bool = False
-    batch_size: int = 256           # global: split evenly over world_size processes
-    world_size: int = 1
-    epochs: int = 30
-    target: float = 0.94
-    seed: int = 0
+    workload: str = setting("classify", "what is trained: classify (CIFAR-10 classifier), dcgan or wgan")
+    model: str = setting("darknet", "model name (registered, or MODULE:FN / FILE.py:FN)")
+    model_kwargs: dict = setting(lambda: {"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5},
+                                 "model keywords as JSON, defaults filled in")
+    recipe: str | None = setting(None, "named recipe the configuration started from, if any", key=False)
+    precision: str = setting("fp32", "fp32, fp16 or bf16 (autocast; fp16 with GradScaler). fp32 on CUDA: "
+                                     "convolutions in TF32, PyTorch's default")
+    inplace: bool = setting(True, "in-place activations (and safe in-place adds)")
+    channels_last: bool = setting(False, "NHWC memory format")
+    compile: bool = setting(False, "torch.compile")
+    compile_mode: str = setting("default", "torch.compile mode: default, reduce-overhead (CUDA graphs), "
+                                           "max-autotune-no-cudagraphs, max-autotune")
+    batch_size: int = setting(256, "global batch size: split evenly over world_size processes")
+    world_size: int = setting(1, "processes (GPUs) in DDP")
+    epochs: int = setting(30, "epochs scheduled")
+    target: float = setting(0.94, "target of the quality metric (test accuracy, a fraction)")
+    seed: int = setting(0, "seed for init, order and augmentation")
     # One-cycle, fastai's use_clr_beta=(div, pct, mom_max, mom_min): lr rises from lr/div to lr
     # and falls back over (100 - pct)% of the steps, then anneals to lr/(100*div) over the last pct%.
-    lr: float = 1.3
-    div: float = 20.0
-    pct: float = 20.0
-    mom_max: float = 0.95
-    mom_min: float = 0.85
-    weight_decay: float = 1e-4
-    nesterov: bool = True
-    label_smoothing: float = 0.0
-    cutout: int = 0                 # side of the cutout square in pixels; 0 = off
-    tta: bool = False               # test-time flip augmentation in evaluation
-    warmup_steps: int = 0           # untimed steps (compile, autotune) before the clock, then the model is reset
-    limit_train: int | None = None  # seeded subset of the train set
-    stop_at_target: bool = False
-    device: str = "auto"
-    eval_batch_size: int = 1000
-    time_limit_s: float | None = None
+    lr: float = setting(1.3, "peak learning rate")
+    div: float = setting(20.0, "one-cycle: start lr = lr / div")
+    pct: float = setting(20.0, "one-cycle: % of steps in the final annealing")
+    mom_max: float = setting(0.95, "one-cycle momentum, high")
+    mom_min: float = setting(0.85, "one-cycle momentum, low")
+    weight_decay: float = setting(1e-4, "SGD weight decay")
+    nesterov: bool = setting(True, "SGD with Nesterov momentum")
+    label_smoothing: float = setting(0.0, "cross-entropy label smoothing")
+    cutout: int = setting(0, "cutout square side in pixels, 0 = off")
+    tta: bool = setting(False, "evaluation averages the image and its mirror (test-time augmentation)")
+    warmup_steps: int = setting(0, "untimed steps before the clock (compile, autotune); the model is reset after them")
+    limit_train: int | None = setting(None, "train on a seeded subset of this many images (null: all)")
+    stop_at_target: bool = setting(False, "training stopped at the first epoch at target")
+    device: str = setting("auto", "device asked for: auto, cpu or cuda (the `device` column says which ran)",
+                          key=False)
+    eval_batch_size: int = setting(1000, "evaluation batch size", key=False)
+    time_limit_s: float | None = setting(None, "the run is recorded as timeout after this long", key=False)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     def key(self):
-        """A stable hash of what the run measures (device choice and time limit excluded)."""
-        d = self.to_dict()
-        for k in ("device", "time_limit_s", "eval_batch_size", "recipe"):
-            d.pop(k)
+        """A stable hash of what the run measures: the identifying fields only."""
+        import models
+
+        d = {k: v for k, v in self.to_dict().items() if FIELDS[k].metadata["key"]}
         d["model_kwargs"] = canonical_kwargs(self.model, self.model_kwargs)
+        # a user's model: its name and source hash instead of the path (built-in keys unchanged)
+        d.update(models.identity(self.model))
+        # fields added after results were first recorded hash only when they differ from their
+        # default, so older rows keep their keys (a resumed sweep still finds them)
+        for k, v in NEW_FIELD_DEFAULTS.items():
+            if d.get(k) == v:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+KEY_FIELDS = [n for n, f in FIELDS.items() if f.metadata["key"]]
+# Added in schema 2; absent from the hash at their defaults, see RunConfig.key.
+NEW_FIELD_DEFAULTS = {"workload": "classify", "compile_mode": "default"}
 
 
 def canonical_kwargs(model, kwargs):
     """The model's keywords with defaults filled in, so equal models hash equally."""
+    import models
+    from models.registry import plain
+
     full = {k: v for k, v in models.model_keywords(model).items()}
     full.update(kwargs)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(full.items())}
+    # plain(): a user's default that is not a literal (a class, a function) goes in as its repr
+    return {k: plain(v) for k, v in sorted(full.items())}
 
 
 # Named configurations. `dawn` is the fastest path to 94% this harness has; the others are each
@@ -125,6 +154,8 @@ def validate(cfg, cuda_available=None):
     """Raise BenchError with one clear line for anything that cannot run."""
     import torch
 
+    import models
+
     if cuda_available is None:
         cuda_available = torch.cuda.is_available()
     _check_types(cfg)
@@ -134,6 +165,11 @@ def validate(cfg, cuda_available=None):
         raise BenchError(str(e)) from None
     if cfg.precision not in PRECISIONS:
         raise BenchError(f"unknown precision {cfg.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if cfg.compile_mode not in COMPILE_MODES:
+        raise BenchError(f"unknown compile mode {cfg.compile_mode!r}; choose one of: {', '.join(COMPILE_MODES)}")
+    from . import workload
+    if cfg.workload not in workload.names():
+        raise BenchError(f"unknown workload {cfg.workload!r}; choose one of: {', '.join(workload.names())}")
     if cfg.device not in DEVICES:
         raise BenchError(f"unknown device {cfg.device!r}; choose one of: {', '.join(DEVICES)}")
     if cfg.device == "cuda" and not cuda_available:
@@ -170,10 +206,31 @@ def validate(cfg, cuda_available=None):
         raise BenchError(f"time limit must be positive, got {cfg.time_limit_s!r}")
     try:  # on the meta device: checks the shapes without allocating the weights
         with torch.device("meta"):
-            models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
-    except (ValueError, TypeError) as e:
-        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {e}") from None
+            net = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
+    except Exception as e:  # noqa: BLE001 - a user's factory can raise anything: one line
+        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
+    _check_output(cfg, net)
     return cfg
+
+
+def _check_output(cfg, net):
+    """A user's network must map a CIFAR-10 batch to 10 logits. On the meta device; a network
+    that cannot run there (data-dependent code) is left for the run to judge."""
+    import torch
+
+    import models
+
+    if cfg.workload != "classify" or not models.is_user_spec(cfg.model):
+        return
+    try:
+        with torch.device("meta"):
+            out = net(torch.empty(2, 3, 32, 32))
+    except Exception:  # noqa: BLE001
+        return
+    if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 10)):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BenchError(f"model {cfg.model!r} maps a batch of 2 images to {shape}; it must give "
+                         f"(2, 10), one logit per CIFAR-10 class")
 
 
 _WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",

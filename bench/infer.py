@@ -19,10 +19,11 @@ import torch
 import models
 
 from . import data as data_mod
-from . import loader, results
+from . import loader, precision, results
 from .config import BenchError
 from .measure import fingerprint, sync
-from .runner import CHECKPOINT_FORMAT, evaluate_logits
+from .runner import CHECKPOINT_FORMAT
+from .workloads.classify import evaluate_logits
 from .ui import say
 
 WARMUP = 10
@@ -65,12 +66,11 @@ def main(a):
     if ds.name != ckpt["dataset"]:
         say(f"warning: checkpoint was trained on {ckpt['dataset']}, evaluating on {ds.name}")
     model = build(ckpt, device)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[ckpt["precision"]]
-    autocast = dict(device_type=device.type, dtype=dtype, enabled=ckpt["precision"] != "fp32")
+    dtype = precision.dtype(ckpt["precision"])
     started = datetime.now(timezone.utc)
     tta = ckpt["tta"]
 
-    with torch.inference_mode(), torch.autocast(**autocast):
+    with torch.inference_mode(), precision.autocast(device, ckpt["precision"]):
         # accuracy with the run's own evaluation batches, so it reproduces the run's number
         batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"],
                                       ckpt.get("eval_batch_size", 1000), device, dtype, ckpt["channels_last"])
@@ -99,7 +99,8 @@ def main(a):
             evaluate_logits(model, x, tta).argmax(1).item()  # .item(): the answer is on the host
             times.append((time.perf_counter() - t) * 1000)
     lat = torch.tensor(times, dtype=torch.float64)
-    row = {"infer_id": f"{ckpt['model']}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
+    row = results.new_row("inference")
+    row.update({"infer_id": f"{ckpt['model']}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
            "schema_version": results.SCHEMA_VERSION, "checkpoint": os.path.abspath(a.checkpoint),
            "run_id": ckpt.get("run_id"), "dataset": ds.name, "model": ckpt["model"],
            "model_kwargs": ckpt["model_kwargs"], "precision": ckpt["precision"],
@@ -107,7 +108,7 @@ def main(a):
            "latency_p50_ms": float(lat.quantile(0.5)), "latency_p99_ms": float(lat.quantile(0.99)),
            "latency_mean_ms": float(lat.mean()), "throughput_batch_size": a.batch_size,
            "throughput_images_per_s": throughput, "top1_acc": top1, "warmup_images": WARMUP,
-           "started_at": started, **fingerprint(device, 1)}
+           "started_at": started, **fingerprint(device, 1)})
     path = results.write(a.results, "inference", row["infer_id"], [row])
     say(f"top-1 {top1:.4f}; latency p50 {row['latency_p50_ms']:.2f} ms, p99 {row['latency_p99_ms']:.2f} ms "
         f"over {len(times)} images at batch 1; {throughput:.0f} images/s at batch {a.batch_size}; {path}")

@@ -106,13 +106,14 @@ def main(a):
     started = datetime.now(timezone.utc)
     best, peak, probes = search(cfg, limit, a.start, a.max_batch, a.granularity, log=say)
     device = resolve_device(cfg)
-    row = {"maxbatch_id": f"{cfg.model}-{cfg.key()[:8]}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
+    row = results.new_row("maxbatch")
+    row.update({"maxbatch_id": f"{cfg.model}-{cfg.key()[:8]}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
            "schema_version": results.SCHEMA_VERSION, "model": cfg.model,
            "model_kwargs": json.dumps(canonical_kwargs(cfg.model, cfg.model_kwargs)),
            "precision": cfg.precision, "inplace": cfg.inplace, "channels_last": cfg.channels_last,
            "compile": cfg.compile, "memory_limit_bytes": limit, "max_batch": best,
            "peak_mem_bytes_at_max": peak, "probes": json.dumps(probes), "started_at": started,
-           **fingerprint(device, 1)}
+           **fingerprint(device, 1)})
     path = results.write(a.results, "maxbatch", row["maxbatch_id"], [row])
     say(f"largest batch that fits: {best} (recorded in {path})")
     print(best)
@@ -127,8 +128,9 @@ def _probe(spec):
 
     import models
 
+    from . import precision
     from .config import RunConfig
-    from .measure import peak_rss_bytes
+    from .meters import peak_rss_bytes
 
     cfg = RunConfig(**spec["config"])
     batch, limit = spec["batch"], spec["limit"]
@@ -154,17 +156,16 @@ def _probe(spec):
             total = torch.cuda.get_device_properties(device).total_memory
             torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
         torch.cuda.reset_peak_memory_stats(device)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.precision]
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     try:
         model = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs).to(device, memory_format=fmt)
         net = torch.compile(model) if cfg.compile else model
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-        scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        scaler = precision.grad_scaler(device, cfg.precision)
         x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=fmt)
         y = torch.randint(0, 10, (batch,), device=device)
         for _ in range(2):
-            with torch.autocast(device.type, dtype=dtype, enabled=cfg.precision != "fp32"):
+            with precision.autocast(device, cfg.precision):
                 loss = torch.nn.functional.cross_entropy(net(x), y)
             scaler.scale(loss).backward()
             scaler.step(opt)

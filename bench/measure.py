@@ -1,18 +1,16 @@
-"""What a number needs beside it: the hardware/software fingerprint, peak host memory, and GPU
-power/energy/utilisation sampled from NVML in a background thread."""
+"""What a number needs beside it: the hardware and software fingerprint, and the identity of the
+code that ran. The meters read during a run live in bench/meters.py."""
 import hashlib
 import os
 import platform
-import resource
 import socket
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import psutil
 import torch
+
+from .meters import peak_rss_bytes, sync  # noqa: F401 - the benchmarks import them from here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,16 +44,39 @@ def git_commit():
         return None, None
 
 
-def nvml_driver():
+def code_hash(root=ROOT):
+    """sha256 (16 hex) of the harness's own Python sources (bench/, models/) as they are on disk:
+    the identity of the code that ran, on any copy of the tree, with or without git. Results,
+    configs and docs are not part of it."""
+    h = hashlib.sha256()
+    for pkg in ("bench", "models"):
+        for p in sorted((Path(root) / pkg).rglob("*.py")):
+            h.update(f"{p.relative_to(root).as_posix()}\0".encode())
+            h.update(p.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def nvml_facts(device):
+    """{driver_version, gpu_power_limit_w} from NVML, or {} where NVML is not there."""
     try:
         import pynvml
         pynvml.nvmlInit()
+    except Exception:  # no NVML library, no driver, no GPU: the fields stay empty
+        return {}
+    out = {}
+    try:
+        out["driver_version"] = pynvml.nvmlSystemGetDriverVersion()
+        from .meters import gpu_handle
+        out["gpu_power_limit_w"] = pynvml.nvmlDeviceGetEnforcedPowerLimit(gpu_handle(pynvml, torch.device(device))) / 1000
+    except Exception:
+        pass
+    finally:
         try:
-            return pynvml.nvmlSystemGetDriverVersion()
-        finally:
             pynvml.nvmlShutdown()
-    except Exception:  # no NVML library, no driver, no GPU: the field stays empty
-        return None
+        except Exception:
+            pass
+    return out
 
 
 def fingerprint(device="cpu", world_size=1):
@@ -63,12 +84,14 @@ def fingerprint(device="cpu", world_size=1):
 
     on_gpu = str(device).startswith("cuda")
     commit, dirty = git_commit()
+    nvml = nvml_facts(device) if on_gpu else {}
     fp = {
         "device": "cuda" if on_gpu else "cpu",
         "device_name": torch.cuda.get_device_name(torch.device(device)) if on_gpu else f"CPU: {cpu_model()}",
         "gpu_count": world_size if on_gpu else 0,
-        "gpus_visible": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-        "driver_version": nvml_driver() if on_gpu else None,
+        "gpu_mem_total_bytes": torch.cuda.get_device_properties(torch.device(device)).total_memory if on_gpu else None,
+        "gpu_power_limit_w": nvml.get("gpu_power_limit_w"),
+        "driver_version": nvml.get("driver_version"),
         "cuda_version": torch.version.cuda if on_gpu else None,
         "cudnn_version": torch.backends.cudnn.version() if on_gpu else None,
         "cpu_model": cpu_model(),
@@ -82,110 +105,8 @@ def fingerprint(device="cpu", world_size=1):
         "platform": platform.platform(),
         "git_commit": commit,
         "git_dirty": dirty,
+        "code_hash": code_hash(),
     }
     hw = "|".join(str(fp[k]) for k in ("device_name", "gpu_count", "cpu_model", "cpu_count", "host_mem_bytes"))
     fp["hardware_id"] = hashlib.sha256(hw.encode()).hexdigest()[:12]
     return fp
-
-
-def peak_rss_bytes():
-    """This process's peak resident set (VmHWM), not the current RSS."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kib if sys.platform == "darwin" else kib * 1024
-
-
-def compiled_graphs():
-    """Graphs torch.compile has compiled so far in this process; None where torch does not say.
-    The runner reads it around its timed steps, so a recompilation on the clock is recorded."""
-    try:
-        from torch._dynamo.utils import counters
-        return int(counters["stats"]["unique_graphs"])
-    except Exception:  # a private counter: a torch without it simply gives no figure
-        return None
-
-
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-class GpuSampler:
-    """Samples power and utilisation of one GPU every `interval` s and reads the energy counter
-    at start and stop. Without NVML (or on a CPU run) it does nothing and reports nothing."""
-
-    def __init__(self, device, interval=0.2):
-        self.interval, self.handle, self.samples = interval, None, []
-        self._stop = threading.Event()
-        self._thread = None
-        self.energy0 = None
-        if not str(device).startswith("cuda"):
-            return
-        try:
-            import pynvml
-            pynvml.nvmlInit()
-            self.nvml = pynvml
-            self.handle = self._handle(pynvml, torch.device(device))
-        except Exception:
-            self.handle = None
-
-    @staticmethod
-    def _handle(pynvml, device):
-        # NVML numbers GPUs ignoring CUDA_VISIBLE_DEVICES; the PCI bus id is unambiguous.
-        props = torch.cuda.get_device_properties(device)
-        bus = getattr(props, "pci_bus_id", None)
-        if bus is not None:
-            pci = f"{getattr(props, 'pci_domain_id', 0):08X}:{bus:02X}:{getattr(props, 'pci_device_id', 0):02X}.0"
-            try:
-                return pynvml.nvmlDeviceGetHandleByPciBusId(pci)
-            except Exception:
-                pass
-        return pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
-
-    def start(self):
-        if self.handle is None:
-            return self
-        try:
-            self.energy0 = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)  # mJ
-        except Exception:
-            self.energy0 = None
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="gpu-sampler")
-        self._thread.start()
-        return self
-
-    def _loop(self):
-        while not self._stop.wait(self.interval):
-            try:
-                power = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
-                util = self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu
-                self.samples.append((time.perf_counter(), power, util))
-            except Exception:
-                return
-
-    def stop(self):
-        """{energy_j, mean_power_w, mean_gpu_util} over the sampled span; empty without NVML."""
-        if self.handle is None:
-            return {}
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-        out = {}
-        if self.energy0 is not None:
-            try:
-                out["energy_j"] = (self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) - self.energy0) / 1000.0
-            except Exception:
-                pass
-        if self.samples:
-            out["mean_power_w"] = sum(s[1] for s in self.samples) / len(self.samples)
-            out["mean_gpu_util"] = sum(s[2] for s in self.samples) / len(self.samples)
-        try:
-            self.nvml.nvmlShutdown()
-        except Exception:
-            pass
-        self.handle = None
-        return out

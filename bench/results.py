@@ -23,136 +23,30 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+from . import columns as cols
+from .columns import SCHEMA_VERSION  # noqa: F401 - re-exported: readers and writers name it from here
+
 STATUSES = ("ok", "diverged", "oom", "timeout", "interrupted", "crashed")
 
-S, I, F, B, T = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.timestamp("us", tz="UTC")
 
-# (name, type, meaning). Times are seconds, memory bytes, accuracies fractions in [0, 1].
-RUN_COLUMNS = [
-    ("run_id", S, "unique id; also the file name"),
-    ("schema_version", I, "version of this schema"),
-    ("status", S, "ok, diverged, oom, timeout, interrupted or crashed"),
-    ("error", S, "for a failed run: the error's last lines"),
-    ("config_key", S, "hash of the configuration and seed: a sweep cell"),
-    ("sweep", S, "name of the sweep that ran it, if any"),
-    ("recipe", S, "named recipe the configuration started from, if any"),
-    ("dataset", S, "data set name, e.g. cifar10 or cifar10-jpeg"),
-    ("data_checksum", S, "checksum of the data source"),
-    ("train_images", I, "train images used (after --limit-train)"),
-    ("test_images", I, "test images evaluated"),
-    ("model", S, "model name in models.create"),
-    ("model_kwargs", S, "model keywords as JSON, defaults filled in"),
-    ("param_count", I, "trainable parameters"),
-    ("precision", S, "fp32, fp16 or bf16 (autocast; fp16 with GradScaler). fp32 on CUDA: convolutions in TF32, PyTorch's default"),
-    ("inplace", B, "in-place activations (and safe in-place adds)"),
-    ("channels_last", B, "NHWC memory format"),
-    ("compile", B, "torch.compile"),
-    ("batch_size", I, "global batch size"),
-    ("batch_size_scope", S, "always 'global': per-process batch is batch_size / world_size"),
-    ("world_size", I, "processes (GPUs) in DDP"),
-    ("epochs", I, "epochs scheduled"),
-    ("epochs_completed", I, "epochs finished"),
-    ("target", F, "target test accuracy"),
-    ("seed", I, "seed for init, order and augmentation"),
-    ("lr", F, "peak learning rate"),
-    ("div", F, "one-cycle: start lr = lr / div"),
-    ("pct", F, "one-cycle: % of steps in the final annealing"),
-    ("mom_max", F, "one-cycle momentum, high"),
-    ("mom_min", F, "one-cycle momentum, low"),
-    ("weight_decay", F, "SGD weight decay"),
-    ("label_smoothing", F, "cross-entropy label smoothing"),
-    ("cutout", I, "cutout square side, 0 = off"),
-    ("tta", B, "evaluation averages the image and its mirror (test-time augmentation)"),
-    ("warmup_steps", I, "untimed steps before the clock (the model is reset after them)"),
-    ("stop_at_target", B, "training stopped at the first epoch at target"),
-    ("reached_target", B, "an epoch's test accuracy reached target"),
-    ("epoch_reached", I, "first epoch (1-based) at or over target"),
-    ("time_to_target_s", F, "DAWNBench clock: training time to the end of that epoch, eval excluded"),
-    ("wall_time_to_target_s", F, "MLPerf-style clock: wall time from training start, eval included"),
-    ("train_time_s", F, "training time over all epochs, eval excluded"),
-    ("eval_time_s", F, "evaluation time over all epochs"),
-    ("wall_time_s", F, "wall time from training start to end, eval included"),
-    ("setup_time_s", F, "data load, model build and warm-up, before the clock"),
-    ("data_time_s", F, "data load and decode (part of setup)"),
-    ("warmup_time_s", F, "warm-up and compile (part of setup)"),
-    ("timed_compiles", I, "graphs torch.compile compiled during the timed steps (0: all in the warm-up); null without compile"),
-    ("final_acc", F, "test accuracy after the last epoch"),
-    ("best_acc", F, "best test accuracy of any epoch"),
-    ("final_train_loss", F, "mean training loss of the last epoch"),
-    ("train_images_per_s", F, "training images per second over the timed steps"),
-    ("peak_gpu_mem_bytes", I, "torch.cuda.max_memory_allocated over the timed epochs (rank 0); null on CPU"),
-    ("peak_gpu_reserved_bytes", I, "torch.cuda.max_memory_reserved (rank 0); null on CPU"),
-    ("peak_host_rss_bytes", I, "peak resident memory of the run process (VmHWM)"),
-    ("energy_j", F, "GPU energy over training (NVML counter, rank 0's GPU)"),
-    ("mean_power_w", F, "mean sampled GPU power"),
-    ("mean_gpu_util", F, "mean sampled GPU utilisation, %"),
-    ("device", S, "cpu or cuda"),
-    ("device_name", S, "GPU model, or 'CPU: <model>'"),
-    ("gpu_count", I, "GPUs used (0 on CPU)"),
-    ("cpu_model", S, "host CPU"),
-    ("cpu_count", I, "CPU cores available to the process"),
-    ("torch_threads", I, "torch intra-op threads"),
-    ("host_mem_bytes", I, "host memory"),
-    ("hostname", S, "host name"),
-    ("driver_version", S, "NVIDIA driver"),
-    ("cuda_version", S, "CUDA of the torch build"),
-    ("cudnn_version", I, "cuDNN"),
-    ("torch_version", S, "torch"),
-    ("torchvision_version", S, "torchvision"),
-    ("python_version", S, "Python"),
-    ("platform", S, "OS"),
-    ("git_commit", S, "this project's commit"),
-    ("git_dirty", B, "uncommitted changes in the checkout"),
-    ("hardware_id", S, "hash of device, CPU and memory: groups runs by machine type"),
-    ("clock", S, "what the clocks cover, in words"),
-    ("fault", S, "injected fault (BENCH_FAULT), for tests only"),
-    ("started_at", T, "UTC start"),
-    ("finished_at", T, "UTC end"),
-]
-EPOCH_COLUMNS = [
-    ("run_id", S, "the run"),
-    ("epoch", I, "1-based"),
-    ("elapsed_s", F, "training time at the end of this epoch, eval excluded"),
-    ("wall_s", F, "wall time at the end of this epoch's eval"),
-    ("train_loss", F, "mean training loss"),
-    ("test_acc", F, "test accuracy"),
-    ("lr", F, "learning rate at the epoch's last step"),
-    ("train_images_per_s", F, "this epoch's training throughput"),
-    ("eval_s", F, "this epoch's evaluation time"),
-    ("peak_gpu_mem_bytes", I, "torch.cuda.max_memory_allocated over this epoch's steps and eval (rank 0); "
-                              "null on CPU. The run's peak is the largest of these"),
-]
-INFERENCE_COLUMNS = [
-    ("infer_id", S, "unique id"), ("schema_version", I, ""), ("checkpoint", S, "path"),
-    ("run_id", S, "run that saved the checkpoint"), ("dataset", S, ""), ("model", S, ""),
-    ("model_kwargs", S, ""), ("precision", S, ""), ("channels_last", B, ""), ("tta", B, ""),
-    ("images", I, "test images timed at batch 1"),
-    ("latency_p50_ms", F, "per-image latency at batch 1, median"),
-    ("latency_p99_ms", F, "99th percentile"), ("latency_mean_ms", F, "mean"),
-    ("throughput_batch_size", I, ""), ("throughput_images_per_s", F, "at throughput_batch_size"),
-    ("top1_acc", F, "accuracy over the whole test set"),
-    ("warmup_images", I, "images classified once, untimed, before the timed pass"),
-    ("started_at", T, ""),
-]
-MAXBATCH_COLUMNS = [
-    ("maxbatch_id", S, "unique id"), ("schema_version", I, ""), ("model", S, ""), ("model_kwargs", S, ""),
-    ("precision", S, ""), ("inplace", B, ""), ("channels_last", B, ""), ("compile", B, ""),
-    ("memory_limit_bytes", I, "cap applied, null = the whole device"),
-    ("max_batch", I, "largest batch that trained a step within the cap (0: none did)"),
-    ("peak_mem_bytes_at_max", I, "peak memory of that probe"),
-    ("probes", S, "JSON [[batch, fits, peak_bytes, note], ...]"),
-    ("started_at", T, ""),
-]
-FINGERPRINT_COLUMNS = [c for c in RUN_COLUMNS if c[0] in (
-    "device", "device_name", "gpu_count", "cpu_model", "cpu_count", "torch_threads", "host_mem_bytes",
-    "hostname", "driver_version", "cuda_version", "cudnn_version", "torch_version",
-    "torchvision_version", "python_version", "platform", "git_commit", "git_dirty", "hardware_id")]
-INFERENCE_COLUMNS += FINGERPRINT_COLUMNS
-MAXBATCH_COLUMNS += FINGERPRINT_COLUMNS
+def _triples(kind):
+    return [(c.name, c.type, c.meaning) for c in cols.KINDS[kind]]
 
-KINDS = {"runs": RUN_COLUMNS, "epochs": EPOCH_COLUMNS, "inference": INFERENCE_COLUMNS,
-         "maxbatch": MAXBATCH_COLUMNS}
+
+# (name, type, meaning) per kind, derived from bench/columns.py (the one declaration of each column)
+RUN_COLUMNS, EPOCH_COLUMNS = _triples("runs"), _triples("epochs")
+INFERENCE_COLUMNS, MAXBATCH_COLUMNS, SWEEP_COLUMNS = _triples("inference"), _triples("maxbatch"), _triples("sweeps")
+FINGERPRINT_COLUMNS = [(c.name, c.type, c.meaning) for c in cols.FINGERPRINT]
+KINDS = {kind: _triples(kind) for kind in cols.KINDS}
+
+
+class SchemaError(ValueError):
+    """A row that does not match its kind's columns: a bug in the writer, never silently dropped."""
+
+
+def new_row(kind):
+    """Every column of `kind`, null: writers fill in what they measured."""
+    return dict.fromkeys(cols.names(kind))
 
 
 def schema(columns):
@@ -167,6 +61,13 @@ def safe_name(name):
 
 
 def _table(rows, columns):
+    names = [n for n, _, _ in columns]
+    for r in rows:
+        unknown = sorted(set(r) - set(names))
+        missing = [n for n in names if n not in r]
+        if unknown or missing:
+            raise SchemaError(f"row does not match its schema: unknown columns {unknown}, missing {missing} "
+                              f"(declare columns in bench/columns.py; build rows with results.new_row)")
     data = {n: [_coerce(r.get(n), t) for r in rows] for n, t, _ in columns}
     return pa.Table.from_pydict(data, schema=schema(columns))
 

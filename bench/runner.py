@@ -1,16 +1,17 @@
-"""The runner: train one configuration to its target and record what it cost.
+"""The runner: one process trains a configuration for one or more seeds, each seed a run of its
+own (its own row, clocks, peaks and status), and records what each cost.
 
 Clocks (all read after synchronising the device):
   - train time: the sum over epochs of the training steps only. time_to_target_s is this sum at
-    the end of the first epoch whose test accuracy reaches the target (DAWNBench's rule);
+    the end of the first epoch whose quality reaches the target (DAWNBench's rule);
   - wall time: from the start of the first training step, evaluation included
     (wall_time_to_target_s: MLPerf's run clock, with setup off the clock);
-  - setup: data load and decode, model build, and `warmup_steps` untimed steps (torch.compile
-    or cuDNN autotune happen there); the model and optimizer are reset after the warm-up.
+  - setup: for the first seed of a process, data load and decode, model build and `warmup_steps`
+    untimed steps (torch.compile, cuDNN autotuning); for later seeds, the reset of weights and
+    optimiser (`seed_index` says which). State is reset after the warm-up and between seeds.
 No step of the timed loop synchronises the device or calls .item(); losses accumulate on the
-device and are read once per epoch.
+device and are read once per epoch. What is trained is a workload (bench/workload.py).
 """
-import json
 import math
 import os
 import signal
@@ -22,16 +23,16 @@ from datetime import datetime, timezone
 import torch
 import torch.distributed as dist
 
-import models
-
-from . import faults, loader, measure, results
-from .config import BenchError, canonical_kwargs, resolve_device
-from .schedule import one_cycle
+from . import faults, meters, results, summary
+from . import workload as workloads
+from .config import BenchError, resolve_device
+from .row import base_row, checkpoint_path, flops_fields, new_run_id
 from .ui import RunProgress, say
 
-CLOCK = ("time_to_target_s/train_time_s: training steps only, eval excluded (DAWNBench); "
-         "wall_*: from the first timed step, eval included; setup (data, build, warm-up) off the clock")
 CHECKPOINT_FORMAT = "cifar-bench-checkpoint/1"
+# A failed seed whose failure leaves the process usable: the next seed runs in it. Any other
+# failure (a crash may have poisoned the CUDA context; an interrupt means stop) ends the process.
+CONTINUE_AFTER = ("ok", "diverged", "oom", "timeout")
 
 
 class Interrupted(Exception):
@@ -40,11 +41,6 @@ class Interrupted(Exception):
 
 class Diverged(Exception):
     pass
-
-
-def new_run_id(cfg):
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{cfg.model}-{cfg.key()[:8]}-s{cfg.seed}-{stamp}-{os.urandom(3).hex()}"
 
 
 def classify(exc):
@@ -56,67 +52,73 @@ def classify(exc):
     if isinstance(exc, Diverged):
         return "diverged", str(exc)
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):
-        return "interrupted", str(exc) or "interrupted by SIGINT (Ctrl-C)"  # cli: the CLI exits 130 on it
+        return "interrupted", str(exc) or "interrupted by SIGINT (Ctrl-C)"  # the CLI exits 130 on it
     tb = traceback.format_exc().strip().splitlines()
     return "crashed", "\n".join(tb[-12:])
 
 
-def _distributed():
+def distributed():
     """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) without it."""
-    ws = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), ws
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def base_row(cfg, run_id, device, world_size, started, sweep=None):
-    """The run row's configuration and fingerprint columns, before any measurement."""
-    row = {k: v for k, v in cfg.to_dict().items()
-           if k not in ("model_kwargs", "device", "time_limit_s", "eval_batch_size", "nesterov", "limit_train")}
-    row.update(measure.fingerprint(device, world_size))
-    row.update(run_id=run_id, schema_version=results.SCHEMA_VERSION, sweep=sweep, config_key=cfg.key(),
-               model_kwargs=json.dumps(canonical_kwargs(cfg.model, cfg.model_kwargs)),
-               batch_size_scope="global", started_at=started, clock=CLOCK, epochs_completed=0,
-               reached_target=False, fault=os.environ.get("BENCH_FAULT") or None)
-    return row
+class Runner:
+    """One process's runs: the workload set up once, then each seed in turn. `execute()` never
+    raises for a failed run: it records it and returns every row it wrote."""
 
-
-class Run:
-    """One training run. `execute()` never raises for a failed run: it records it."""
-
-    def __init__(self, cfg, data_source=None, results_dir="results", run_id=None, save=None,
-                 sweep=None, progress=True, live=None, cache=None):
-        self.cfg, self.data_source, self.results_dir = cfg, data_source, results_dir
-        self.save, self.sweep, self.show_progress, self.cache = save, sweep, progress, cache
-        self.live = live
-        self.rank, self.local_rank, self.world = _distributed()
-        if self.world != cfg.world_size:
-            raise BenchError(f"world size {cfg.world_size} asked for, but {self.world} processes are "
-                             f"running (WORLD_SIZE); launch with `bench run --world-size N`")
-        # one process: an id now, so even a failure in setup is recorded under it; under torchrun
-        # rank 0 makes it and broadcasts it once the process group is up
-        self.run_id = run_id or (new_run_id(cfg) if self.world == 1 else None)
+    def __init__(self, cfg, data_source=None, results_dir="results", seeds=None, run_ids=None, save=None,
+                 sweep=None, sweep_run_id=None, progress=True, live=None, cache=None):
+        self.cfg, self.data_source, self.results_dir, self.cache = cfg, data_source, results_dir, cache
+        self.seeds = list(seeds) if seeds is not None else [cfg.seed]
+        self.save, self.sweep, self.sweep_run_id = save, sweep, sweep_run_id
+        self.show_progress, self.live = progress, live
+        self.rank, self.local_rank, self.world = distributed()
+        self.run_ids = list(run_ids) if run_ids else None
         self.fault = faults.parse()
-        self.epoch_rows = []
-        self.row = {}
+        self.rows = []
+        self.workload = None
         self.timed_out = False
 
-    # --- public ---------------------------------------------------------------------------
+    # --- the seed loop --------------------------------------------------------------------
 
     def execute(self):
-        cfg = self.cfg
-        t_start = time.perf_counter()
-        started = datetime.now(timezone.utc)
         prev_term = signal.signal(signal.SIGTERM, self._on_sigterm) \
             if threading.current_thread() is threading.main_thread() else None
-        prev_int = signal.getsignal(signal.SIGINT) if prev_term is not None else None  # cli:
+        try:
+            self._setup_process()
+            for i, seed in enumerate(self.seeds):
+                row = self._one_seed(i, seed)
+                if row["status"] not in CONTINUE_AFTER:
+                    break
+        finally:
+            if prev_term is not None:
+                signal.signal(signal.SIGTERM, prev_term)
+            if self.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
+        return self.rows
+
+    def _one_seed(self, index, seed):
+        cfg = self.cfg
+        t_start, started = time.perf_counter(), datetime.now(timezone.utc)
+        self.timed_out = False
         watchdog = self._start_watchdog()
-        self.progress = None
+        rss = meters.PeakRss().start()
+        row = base_row(cfg, self.run_ids[index], self.device, self.world, started, seed, index, self.sweep,
+                       self.sweep_run_id)
+        rec = {"epochs": [], "train_time": 0.0, "eval_time": 0.0, "t_train0": None}
         bad_input = False
         try:
-            self._setup_distributed()
-            self.row = self._base_row(started)
-            self._setup(t_start)
-            self._train()
-            self.row["status"] = "ok"
+            if self.workload is None:
+                self._setup_workload(row, t_start)
+            else:
+                row.update(self.setup_fields)
+            t1 = time.perf_counter()
+            self.workload.reset(seed)
+            meters.sync(self.device)
+            if index:
+                row.update(setup_time_s=time.perf_counter() - t1, data_time_s=0.0, warmup_time_s=0.0)
+            self._train(row, rec)
+            row["status"] = "ok"
         except BenchError:
             bad_input = True  # bad input is the user's to fix, not a run: nothing is written
             raise
@@ -124,268 +126,174 @@ class Run:
             status, msg = classify(e)
             if status == "interrupted" and self.timed_out:
                 status, msg = "timeout", f"exceeded the time limit of {cfg.time_limit_s:g} s"
-            self.row.setdefault("run_id", self.run_id)
-            self.row.update(status=status, error=msg[-4000:])
+            row.update(status=status, error=msg[-4000:])
             if not isinstance(e, (Exception, KeyboardInterrupt)):
                 raise
+            if status == "interrupted" and self.rank == 0 and isinstance(e, KeyboardInterrupt):
+                self.keyboard_interrupt = True
         finally:
             if watchdog:
                 watchdog.cancel()
-            if prev_term is not None:
-                # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) must not
-                # cut the recording short: with the default action the run would vanish without a row.
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # cli: nor a second Ctrl-C
+            # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) must not
+            # cut the recording short: with the default action the run would vanish without a row.
+            main = threading.current_thread() is threading.main_thread()
+            prev = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None
+            prev_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # nor a second Ctrl-C
             try:
-                if self.progress:
+                if getattr(self, "progress", None):
                     self.progress.close()
                 if not bad_input:
-                    self._finish(started)
+                    self._finish(row, rec, rss)
             finally:
-                if prev_term is not None:
-                    signal.signal(signal.SIGTERM, prev_term)
-                    if prev_int is not None:  # cli:
-                        signal.signal(signal.SIGINT, prev_int)
-        return self.row
+                if prev is not None:
+                    signal.signal(signal.SIGTERM, prev)
+                    signal.signal(signal.SIGINT, prev_int)
+        return row
 
-    # --- phases ---------------------------------------------------------------------------
+    # --- setup ----------------------------------------------------------------------------
 
-    def _setup_distributed(self):
+    def _setup_process(self):
         cfg = self.cfg
-        device = resolve_device(cfg)
-        if device == "cuda":
+        if resolve_device(cfg) == "cuda":
             self.device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
         else:
             self.device = torch.device("cpu")
             if self.world > 1:  # share the cores between the processes
-                torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", self.world))))
+                local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if device == "cuda" else "gloo")
-        if self.run_id is None:
-            rid = [new_run_id(cfg) if self.rank == 0 else None]
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.run_ids is None:
+            ids = [[new_run_id(cfg, s) for s in self.seeds] if self.rank == 0 else None]
             if self.world > 1:
-                dist.broadcast_object_list(rid, src=0)
-            self.run_id = rid[0]
+                dist.broadcast_object_list(ids, src=0)
+            self.run_ids = ids[0]
+        self.nvml = meters.Nvml(self.device)
 
-    def _base_row(self, started):
-        return base_row(self.cfg, self.run_id, self.device, self.world, started, self.sweep)
-
-    def _setup(self, t_start):
-        cfg = self.cfg
+    def _setup_workload(self, row, t_start):
         from . import data as data_mod
 
+        cfg = self.cfg
         t0 = time.perf_counter()
         ds = data_mod.load(self.data_source, cache=self.cache, warn=say)
-        train_x, train_y = ds.train_x, ds.train_y
-        if cfg.limit_train:
-            if cfg.limit_train > len(train_x):
-                raise BenchError(f"limit-train {cfg.limit_train} exceeds the {len(train_x)} train images")
-            # The same subset for every seed: seed 0, not the run's seed, picks it.
-            keep = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:cfg.limit_train]
-            train_x, train_y = train_x[keep], train_y[keep]
-        self.row.update(dataset=ds.name, data_checksum=ds.checksum, train_images=len(train_x),
-                        test_images=len(ds.test_x))
-        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.precision]
-        self.loader = loader.DeviceLoader(
-            train_x, train_y, ds.mean, ds.std, cfg.batch_size, self.device, self.dtype, seed=cfg.seed,
-            cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world)
-        if len(self.loader) == 0:
-            raise BenchError(f"batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
-        self.test = loader.eval_batches(ds.test_x, ds.test_y, ds.mean, ds.std, cfg.eval_batch_size,
-                                        self.device, self.dtype, cfg.channels_last, self.rank, self.world)
-        self.n_test = len(ds.test_x)
-        self.dataset = ds
+        meters.sync(self.device)
+        data_time = time.perf_counter() - t0
+        wl = workloads.get(cfg.workload)(cfg, self.device, self.rank, self.world, self.fault)
+        fields = wl.setup(ds)
+        self.setup_fields = fields
+        row.update(fields)
         if self.rank == 0 and self.show_progress:
-            say(f"run {self.run_id}: {cfg.model} {json.dumps(cfg.model_kwargs)} {cfg.precision} "
-                f"inplace={cfg.inplace} batch {cfg.batch_size} (global) x{self.world} epochs {cfg.epochs} "
-                f"target {cfg.target} seed {cfg.seed} on {self.device}; data {ds.name} "
-                f"({len(train_x)} train / {len(ds.test_x)} test images)")
-        measure.sync(self.device)
-        self.row["data_time_s"] = time.perf_counter() - t0
-
-        torch.manual_seed(cfg.seed)  # same initial weights on every device and rank
-        model = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
-        self.row["param_count"] = models.param_count(model)
-        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=fmt)
-        self.net = torch.compile(self.model) if cfg.compile else self.model
-        self.train_net = self.net
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            self.train_net = torch.compile(ddp) if cfg.compile else ddp
-        self.steps_per_epoch = len(self.loader)
-        self.schedule = one_cycle(cfg.epochs * self.steps_per_epoch, cfg.lr, cfg.div, cfg.pct,
-                                  cfg.mom_max, cfg.mom_min)
-        self.autocast = dict(device_type=self.device.type, dtype=self.dtype, enabled=cfg.precision != "fp32")
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-
+            say(f"{cfg.workload} {cfg.model} {cfg.model_kwargs} {cfg.precision} inplace={cfg.inplace} batch "
+                f"{cfg.batch_size} (global) x{self.world} epochs {cfg.epochs} target {cfg.target} seeds "
+                f"{','.join(map(str, self.seeds))} on {self.device}; data {ds.name} ({fields.get('train_images')} "
+                f"train / {fields.get('test_images')} test images)")
         t1 = time.perf_counter()
         if cfg.warmup_steps:
-            self._warmup()
-        self._new_optimizer()
-        measure.sync(self.device)
-        self.row["warmup_time_s"] = time.perf_counter() - t1
-        self.row["setup_time_s"] = time.perf_counter() - t_start
+            wl.warmup(cfg.warmup_steps)
+        self.workload = wl  # only now: a seed after a failed setup must set up again
+        meters.sync(self.device)
+        row.update(data_time_s=data_time, warmup_time_s=time.perf_counter() - t1,
+                   setup_time_s=time.perf_counter() - t_start)
 
-    def _new_optimizer(self):
-        cfg = self.cfg
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.schedule[0][0], momentum=cfg.mom_max,
-                                   nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+    # --- the timed loop -------------------------------------------------------------------
 
-    def _warmup(self):
-        """Untimed steps that trigger compilation and autotuning; then back to the initial state."""
-        init = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self._new_optimizer()
-        batches = self.loader.epoch(-1)
-        for _ in range(self.cfg.warmup_steps):
-            x, y = next(batches, (None, None))
-            if x is None:
-                batches = self.loader.epoch(-2)
-                x, y = next(batches)
-            self._step(x, y, self.schedule[0])
-        self._evaluate()
-        self.model.load_state_dict(init)
-
-    def _step(self, x, y, lr_mom, step=None):
-        lr, mom = lr_mom
-        for g in self.opt.param_groups:
-            g["lr"], g["momentum"] = lr, mom
-        with torch.autocast(**self.autocast):
-            loss = self.criterion(self.train_net(x), y)
-        if self.fault and step is not None:
-            loss = faults.inject(self.fault, step, loss)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        self.opt.zero_grad(set_to_none=True)
-        return loss.detach()
-
-    def _train(self):
-        cfg = self.cfg
-        on_gpu = self.device.type == "cuda"
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(self.device)
-        self.peak_gpu = self.peak_gpu_reserved = 0
-        self.sampler = measure.GpuSampler(self.device).start()
-        self.progress = RunProgress(cfg.epochs, self.steps_per_epoch,
-                                    enabled=self.show_progress and self.rank == 0, live=self.live)
-        self.train_time = self.eval_time = 0.0
-        step = 0
-        timed_compiles = 0
-        images_per_step = self.loader.local_batch * self.world
-        measure.sync(self.device)
-        self.t_train0 = time.perf_counter()
+    def _train(self, row, rec):
+        cfg, wl, dev = self.cfg, self.workload, self.device
+        mem, nvml = meters.GpuMemory(dev).start(), self.nvml.start()
+        comp, host = meters.Compiles(cfg.compile).start(), meters.HostLoad().start()
+        self.meters = (mem, nvml, comp, host)
+        self.progress = RunProgress(cfg.epochs, wl.steps_per_epoch, enabled=self.show_progress and self.rank == 0,
+                                    live=self.live)
+        steps, step = wl.steps_per_epoch, 0
+        meters.sync(dev)
+        rec["t_train0"] = t_train0 = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             self.progress.start_epoch(epoch)
-            # one slot per step, filled on the device: no sync, one tiny copy per step
-            losses = torch.empty(self.steps_per_epoch, device=self.device)
-            self.model.train()
-            measure.sync(self.device)
-            if on_gpu:  # per epoch: a first epoch's cuDNN autotuning workspace shows apart from the steady state
-                self.peak_gpu = max(self.peak_gpu, torch.cuda.max_memory_allocated(self.device))
-                self.peak_gpu_reserved = max(self.peak_gpu_reserved, torch.cuda.max_memory_reserved(self.device))
-                torch.cuda.reset_peak_memory_stats(self.device)
-            graphs = measure.compiled_graphs() if cfg.compile else None  # no torch._dynamo import otherwise
-            t0 = self.t_steps0 = time.perf_counter()  # cli: an interrupted epoch's steps count too
-            for k, (x, y) in enumerate(self.loader.epoch(epoch)):
-                losses[k] = self._step(x, y, self.schedule[step], step)
+            # one slot per step and loss, filled on the device: no sync, one tiny copy per step
+            losses = torch.empty(steps, len(wl.loss_names), device=dev)
+            comp.begin_epoch()
+            t0 = rec["t_epoch0"] = time.perf_counter()
+            for k, batch in enumerate(wl.batches(epoch)):
+                losses[k] = wl.step(batch, step)
                 step += 1
-                self.progress.step(k + 1, images_per_step)
-            measure.sync(self.device)
+                self.progress.step(k + 1, wl.images_per_step)
+            meters.sync(dev)
             t1 = time.perf_counter()
-            if graphs is not None:
-                new_graphs = measure.compiled_graphs() - graphs
-                timed_compiles += new_graphs
-                self.row["timed_compiles"] = timed_compiles
-                if new_graphs and self.rank == 0:
-                    say(f"note: torch.compile compiled {new_graphs} graph(s) during epoch {epoch}'s timed "
-                        f"steps; its time includes that (recorded as timed_compiles)")
-            self.train_time += t1 - t0
-            self.t_steps0 = None  # cli:
-            self.progress.evaluating()  # cli: the display says so (a CPU evaluation takes minutes)
-            acc = self._evaluate()
+            rec["t_epoch0"] = None
+            new_graphs = comp.end_epoch()
+            if new_graphs and self.rank == 0:
+                say(f"note: torch.compile compiled {new_graphs} graph(s) during epoch {epoch}'s timed "
+                    f"steps; its time includes that (recorded as timed_compiles)")
+            rec["train_time"] += t1 - t0
+            self.progress.evaluating()
+            metrics = wl.evaluate()
             t2 = time.perf_counter()
-            self.eval_time += t2 - t1
-            finite = torch.isfinite(losses)
-            stats = torch.stack([torch.where(finite, losses, 0.0).sum(), (~finite).sum().float()])
-            if self.world > 1:
-                dist.all_reduce(stats)
-            n_steps = self.steps_per_epoch * self.world
-            n_bad = int(stats[1].item())
-            row = dict(run_id=self.run_id, epoch=epoch, elapsed_s=self.train_time, wall_s=t2 - self.t_train0,
-                       train_loss=stats[0].item() / max(n_steps - n_bad, 1) if n_bad < n_steps else math.nan,
-                       test_acc=acc, lr=self.schedule[step - 1][0],
-                       train_images_per_s=self.steps_per_epoch * images_per_step / (t1 - t0), eval_s=t2 - t1,
-                       peak_gpu_mem_bytes=torch.cuda.max_memory_allocated(self.device) if on_gpu else None)
-            self.epoch_rows.append(row)
-            self.row["epochs_completed"] = epoch
-            self.progress.end_epoch(row)
+            rec["eval_time"] += t2 - t1
+            means, n_bad, n_steps = self._loss_means(losses)
+            ep = results.new_row("epochs")
+            ep.update(run_id=row["run_id"], epoch=epoch, elapsed_s=rec["train_time"], wall_s=t2 - t_train0,
+                      train_images_per_s=steps * wl.images_per_step / (t1 - t0), eval_s=t2 - t1,
+                      peak_gpu_mem_bytes=mem.epoch(), **means, **metrics, **wl.epoch_fields(step))
+            rec["epochs"].append(ep)
+            self.progress.end_epoch(ep)
             if self.rank == 0:
-                results.write(self.results_dir, "epochs", self.run_id, self.epoch_rows)
-            if not self.row["reached_target"] and acc >= cfg.target:
-                self.row.update(reached_target=True, epoch_reached=epoch, time_to_target_s=self.train_time,
-                                wall_time_to_target_s=t2 - self.t_train0)
+                results.write(self.results_dir, "epochs", row["run_id"], rec["epochs"])
             # fp16's GradScaler skips steps whose loss overflowed; anywhere else one non-finite
             # loss means the weights are already NaN.
             if n_bad and (cfg.precision != "fp16" or n_bad > n_steps // 2):
                 raise Diverged(f"non-finite training loss in {n_bad} of {n_steps} steps of epoch {epoch}")
-            if cfg.stop_at_target and self.row["reached_target"]:
+            if cfg.stop_at_target and summary.at_or_better(metrics[wl.quality], cfg.target, wl.higher_is_better):
                 break
 
-    @torch.no_grad()
-    def _evaluate(self):
-        net = self.net
-        if self.world > 1:  # ranks' BatchNorm statistics drift apart: use rank 0's everywhere
-            for b in self.model.buffers():
-                dist.broadcast(b, 0)
-        was_training = self.model.training
-        self.model.eval()
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        with torch.autocast(**self.autocast):
-            for x, y in self.test:
-                correct += (evaluate_logits(net, x, self.cfg.tta).argmax(1) == y).sum()
+    def _loss_means(self, losses):
+        """Each loss's mean over the epoch's finite steps (all ranks), and the non-finite count."""
+        finite = torch.isfinite(losses).all(1)
+        stats = torch.cat([torch.where(finite[:, None], losses, 0.0).sum(0), (~finite).sum().float()[None]])
         if self.world > 1:
-            dist.all_reduce(correct)
-        self.model.train(was_training)
-        return correct.item() / self.n_test
+            dist.all_reduce(stats)
+        stats = stats.tolist()
+        n_steps, n_bad = len(losses) * self.world, int(stats[-1])
+        means = {name: (stats[i] / (n_steps - n_bad) if n_bad < n_steps else math.nan)
+                 for i, name in enumerate(self.workload.loss_names)}
+        return means, n_bad, n_steps
 
-    def _finish(self, started):
-        row = self.row
-        if getattr(self, "t_steps0", None) is not None:  # cli: interrupted in the steps: they were training.
-            # No device sync: whatever stopped the run (a hang, a dead collective) could stall it forever.
-            self.train_time += time.perf_counter() - self.t_steps0
-        if hasattr(self, "t_train0"):
-            row.update(train_time_s=self.train_time, eval_time_s=self.eval_time,
-                       wall_time_s=time.perf_counter() - self.t_train0)
-            if self.train_time > 0 and self.epoch_rows:
-                row["train_images_per_s"] = (len(self.epoch_rows) * self.steps_per_epoch * self.loader.local_batch
-                                             * self.world) / self.epoch_rows[-1]["elapsed_s"]  # cli: finished epochs
-        if self.epoch_rows:
-            accs = [r["test_acc"] for r in self.epoch_rows]
-            row.update(final_acc=accs[-1], best_acc=max(accs), final_train_loss=self.epoch_rows[-1]["train_loss"])
-        if getattr(self, "device", None) is not None and self.device.type == "cuda":
-            row.update(peak_gpu_mem_bytes=max(getattr(self, "peak_gpu", 0), torch.cuda.max_memory_allocated(self.device)),
-                       peak_gpu_reserved_bytes=max(getattr(self, "peak_gpu_reserved", 0),
-                                                   torch.cuda.max_memory_reserved(self.device)))
-        if getattr(self, "sampler", None):
-            row.update(self.sampler.stop())
-        row.update(peak_host_rss_bytes=measure.peak_rss_bytes(), finished_at=datetime.now(timezone.utc))
-        if not row.get("config_key"):  # failed before the base row: still say what it was
-            row.update(config_key=self.cfg.key(), model=self.cfg.model, seed=self.cfg.seed,
-                       schema_version=results.SCHEMA_VERSION, started_at=started,
-                       model_kwargs=json.dumps(self.cfg.model_kwargs))
-        if self.rank == 0 and row.get("run_id"):
-            if self.epoch_rows:
-                results.write(self.results_dir, "epochs", row["run_id"], self.epoch_rows)
+    # --- recording ------------------------------------------------------------------------
+
+    def _finish(self, row, rec, rss):
+        cfg, wl = self.cfg, self.workload
+        if rec["t_train0"] is not None:
+            if rec.get("t_epoch0") is not None:  # stopped mid-epoch: that epoch's training counts too
+                rec["train_time"] += time.perf_counter() - rec["t_epoch0"]
+            row.update(train_time_s=rec["train_time"], eval_time_s=rec["eval_time"],
+                       wall_time_s=time.perf_counter() - rec["t_train0"])
+            steps = len(rec["epochs"]) * wl.steps_per_epoch
+            if steps:  # over the finished epochs: an interrupted one's steps are in train_time only
+                row["train_images_per_s"] = steps * wl.images_per_step / rec["epochs"][-1]["elapsed_s"]
+            mem, nvml, comp, host = self.meters
+            own = host.own_cpu_s()
+            if self.world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world \
+                    and row["status"] in CONTINUE_AFTER:
+                t = torch.tensor([own], device=self.device)
+                dist.all_reduce(t)  # the other ranks on this host are this run, not other load
+                own = t.item()
+            row.update(**mem.stop(), **nvml.stop(), **comp.stop(), **host.stop(own))
+        if rec["epochs"]:
+            s = summary.summarize(rec["epochs"], cfg.target, wl.quality, wl.higher_is_better)
+            row.update(reached_target=s["reached_target"], epoch_reached=s["epoch_reached"],
+                       time_to_target_s=s["time_to_target_s"], wall_time_to_target_s=s["wall_time_to_target_s"],
+                       epochs_completed=s["epochs_completed"], final_acc=s["final"], best_acc=s["best"],
+                       final_train_loss=rec["epochs"][-1].get(wl.loss_names[0]))
+        row.update(flops_fields(row))
+        row.update(**rss.stop(), finished_at=datetime.now(timezone.utc))
+        self.rows.append(row)
+        if self.rank == 0:
+            if rec["epochs"]:
+                results.write(self.results_dir, "epochs", row["run_id"], rec["epochs"])
             results.write(self.results_dir, "runs", row["run_id"], [row])
-            if self.save and row.get("status") == "ok":
-                save_checkpoint(self, self.save)
-        if self.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+            if self.save and row["status"] == "ok":
+                save_checkpoint(wl, row, checkpoint_path(self.save, row["seed"], len(self.seeds)))
 
     # --- signals and time limit -----------------------------------------------------------
 
@@ -406,24 +314,12 @@ class Run:
         return t
 
 
-def save_checkpoint(run, path):
-    """Only tensors and plain values, so `torch.load(..., weights_only=True)` reads it."""
-    cfg = run.cfg
-    state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-    ckpt = {"format": CHECKPOINT_FORMAT, "run_id": run.run_id, "model": cfg.model,
-            "model_kwargs": canonical_kwargs(cfg.model, cfg.model_kwargs), "inplace": cfg.inplace,
-            "precision": cfg.precision, "channels_last": cfg.channels_last, "tta": cfg.tta,
-            "eval_batch_size": cfg.eval_batch_size,
-            "dataset": run.dataset.name, "mean": list(run.dataset.mean), "std": list(run.dataset.std),
-            "final_acc": run.row.get("final_acc"), "state_dict": state}
+def save_checkpoint(wl, row, path):
+    ckpt = wl.checkpoint()
+    if ckpt is None:
+        return
+    ckpt.update(format=CHECKPOINT_FORMAT, run_id=row["run_id"], final_acc=row.get("final_acc"))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
-
-
-def evaluate_logits(net, x, tta):
-    """Logits, or with test-time augmentation the sum of the image's and its mirror's."""
-    out = net(x)
-    return out + net(x.flip(3)) if tta else out
-

@@ -18,25 +18,35 @@
     precision = "fp32"
     "model_kwargs.width" = 0.5
 
-Every run is a child process (bench.isolate). A cell is done when a run row with its
-config_key and status "ok" exists; done cells are skipped, failed ones retried only with
---retry-failed. A cell is claimed with an flock on RESULTS/.locks/<key>.lock, so concurrent
-sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once; the
-lock dies with its holder.
+    [[cells]]                    # explicit cells, run first and in this order (then the axes'
+    precision = "fp16"           # product, without repeating a cell); `seeds` overrides [sweep]'s
+    seeds = [0, 1, 2]
+
+A configuration's seeds run one after another in one child process (bench.isolate): data,
+compilation and autotuning are paid once; `--isolate-seeds` gives every run its own process. A
+cell is done when a run row with its config_key and status "ok" exists; done cells are skipped,
+failed ones retried only with --retry-failed. A cell is claimed, held by the child that runs it,
+so concurrent sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once (bench/claims.py: an flock, or a
+claim file where flock is not shared between machines); the claim dies with its holder. `--shard
+I/N` takes every N-th configuration (all its seeds), so shards keep seeds together. Each
+invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+`--slurm` and `--status` are bench/slurm.py's.
 """
-import fcntl
+import contextlib
+import dataclasses
 import itertools
 import os
 import time
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.table import Table
 
-from . import isolate, results
+from . import claims, isolate, results
 from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
-from .runner import new_run_id
+from .row import new_run_id
 from .ui import SweepProgress, console, say
 
 SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
@@ -59,15 +69,15 @@ def load(path):
         raise BenchError(f"{path}: invalid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BenchError(f"{path}: cannot read: {e}") from None
-    unknown = set(doc) - {"sweep", "base", "axes", "exclude"}
+    unknown = set(doc) - {"sweep", "base", "axes", "exclude", "cells"}
     if unknown:
         raise BenchError(f"{path}: unknown section [{sorted(unknown)[0]}]; sections are [sweep], [base], "
-                         f"[axes], [[exclude]]")
+                         f"[axes], [[exclude]], [[cells]]")
     meta = doc.get("sweep", {})
     bad = set(meta) - SWEEP_KEYS
     if bad:
         raise BenchError(f"{path}: unknown key {sorted(bad)[0]!r} in [sweep]; keys: {', '.join(sorted(SWEEP_KEYS))}")
-    return path, meta, doc.get("base", {}), doc.get("axes", {}), doc.get("exclude", [])
+    return path, meta, doc.get("base", {}), doc.get("axes", {}), doc.get("exclude", []), doc.get("cells", [])
 
 
 def _set(values, key, v, where):
@@ -97,15 +107,17 @@ def _start(recipe, base, where, model=None):
 
 
 def _model_kwargs(recipe, base, model):
-    """The recipe's (or the default's) model keywords belong to its own model only: another model
-    starts from its own defaults. [base] model_kwargs go on top either way."""
+    """The recipe's (or the default's) model keywords belong to its own model only, and [base]'s
+    to [base]'s model only: another model starts from its own defaults."""
     own = RECIPES.get(recipe, {})
     inherited = own.get("model_kwargs", RunConfig().model_kwargs) if model == own.get("model", "darknet") else {}
-    return {**inherited, **base["model_kwargs"]} if "model_kwargs" in base else dict(inherited)
+    base_model = base.get("model", own.get("model", "darknet"))
+    return {**inherited, **(base.get("model_kwargs", {}) if model == base_model else {})}
 
 
-def expand(path, meta, base, axes, exclude, check_gpu=None):
-    """All cells of the sweep, validated; raises BenchError naming the first bad one."""
+def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
+    """All cells of the sweep, validated; raises BenchError naming the first bad one. Explicit
+    [[cells]] come first, in file order, then the axes' product; a cell is never listed twice."""
     where = str(path)
     _start(base.get("recipe"), base, where)
     for k, vs in axes.items():
@@ -116,18 +128,21 @@ def expand(path, meta, base, axes, exclude, check_gpu=None):
         for k in ex:
             if k not in axes:
                 raise BenchError(f"{where}: [[exclude]] names {k!r}, which is not an axis")
-    seeds = meta.get("seeds", list(range(meta.get("repeats", 1))))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise BenchError(f"{where}: [sweep] seeds must be a non-empty list of integers (or repeats = N)")
+    seeds = _seeds(meta.get("seeds", list(range(meta.get("repeats", 1)))), f"{where}: [sweep] seeds")
     limit = meta.get("time_limit_s")
-    cells = []
+    points = []
+    for spec in explicit:
+        spec = dict(spec)
+        points.append((spec, _seeds(spec.pop("seeds", seeds), f"{where}: [[cells]] seeds")))
     names = list(axes)
     for combo in itertools.product(*(axes[k] for k in names)):
         point = dict(zip(names, combo))
-        if any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
-            continue
+        if not any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
+            points.append((point, seeds))
+    cells, seen = [], set()
+    for point, point_seeds in points:
         recipe = point.get("recipe", base.get("recipe"))
-        for seed in seeds:
+        for seed in point_seeds:
             values = _start(recipe, base, where, point.get("model"))
             for k, v in point.items():
                 if k != "recipe":
@@ -143,8 +158,16 @@ def expand(path, meta, base, axes, exclude, check_gpu=None):
                 validate(cfg, cuda_available=check_gpu)
             except (BenchError, TypeError) as e:
                 raise BenchError(f"{where}: cell ({desc}, seed {seed}): {e}") from None
-            cells.append(Cell(len(cells), {**point, "seed": seed}, cfg))
+            if cfg.key() not in seen:
+                seen.add(cfg.key())
+                cells.append(Cell(len(cells), {**point, "seed": seed}, cfg))
     return cells
+
+
+def _seeds(seeds, where):
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise BenchError(f"{where} must be a non-empty list of integers (or repeats = N)")
+    return seeds
 
 
 def parse_shard(text):
@@ -178,10 +201,15 @@ def print_matrix(cells, state, title):
 
 
 def main(a):
-    path, meta, base, axes, exclude = load(a.file)
+    from . import slurm
+    if slurm.handles(a):  # --slurm submits a job array, --status reports (bench/slurm.py)
+        return slurm.main(a)
+    t_invocation = time.monotonic()
+    started = datetime.now(timezone.utc)
+    path, meta, base, axes, exclude, explicit = load(a.file)
     import torch
     have_gpu = torch.cuda.is_available()
-    cells = expand(path, meta, base, axes, exclude, check_gpu=True if a.dry_run else have_gpu)
+    cells = expand(path, meta, base, axes, exclude, explicit, check_gpu=True if a.dry_run else have_gpu)
     if a.time_limit is not None:
         if a.time_limit <= 0:
             raise BenchError(f"--time-limit must be positive, got {a.time_limit}")
@@ -190,7 +218,7 @@ def main(a):
     name = meta.get("name", path.stem)
     if a.shard:
         i, n = parse_shard(a.shard)
-        cells = [c for c in cells if c.index % n == i]
+        cells = shard_cells(cells, i, n, a.isolate_seeds)
     source = a.data or (str((path.parent / meta["data"]).resolve()) if meta.get("data") else None)
 
     seen = status_by_key(a.results) if Path(a.results, "runs").is_dir() else {}
@@ -217,54 +245,145 @@ def main(a):
         say(f"removed a temporary file left by a killed run: {removed}")
     (results_dir / ".locks").mkdir(parents=True, exist_ok=True)
     (results_dir / "logs").mkdir(parents=True, exist_ok=True)
-    return _run_cells(todo, name, source, results_dir, a.retry_failed)
+    account = Account(name, str(a.file), a.shard, a.isolate_seeds, started, t_invocation)
+    if a.stop_after is not None and a.stop_after <= 0:
+        raise BenchError(f"--stop-after must be positive, got {a.stop_after}")
+    _run_cells(todo, name, source, results_dir, a.retry_failed, a.isolate_seeds, account, a.stop_after)
+    account.write(results_dir, todo[0].cfg)
+    return 0
 
 
-def _run_cells(todo, name, source, results_dir, retry_failed):
+def groups_of(todo, isolate_seeds):
+    """Cells that run in one process: a configuration's seeds together (first appearance order);
+    with isolate_seeds, each cell alone."""
+    if isolate_seeds:
+        return [[c] for c in todo]
+    groups = {}
+    for c in todo:
+        groups.setdefault(dataclasses.replace(c.cfg, seed=0).key(), []).append(c)
+    return list(groups.values())
+
+
+def shard_cells(cells, i, n, isolate_seeds=False):
+    """Shard I of N: every N-th group of groups_of(cells), so a configuration's seeds stay in one
+    shard (and one process)."""
+    return [c for k, g in enumerate(groups_of(cells, isolate_seeds)) if k % n == i for c in g]
+
+
+def _claim(stack, results_dir, cell, retry_failed):
+    """The cell's claim, or None when another sweep holds it or recorded it meanwhile."""
+    c = stack.enter_context(claims.claim(results_dir, cell.cfg.key()))
+    if c is None:
+        return None, "being run by another sweep"
+    st = status_by_key(results_dir, warn=None).get(cell.cfg.key(), [])
+    if "ok" in st or (st and not retry_failed):
+        return None, "recorded meanwhile by another sweep"
+    return c, None
+
+
+def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, account, stop_after=None):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
-    t_sweep, durations = time.monotonic(), []
+    done, durations = 0, []
     live = console.is_terminal
     with SweepProgress(len(todo), live=live) as progress:
-        for n, cell in enumerate(todo, 1):
-            key = cell.cfg.key()
-            desc = ", ".join(f"{k}={v}" for k, v in cell.axes.items())
-            with open(results_dir / ".locks" / f"{key}.lock", "a") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    counts["skipped"] += 1
-                    say(f"[{n}/{len(todo)}] {desc}: being run by another sweep; skipped")
-                    progress.advance(counts["ok"], counts["failed"], len(todo) - n)
+        for group in groups_of(todo, isolate_seeds):
+            elapsed = time.monotonic() - account.t0
+            expected = len(group) * sum(durations) / len(durations) if durations else 0.0
+            if stop_after is not None and elapsed + expected > stop_after:
+                say(f"sweep {name}: --stop-after {stop_after:g} s: {len(todo) - done} run(s) left for the next "
+                    f"invocation (the next group would end at about {elapsed + expected:.0f} s)")
+                break
+            with contextlib.ExitStack() as stack:
+                claimed, fds = [], []
+                for cell in group:
+                    lock, why = _claim(stack, results_dir, cell, retry_failed)
+                    if lock is None:
+                        done += 1
+                        counts["skipped"] += 1
+                        say(f"[{done}/{len(todo)}] {_desc(cell)}: {why}; skipped")
+                        progress.advance(counts["ok"], counts["failed"], len(todo) - done)
+                    else:
+                        claimed.append(cell)
+                        fds.extend(lock.fds)
+                if not claimed:
                     continue
-                st = status_by_key(results_dir, warn=None).get(key, [])
-                if "ok" in st or (st and not retry_failed):
-                    counts["skipped"] += 1
-                    say(f"[{n}/{len(todo)}] {desc}: recorded meanwhile by another sweep; skipped")
-                    progress.advance(counts["ok"], counts["failed"], len(todo) - n)
-                    continue
-                run_id = new_run_id(cell.cfg)
+                cfg, seeds = claimed[0].cfg, [c.cfg.seed for c in claimed]
+                run_ids = [new_run_id(c.cfg) for c in claimed]
                 if not live:
-                    say(f"[{n}/{len(todo)}] {desc}: starting run {run_id}")
-                progress.start_cell(n, len(todo), desc)
+                    say(f"[{done + 1}/{len(todo)}] {_desc(claimed[0])}: starting "
+                        + (f"runs {', '.join(run_ids)} (seeds {seeds}) in one process" if len(seeds) > 1
+                           else f"run {run_ids[0]}"))
+                progress.start_cell(done + 1, len(todo), _desc(claimed[0])
+                                    + (f" (+{len(claimed) - 1} more seeds)" if len(claimed) > 1 else ""))
                 t0 = time.monotonic()
-                row = isolate.run(cell.cfg, run_id, source, results_dir, sweep=name,
-                                  log_path=results_dir / "logs" / f"{results.safe_name(run_id)}.log",
-                                  on_line=progress.child_line,
-                                  pass_fds=(lock.fileno(),))
-            status = row.get("status")
-            counts["ok" if status == "ok" else "failed"] += 1
-            durations.append(time.monotonic() - t0)
-            left = len(todo) - n
-            eta_s = left * sum(durations) / len(durations)
-            eta = f", ETA {eta_s / 60:.1f} min" if left else ""
-            acc = row.get("final_acc")
-            ttt = row.get("time_to_target_s")
-            say(f"[{n}/{len(todo)}] {desc}: {status}"
-                + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
-                + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
-                + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
-                + f" [{time.monotonic() - t0:.0f} s; {counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
-            progress.advance(counts["ok"], counts["failed"], left, eta_s)
+                rows, processes = isolate.run_seeds(
+                    cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
+                    log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
+                    on_line=progress.child_line, pass_fds=fds)
+            account.add(rows, processes)
+            durations.append((time.monotonic() - t0) / len(rows))
+            for cell, row in zip(claimed, rows):
+                done += 1
+                status = row.get("status")
+                counts["ok" if status == "ok" else "failed"] += 1
+                left = len(todo) - done
+                eta_s = left * sum(durations) / len(durations)
+                eta = f", ETA {eta_s / 60:.1f} min" if left else ""
+                acc, ttt = row.get("final_acc"), row.get("time_to_target_s")
+                say(f"[{done}/{len(todo)}] {_desc(cell)}: {status}"
+                    + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
+                    + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
+                    + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
+                    + f" [{counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
+                progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
-        f"{(time.monotonic() - t_sweep) / 60:.1f} min; results in {results_dir}")
-    return 0
+        f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
+
+
+def _desc(cell):
+    return ", ".join(f"{k}={v}" for k, v in cell.axes.items())
+
+
+class Account:
+    """Where one invocation's device time went: training clocks against wall time."""
+
+    def __init__(self, sweep, sweep_file, shard, isolate_seeds, started, t0):
+        self.sweep, self.sweep_file, self.shard, self.isolate_seeds = sweep, sweep_file, shard, isolate_seeds
+        self.started, self.t0 = started, t0
+        self.sweep_run_id = results.safe_name(f"{sweep}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}")
+        self.rows, self.processes = [], 0
+
+    def add(self, rows, processes):
+        self.rows += rows
+        self.processes += processes
+
+    def row(self, cfg):
+        from .config import resolve_device
+        from .measure import fingerprint
+
+        def total(col):
+            return float(sum(v for r in self.rows if isinstance(v := r.get(col), (int, float)) and v == v))
+
+        wall = time.monotonic() - self.t0
+        row = results.new_row("sweeps")
+        row.update(fingerprint(resolve_device(cfg), cfg.world_size))
+        train, ev, setup = total("train_time_s"), total("eval_time_s"), total("setup_time_s")
+        row.update(sweep_run_id=self.sweep_run_id, schema_version=results.SCHEMA_VERSION, sweep=self.sweep,
+                   sweep_file=self.sweep_file, shard=self.shard, isolate_seeds=self.isolate_seeds,
+                   started_at=self.started, finished_at=datetime.now(timezone.utc), wall_s=wall,
+                   runs=len(self.rows), ok_runs=sum(r.get("status") == "ok" for r in self.rows),
+                   processes=self.processes, train_time_s=train, eval_time_s=ev, setup_time_s=setup,
+                   other_time_s=wall - train - ev - setup, efficiency=train / wall if wall > 0 else None)
+        return row
+
+    def write(self, results_dir, cfg):
+        """Nothing for an invocation that ran nothing (every cell was done or claimed elsewhere)."""
+        if not self.rows:
+            return None
+        row = self.row(cfg)
+        results.write(results_dir, "sweeps", self.sweep_run_id, [row])
+        say(f"device time: {row['wall_s']:.0f} s wall, {row['train_time_s']:.0f} s timed training "
+            f"({row['efficiency'] * 100:.0f}%), {row['eval_time_s']:.0f} s evaluation, {row['setup_time_s']:.0f} s "
+            f"setup, {row['other_time_s']:.0f} s start-up and other; {row['processes']} process(es) for "
+            f"{row['runs']} runs")
+        return row

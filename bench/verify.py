@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from . import summary
 from .results import KINDS, SCHEMA_VERSION, STATUSES, safe_name
 from .ui import say
 
@@ -19,6 +20,8 @@ REQUIRED = {
     "epochs": ["run_id", "epoch", "elapsed_s", "test_acc"],
     "inference": ["infer_id", "latency_p50_ms", "top1_acc"],
     "maxbatch": ["maxbatch_id", "max_batch"],
+    "sweeps": ["sweep_run_id", "wall_s", "runs", "ok_runs", "train_time_s", "eval_time_s", "setup_time_s",
+               "efficiency"],
 }
 EPS = 1e-6
 
@@ -61,6 +64,13 @@ def check_dir(d):
         if p.stem != safe_name(r["run_id"]):
             problems.append((str(p), f"file name does not match run_id {r['run_id']!r}"))
         problems += [(str(p), m) for m in check_run(r, _epochs_for(d, r["run_id"], tables["epochs"]))]
+    runs_by_sweep = {}
+    for df in tables["runs"].values():
+        if len(df) == 1 and "sweep_run_id" in df.columns and df.iloc[0]["sweep_run_id"]:
+            runs_by_sweep.setdefault(df.iloc[0]["sweep_run_id"], []).append(df.iloc[0].to_dict())
+    for p, df in tables["sweeps"].items():
+        for _, r in df.iterrows():
+            problems += [(str(p), m) for m in check_sweep(r.to_dict(), runs_by_sweep.get(r["sweep_run_id"]))]
     run_ids = {df.iloc[0]["run_id"] for df in tables["runs"].values() if len(df)}
     for p, df in tables["epochs"].items():
         ids = set(df["run_id"])
@@ -99,7 +109,7 @@ def check_run(r, epochs):
             out.append("finished run has no epoch file")
         return out
     epochs = epochs.sort_values("epoch")
-    accs, numbers = list(epochs["test_acc"]), list(epochs["epoch"])
+    accs = list(epochs["test_acc"])
     if any(not 0 <= a <= 1 for a in accs):
         out.append("an epoch's test_acc is outside [0, 1]")
     best, final = _num(r.get("best_acc")), _num(r.get("final_acc"))
@@ -112,11 +122,35 @@ def check_run(r, epochs):
         out.append(f"epochs_completed {int(done)} but the epoch file has {len(accs)} epochs")
     target = _num(r.get("target"))
     if target is not None and accs:
-        hit = [int(n) for n, a in zip(numbers, accs) if a >= target]
-        if bool(hit) != bool(r.get("reached_target")):
+        s = summary.summarize(epochs, target, r.get("quality") or "test_acc")
+        if s["reached_target"] != bool(r.get("reached_target")):
             out.append("reached_target disagrees with the epoch accuracies")
-        elif hit and _num(r.get("epoch_reached")) is not None and int(r["epoch_reached"]) != hit[0]:
-            out.append(f"epoch_reached {int(r['epoch_reached'])} but the first epoch at target is {hit[0]}")
+        elif s["reached_target"] and _num(r.get("epoch_reached")) is not None \
+                and int(r["epoch_reached"]) != s["epoch_reached"]:
+            out.append(f"epoch_reached {int(r['epoch_reached'])} but the first epoch at target is {s['epoch_reached']}")
+    return out
+
+
+def check_sweep(r, runs):
+    """A sweep's account against itself and against the run rows it names (where they are here)."""
+    out = []
+    wall, train, ev, setup, eff = (_num(r.get(c)) for c in ("wall_s", "train_time_s", "eval_time_s", "setup_time_s",
+                                                            "efficiency"))
+    if None in (wall, train, ev, setup):
+        return ["a sweep row without its clocks"]
+    if train + ev + setup > wall * (1 + 1e-9) + 1e-6:
+        out.append(f"train {train:.1f} + eval {ev:.1f} + setup {setup:.1f} s exceed the wall time {wall:.1f} s")
+    if eff is None or abs(eff - train / wall) > 1e-9:
+        out.append(f"efficiency {eff} is not train_time_s / wall_s = {train / wall:.6f}")
+    if int(r["ok_runs"]) > int(r["runs"]):
+        out.append(f"ok_runs {int(r['ok_runs'])} > runs {int(r['runs'])}")
+    if runs is not None:
+        if len(runs) != int(r["runs"]):
+            out.append(f"runs {int(r['runs'])} but {len(runs)} run rows name this sweep run")
+        else:
+            summed = sum(_num(x.get("train_time_s")) or 0.0 for x in runs)
+            if abs(summed - train) > 1e-6 * max(train, 1):
+                out.append(f"train_time_s {train:.3f} is not the sum of its runs' ({summed:.3f})")
     return out
 
 
@@ -128,5 +162,5 @@ def main(a):
             print(f"{path}: {msg}")
         total += len(problems)
         say(f"{d}: {counts['runs']} runs, {counts['epochs']} epoch files, {counts['inference']} inference, "
-            f"{counts['maxbatch']} maxbatch files; {len(problems)} problem(s)")
+            f"{counts['maxbatch']} maxbatch, {counts['sweeps']} sweep files; {len(problems)} problem(s)")
     return 1 if total else 0

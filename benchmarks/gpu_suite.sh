@@ -1,38 +1,37 @@
 #!/usr/bin/env bash
-# Every GPU measurement of a session, in one script that fits in 8 minutes on one GPU:
-#   1. the fingerprint                         -> OUT/fingerprint.json
-#   2. harness overhead vs a bare loop         -> OUT/benchmarks/overhead.json
-#   3. data pipeline vs torchvision DataLoader -> OUT/benchmarks/pipeline.json
-#   4. in-place memory, on vs off              -> OUT/benchmarks/inplace_memory.json
-#   5. the lesson's Darknet: fp16 vs fp32, in-place on vs off (throughput, peak memory) and the
-#      largest batch for in-place on and off    -> OUT/results (runs, maxbatch)
-#   6. the `dawn` recipe to the target, as many seeds as the time budget allows, and the seed-0
-#      model's DAWNBench inference latency (`bench infer`)  -> OUT/results
-#   7. airbench's train94 on the same data, side by side -> OUT/results
-#   8. the report of all of it                  -> OUT/report
-# Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=420] [SUITE_STEPS=a,b,...] \
+# Every GPU measurement of a session in one script, most valuable first, within SUITE_BUDGET_S:
+#   1. the fingerprint                          -> OUT/fingerprint.json
+#   2. the lesson's table (configs/lesson-gpu.toml: the lesson's Darknet baseline, then one axis
+#      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
+#      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps)
+#   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
+#   4. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
+#   5. airbench's train94 on the same data, side by side -> OUT/results
+#   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
+#      H200 before: results/h200; off unless SUITE_STEPS names them)
+#   7. the report and `bench verify` of all of it -> OUT/report
+# Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=540] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint overhead pipeline inplace-memory darknet maxbatch dawn infer airbench
-# (default all; the report and verify always run), to redo part of the suite in a short session.
+# SUITE_STEPS picks some of: fingerprint lesson compile dawn infer airbench overhead pipeline inplace-memory
+# maxbatch (default: fingerprint lesson compile dawn infer airbench; the report and verify always run).
+# SUITE_RESULTS names the results directory to resume (default OUT/results).
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
-# A GPU machine without a registry needs airbench as a wheel (PyPI has 0.1.8 as an sdist only) and
-# the data archive beside the checkout; both folders are git-ignored. Here, once:
+#
+# On a GPU machine with no package registry: airbench comes as a wheel (PyPI has 0.1.8 as an sdist
+# only) and the data archive travels beside the checkout; both folders are git-ignored. Prepare, once:
 #   pip wheel airbench==0.1.8 --no-deps -w .whl && mkdir -p .carry && cp ../shared/data/cifar10-jpeg.tar.xz .carry/
-# There (carry .whl and .carry; its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
+# There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
-#     benchmarks/gpu_suite.sh "$OUT/suite" 2>&1 | tee "$OUT/suite.log"
-# The device tool brings back at most 8 files, 2 folders deep: write OUT outside $OUT and pack it,
-#   ... timeout -k 5 470 benchmarks/gpu_suite.sh /tmp/suite > "$OUT/suite.log" 2>&1; tar czf "$OUT/suite.tgz" -C /tmp suite
-# (results/h200/README.md has the two calls of 2026-11-26.) A copy of the tree whose .git is not its
-# own (that tool's copy carried the session's first commit) records the wrong commit: set
-# BENCH_GIT_COMMIT=<the commit you sent> in the command.
+#     timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+# A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
+# (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
 # Each step goes on when another fails; the last lines say which ones failed.
 set -uo pipefail
 
 OUT=${1:?usage: gpu_suite.sh OUT_DIR [--cpu-smoke]}
 MODE=${2:-gpu}
 : "${BENCH_DATA:?set BENCH_DATA to the CIFAR-10 source (e.g. cifar10-jpeg.tar.xz)}"
-BUDGET_S=${SUITE_BUDGET_S:-420}
+BUDGET_S=${SUITE_BUDGET_S:-540}
 # The target both the dawn recipe and airbench are timed to. On cifar10-jpeg (JPEG quality 75) 94%
 # is out of reach for fast schedules: on the CPU airbench's own train94 reached 90.63% of it and
 # the dawn recipe 90.33% (results/cpu, README), so 0.90 is the default; use 0.94 on the original pixels.
@@ -47,7 +46,10 @@ FAILED=()
 export PYTHONUNBUFFERED=1
 
 elapsed() { echo $(( $(date +%s) - START )); }
-want() { [ -z "${SUITE_STEPS:-}" ] || [ "$1" = report ] || [ "$1" = verify ] || [[ ",$SUITE_STEPS," == *",$1,"* ]]; }
+ALL=fingerprint,lesson,compile,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
+# a smoke run checks every step; a GPU run spends its minutes on the ones not measured yet
+STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,dawn,infer,airbench)}
+want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2
   want "$group" || return 0
@@ -56,48 +58,63 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
 }
 
 if [ "$MODE" = "--cpu-smoke" ]; then
-  DEV=(--device cpu); SMOKE=(--smoke); PREC=bf16
+  DEV=(--device cpu); SMOKE=(--smoke)
   DARKNET=(--model darknet --model-kwargs "blocks=1,1" nf=8 width=0.5)
-  SHORT=(--epochs 1 --limit-train 512 --batch-size 128 --warmup-steps 1)
   DAWN=(--recipe dawn --device cpu --no-compile --warmup-steps 1 --epochs 1 --limit-train 1024 --batch-size 256
         --model-kwargs width=0.125 --target 0.2)
   MAXB=(--memory-limit 1.5GiB --start 32 --max 256 --granularity 32)
   DAWN_SEEDS=2; INFER=(--limit 200 --batch-size 500)
 else
-  DEV=(--device cuda); SMOKE=(); PREC=fp16
+  DEV=(--device cuda); SMOKE=()
   DARKNET=(--model darknet --model-kwargs "blocks=1,2,4,6,3" nf=32 width=0.5)
-  # warm-up steps keep cuDNN's autotuning (and its workspace, 18 GB at fp32 on an H200) out of the
-  # timed steps; two epochs of 50 steps, so the second epoch's throughput and peak are steady state
-  SHORT=(--epochs 2 --limit-train 25600 --batch-size 512 --channels-last --warmup-steps 10)
   DAWN=(--recipe dawn --device cuda --target "$TARGET")
   MAXB=(--memory-limit 8GiB --start 1024 --max 8192 --granularity 256)
   DAWN_SEEDS=20; INFER=()
 fi
-R="$OUT/results"
+R="${SUITE_RESULTS:-$OUT/results}"
+mkdir -p "$R"
 # the checkpoint stays outside OUT: OUT is packed and brought back, a 26 MB checkpoint need not be
 CKPT="$(mktemp -d)/dawn-seed0.pt"
 
 fingerprint() { bench env > "$OUT/fingerprint.json" && cat "$OUT/fingerprint.json"; }
 step fingerprint fingerprint fingerprint
-step overhead overhead "$PY" "$HERE/overhead.py" "${DEV[@]}" "${SMOKE[@]}" --reps 2 --out "$OUT/benchmarks/overhead.json"
-step pipeline pipeline "$PY" "$HERE/pipeline.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/pipeline.json"
-step inplace-memory inplace-memory "$PY" "$HERE/inplace_memory.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/inplace_memory.json"
 
-for prec in "$PREC" fp32; do
-  for ip in --inplace --no-inplace; do
-    step darknet "darknet-$prec$ip" bench run "${DARKNET[@]}" "${SHORT[@]}" "${DEV[@]}" --precision "$prec" "$ip" \
-      --lr 0.2 --target 0.5 --results "$R" --no-progress-bar
-  done
-done
-for ip in --inplace --no-inplace; do
-  step maxbatch "maxbatch$ip" bench maxbatch "${DARKNET[@]}" "${DEV[@]}" --precision fp32 "$ip" "${MAXB[@]}" --results "$R"
-done
+# 2. The lesson's table: as many cells as fit, leaving ~150 s for the compile comparison and the report.
+if [ "$MODE" = "--cpu-smoke" ]; then
+  LESSON="$OUT/lesson-smoke.toml"
+  cat > "$LESSON" <<'TOML'
+[sweep]
+name = "lesson-smoke"
+seeds = [0]
+[base]
+model = "darknet"
+model_kwargs = { blocks = [1, 1], nf = 8, width = 0.5 }
+precision = "bf16"
+batch_size = 128
+epochs = 1
+limit_train = 512
+warmup_steps = 1
+target = 0.2
+device = "cpu"
+[[cells]]
+seeds = [0, 1]
+[[cells]]
+inplace = false
+TOML
+else
+  LESSON="$HERE/../configs/lesson-gpu.toml"
+fi
+LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
+step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
 
-# the dawn recipe: leave ~60 s for airbench (if wanted; 10 runs took 43 s on an H200) and ~40 s for the report
+# 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
+step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
+
+# 4. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
 RESERVE=40; want airbench && RESERVE=100
 for seed in $(seq 0 $((DAWN_SEEDS - 1))); do
   want dawn || break
-  if [ "$seed" -gt 0 ] && [ "$(elapsed)" -gt $((BUDGET_S - RESERVE)) ]; then
+  if [ "$(elapsed)" -gt $((BUDGET_S - RESERVE)) ]; then
     echo "=== time budget: stopping dawn seeds at $seed"; break
   fi
   SAVE=(); [ "$seed" -eq 0 ] && SAVE=(--save "$CKPT")
@@ -117,6 +134,14 @@ else
   left=$(( BUDGET_S - $(elapsed) - 30 ))
   step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
 fi
+
+# 6. Measured on an H200 before (results/h200, results/benchmarks): only when SUITE_STEPS names them.
+step overhead overhead "$PY" "$HERE/overhead.py" "${DEV[@]}" "${SMOKE[@]}" --reps 2 --out "$OUT/benchmarks/overhead.json"
+step pipeline pipeline "$PY" "$HERE/pipeline.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/pipeline.json"
+step inplace-memory inplace-memory "$PY" "$HERE/inplace_memory.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/inplace_memory.json"
+for ip in --inplace --no-inplace; do
+  step maxbatch "maxbatch$ip" bench maxbatch "${DARKNET[@]}" "${DEV[@]}" --precision fp32 "$ip" "${MAXB[@]}" --results "$R"
+done
 
 step report report bench report "$R" --out "$OUT/report"
 step verify verify bench verify "$R"

@@ -26,8 +26,14 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     runs = pd.read_parquet(out / "results" / "runs")
-    assert len(runs) == 6 and set(runs.status) == {"ok"}   # 4 darknet cells + 2 dawn seeds
+    assert len(runs) == 5 and set(runs.status) == {"ok"}   # 3 lesson-table runs + 2 dawn seeds
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
+    lesson = runs[runs.sweep == "lesson-smoke"]
+    assert sorted(zip(lesson.inplace, lesson.seed)) == [(False, 0), (True, 0), (True, 1)]
+    assert len(pd.read_parquet(out / "results" / "sweeps")) == 1
+    compiled = json.loads((out / "benchmarks" / "compile_speed.json").read_text())["figures"]["models"]["darknet"]
+    assert [r["mode"] for r in compiled] == ["eager", "default"] and all(r["status"] == "ok" for r in compiled)
+    assert compiled[0]["timed_compiles"] is None and compiled[1]["timed_compiles"] == 0
     mb = pd.read_parquet(out / "results" / "maxbatch")
     assert sorted(mb.inplace) == [False, True] and (mb.max_batch > 0).all()
     inf = pd.read_parquet(out / "results" / "inference")  # the seed-0 dawn model's DAWNBench latency

@@ -206,6 +206,7 @@ def test_ctrl_c_mid_run_exits_130_with_its_clocks_and_finished_epochs(small_data
                                 start_new_session=True)
         try:
             deadline = time.monotonic() + 600
+            # the end-of-epoch line (a busy machine also prints progress lines within the epoch)
             while "epoch 1/2  loss" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1.0)  # well inside the hang: epoch 2 has trained for at least this long

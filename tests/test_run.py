@@ -132,3 +132,21 @@ def test_compilation_stays_in_the_warm_up_and_the_row_says_if_not(small_data, tm
     assert runs.loc[0, "timed_compiles"] == 0
     assert runs.loc[1, "timed_compiles"] >= 1 and "timed_compiles" in cold.stdout + cold.stderr
     assert pd.isna(runs.loc[2, "timed_compiles"])
+
+
+@pytest.mark.slow
+def test_compiled_darknet_trains_like_eager(small_data, tmp_path):
+    """torch.compile (inductor on this CPU) changes the speed, not the arithmetic beyond float
+    reordering: the lesson's Darknet (two groups here) gives the eager losses within tolerance."""
+    common = ["run", "--model", "darknet", "--model-kwargs", "blocks=1,1", "nf=8", "width=0.5", "--batch-size", "50",
+              "--epochs", "2", "--lr", "0.2", "--device", "cpu", "--precision", "fp32", "--target", "0.99",
+              "--data", small_data, "--no-progress-bar", "--json"]
+    bench(*common, "--no-compile", "--results", tmp_path / "eager", check=0)
+    bench(*common, "--compile", "--warmup-steps", "1", "--results", tmp_path / "compiled", check=0)
+    eager = pd.read_parquet(tmp_path / "eager" / "epochs").sort_values("epoch")
+    comp = pd.read_parquet(tmp_path / "compiled" / "epochs").sort_values("epoch")
+    assert list(eager.epoch) == list(comp.epoch) == [1, 2]
+    assert comp.train_loss.tolist() == pytest.approx(eager.train_loss.tolist(), rel=1e-3)
+    assert comp.test_acc.tolist() == pytest.approx(eager.test_acc.tolist(), abs=0.02)
+    row = pd.read_parquet(tmp_path / "compiled" / "runs").iloc[0]
+    assert row.compile and row.compile_mode == "default" and row.timed_compiles == 0

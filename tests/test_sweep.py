@@ -115,7 +115,11 @@ def test_sweep_runs_every_cell_once(finished_sweep):
     assert len(runs) == 4 and set(runs.status) == {"ok"} and runs.config_key.nunique() == 4
     assert sorted(zip(runs.inplace, runs.seed)) == [(False, 0), (False, 1), (True, 0), (True, 1)]
     assert set(runs.sweep) == {"tiny"}
-    assert len(list((results / "logs").glob("*.log"))) == 4
+    # a configuration's two seeds ran in one process: one log per process, the second seed's setup
+    # was a reset (no data load, no build), and both rows name the same sweep invocation
+    assert len(list((results / "logs").glob("*.log"))) == 2
+    assert sorted(runs.seed_index) == [0, 0, 1, 1] and (runs[runs.seed_index == 1].data_time_s == 0).all()
+    assert runs.sweep_run_id.nunique() == 1
     # in-place changes memory, not arithmetic: the same seed gives the same accuracy
     by = runs.set_index(["seed", "inplace"]).final_acc
     assert by[(0, True)] == by[(0, False)] and by[(1, True)] == by[(1, False)]
@@ -162,3 +166,63 @@ def test_configs_presets_expand(tmp_path):
         [str({k: v for k, v in c.cfg.to_dict().items() if k != "seed"}) for c in dawn]).size()
     assert (per_config >= 5).all() and all(c.cfg.target == 0.94 for c in dawn)
     assert Path(ROOT / "configs").is_dir()
+
+
+def test_the_sweep_accounts_for_its_device_time(finished_sweep):
+    """One sweeps/ row per invocation, consistent with the runs it names, and printed at the end."""
+    _, results, p, _ = finished_sweep
+    sweeps = pd.read_parquet(results / "sweeps")
+    runs = pd.read_parquet(results / "runs")
+    assert len(sweeps) == 1
+    s = sweeps.iloc[0]
+    assert s.sweep_run_id == runs.sweep_run_id.iloc[0] and s.runs == 4 and s.ok_runs == 4 and s.processes == 2
+    assert s.train_time_s == pytest.approx(runs.train_time_s.sum())
+    assert s.eval_time_s == pytest.approx(runs.eval_time_s.sum())
+    assert s.setup_time_s == pytest.approx(runs.setup_time_s.sum())
+    assert s.efficiency == pytest.approx(s.train_time_s / s.wall_s)
+    assert s.train_time_s + s.eval_time_s + s.setup_time_s + s.other_time_s == pytest.approx(s.wall_s)
+    assert 0 < s.efficiency < 1 and not s.isolate_seeds
+    line = re.search(r"device time: (\d+) s wall, (\d+) s timed training \((\d+)%\)", p.stderr)
+    assert line and int(line[3]) == round(s.efficiency * 100), p.stderr[-800:]
+    assert bench("verify", results).returncode == 0
+
+
+def test_seeds_in_one_process_equal_seeds_in_separate_processes(finished_sweep, tmp_path):
+    """Bitwise on the CPU: each seed's epoch losses and accuracies are the same whether its process
+    trained another seed before it or not."""
+    s, results, _, data = finished_sweep
+    p = bench("sweep", s, "--results", tmp_path / "iso", "--data", data, "--isolate-seeds", check=0)
+    iso_runs = pd.read_parquet(tmp_path / "iso" / "runs")
+    assert (iso_runs.seed_index == 0).all() and pd.read_parquet(tmp_path / "iso" / "sweeps").processes.iloc[0] == 4
+
+    def curves(d):
+        runs = pd.read_parquet(d / "runs")[["run_id", "config_key"]]
+        ep = pd.read_parquet(d / "epochs").merge(runs, on="run_id")
+        return {k: g.sort_values("epoch")[["train_loss", "test_acc"]].values.tolist() for k, g in ep.groupby("config_key")}
+
+    shared, isolated = curves(results), curves(tmp_path / "iso")
+    assert shared.keys() == isolated.keys() and len(shared) == 4
+    for key in shared:
+        assert shared[key] == isolated[key], (key, shared[key], isolated[key], p.stderr[-500:])
+
+
+def test_explicit_cells_come_first_in_order_and_are_not_repeated(tmp_path):
+    p = write(tmp_path, """
+[sweep]
+seeds = [0, 1]
+[base]
+model = "resnet9"
+[[cells]]
+precision = "bf16"
+seeds = [0, 1, 2]
+[[cells]]
+inplace = false
+[axes]
+precision = ["fp32", "bf16"]
+""")
+    cells = cells_of(p)
+    assert [(c.cfg.precision, c.cfg.inplace, c.cfg.seed) for c in cells[:5]] == [
+        ("bf16", True, 0), ("bf16", True, 1), ("bf16", True, 2), ("fp32", False, 0), ("fp32", False, 1)]
+    # the axes' product adds fp32 (in-place) seeds 0-1; its bf16 cells are already listed
+    assert len(cells) == 7 and len({c.cfg.key() for c in cells}) == 7
+    assert [c for c in sweep.groups_of(cells, False)][0] == cells[:3]

@@ -1,0 +1,127 @@
+"""CIFAR-10 classification: the lesson's Darknet, the reference networks, or the user's own model,
+trained with SGD (Nesterov) on the one-cycle schedule, evaluated on all 10,000 test images."""
+import torch
+import torch.distributed as dist
+
+import models
+
+from .. import faults, flops, loader, precision
+from ..config import BenchError
+from ..schedule import one_cycle
+from ..workload import Workload, register
+
+
+def evaluate_logits(net, x, tta):
+    """Logits, or with test-time augmentation the sum of the image's and its mirror's."""
+    out = net(x)
+    return out + net(x.flip(3)) if tta else out
+
+
+def compiled(module, cfg):
+    if not cfg.compile:
+        return module
+    return torch.compile(module, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
+
+
+@register("classify")
+class Classify(Workload):
+    quality = "test_acc"
+    loss_names = ("train_loss",)
+
+    def setup(self, ds):
+        cfg, dev = self.cfg, self.device
+        train_x, train_y = ds.train_x, ds.train_y
+        if cfg.limit_train:
+            if cfg.limit_train > len(train_x):
+                raise BenchError(f"limit-train {cfg.limit_train} exceeds the {len(train_x)} train images")
+            # The same subset for every seed: seed 0, not the run's seed, picks it.
+            keep = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:cfg.limit_train]
+            train_x, train_y = train_x[keep], train_y[keep]
+        self.dtype = precision.dtype(cfg.precision)
+        self.loader = loader.DeviceLoader(
+            train_x, train_y, ds.mean, ds.std, cfg.batch_size, dev, self.dtype, seed=cfg.seed,
+            cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world)
+        if len(self.loader) == 0:
+            raise BenchError(f"batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
+        self.test = loader.eval_batches(ds.test_x, ds.test_y, ds.mean, ds.std, cfg.eval_batch_size, dev,
+                                        self.dtype, cfg.channels_last, self.rank, self.world)
+        self.n_test, self.dataset = len(ds.test_x), ds
+        self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = self._fresh_model(cfg.seed).to(dev, memory_format=self.fmt)
+        self.net = compiled(self.model, cfg)
+        self.train_net = self.net
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ddp = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            self.train_net = compiled(ddp, cfg)
+        self.steps_per_epoch = len(self.loader)
+        self.images_per_step = self.loader.local_batch * self.world
+        self.schedule = one_cycle(cfg.epochs * self.steps_per_epoch, cfg.lr, cfg.div, cfg.pct, cfg.mom_max, cfg.mom_min)
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self._new_optimizer()
+        return {"dataset": ds.name, "data_checksum": ds.checksum, "train_images": len(train_x),
+                "test_images": len(ds.test_x), "param_count": models.param_count(self.model),
+                "flops_per_image": flops.flops_per_image(self.model, cfg.channels_last)}
+
+    def _fresh_model(self, seed):
+        torch.manual_seed(seed)  # same initial weights on every device, rank and process
+        return models.create(self.cfg.model, inplace=self.cfg.inplace, **self.cfg.model_kwargs)
+
+    def _new_optimizer(self):
+        cfg = self.cfg
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.schedule[0][0], momentum=cfg.mom_max,
+                                   nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        self.scaler = precision.grad_scaler(self.device, cfg.precision)
+
+    def reset(self, seed):
+        # Weights and BatchNorm buffers copied in place: the compiled graph stays valid (no recompile).
+        self.model.load_state_dict(self._fresh_model(seed).state_dict())
+        self.loader.seed = seed
+        self._new_optimizer()
+
+    def batches(self, epoch):
+        return self.loader.epoch(epoch)
+
+    def step(self, batch, step):
+        x, y = batch
+        lr, mom = self.schedule[step or 0]
+        for g in self.opt.param_groups:
+            g["lr"], g["momentum"] = lr, mom
+        with precision.autocast(self.device, self.cfg.precision):
+            loss = self.criterion(self.train_net(x), y)
+        if self.fault and step is not None:
+            loss = faults.inject(self.fault, step, loss)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def epoch_fields(self, step):
+        return {"lr": self.schedule[step - 1][0]}
+
+    @torch.no_grad()
+    def evaluate(self):
+        if self.world > 1:  # ranks' BatchNorm statistics drift apart: use rank 0's everywhere
+            for b in self.model.buffers():
+                dist.broadcast(b, 0)
+        was_training = self.model.training
+        self.model.eval()
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        with precision.autocast(self.device, self.cfg.precision):
+            for x, y in self.test:
+                correct += (evaluate_logits(self.net, x, self.cfg.tta).argmax(1) == y).sum()
+        if self.world > 1:
+            dist.all_reduce(correct)
+        self.model.train(was_training)
+        return {"test_acc": correct.item() / self.n_test}
+
+    def checkpoint(self):
+        """Only tensors and plain values, so `torch.load(..., weights_only=True)` reads it."""
+        from ..config import canonical_kwargs
+        cfg = self.cfg
+        return {"model": cfg.model, "model_kwargs": canonical_kwargs(cfg.model, cfg.model_kwargs),
+                "inplace": cfg.inplace, "precision": cfg.precision, "channels_last": cfg.channels_last,
+                "tta": cfg.tta, "eval_batch_size": cfg.eval_batch_size, "dataset": self.dataset.name,
+                "mean": list(self.dataset.mean), "std": list(self.dataset.std),
+                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}

@@ -1,0 +1,86 @@
+"""Eager against compiled: training throughput and MFU of the lesson's networks, each variant a
+real `bench run` in a fresh process (so each pays its own compilation, in its untimed warm-up),
+side by side on one device. Throughput is the second epoch's (steady state: the first epoch's
+memory and autotuning settle); MFU is the run row's (bench/flops.py's peak table).
+
+    BENCH_DATA=... python benchmarks/compile_speed.py --device cuda [--models darknet,darknet-wide,wrn]
+        [--modes eager,default,reduce-overhead,max-autotune-no-cudagraphs] --out FILE
+"""
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import device_of, parser, save
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = {  # the lesson's Darknet (bottleneck and wide ResLayer) and fast.ai's wrn_22
+    "darknet": ["--model", "darknet", "--model-kwargs", "blocks=1,2,4,6,3", "nf=32", "width=0.5"],
+    "darknet-wide": ["--model", "darknet", "--model-kwargs", "blocks=1,2,4,6,3", "nf=32", "width=1"],
+    "wrn": ["--model", "wrn", "--model-kwargs", "depth=22", "k=6"],
+}
+SMOKE_MODEL = ["--model", "darknet", "--model-kwargs", "blocks=1,1", "nf=8", "width=0.5"]
+
+
+def variant(mode):
+    return ["--no-compile"] if mode == "eager" else ["--compile", "--compile-mode", mode]
+
+
+def one(model_args, mode, a, device, results):
+    size = (["--batch-size", "64", "--limit-train", "256", "--warmup-steps", "2"] if a.smoke else
+            ["--batch-size", str(a.batch_size), "--limit-train", str(50 * a.batch_size), "--warmup-steps", "10"])
+    cmd = [sys.executable, "-m", "bench", "run", *model_args, *variant(mode), *size, "--epochs", "2",
+           "--precision", a.precision or ("fp16" if device == "cuda" else "bf16"), "--channels-last",
+           "--device", device, "--lr", "0.2", "--target", "0.99", "--results", results, "--no-progress-bar", "--json"]
+    cmd += ["--data", a.data] if a.data else []
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    try:
+        run_id = json.loads(p.stdout.strip().splitlines()[-1])["run_id"]
+    except (ValueError, IndexError, KeyError):
+        return {"mode": mode, "status": f"failed: {p.stderr.strip().splitlines()[-1:] or p.returncode}"}
+    row = pd.read_parquet(Path(results) / "runs" / f"{run_id}.parquet").iloc[0]
+    ep = pd.read_parquet(Path(results) / "epochs" / f"{run_id}.parquet").sort_values("epoch")
+    ips = float(ep.train_images_per_s.iloc[-1]) if len(ep) else float("nan")
+    mfu = row.get("mfu")
+    return {"mode": mode, "status": row.status, "images_per_s": ips, "warmup_s": float(row.warmup_time_s),
+            "timed_compiles": None if pd.isna(row.timed_compiles) else int(row.timed_compiles),
+            "mfu": None if mfu is None or pd.isna(mfu) else float(mfu),
+            "achieved_tflops": None if pd.isna(row.get("achieved_tflops")) else float(row.achieved_tflops),
+            "peak_gpu_mem_bytes": None if pd.isna(row.peak_gpu_mem_bytes) else int(row.peak_gpu_mem_bytes)}
+
+
+def main():
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--models", default="darknet", help=f"comma-separated: {', '.join(MODELS)} (default darknet)")
+    p.add_argument("--modes", help="comma-separated: eager and torch.compile modes (default "
+                                    "eager,default,reduce-overhead; with --smoke eager,default)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--precision", help="default fp16 on a GPU, bf16 on a CPU")
+    p.add_argument("--results", help="keep the run rows here (default: a temporary directory)")
+    a = p.parse_args()
+    device = device_of(a.device)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results = a.results or tmp
+        for name in a.models.split(","):
+            args = SMOKE_MODEL if a.smoke else MODELS[name]
+            modes = a.modes or ("eager,default" if a.smoke else "eager,default,reduce-overhead")
+            rows = [one(args, mode, a, device, results) for mode in modes.split(",")]
+            out[name] = rows
+            base = rows[0].get("images_per_s")
+            for r in rows:
+                if "images_per_s" not in r:
+                    print(f"{name:13s} {r['mode']:28s} {r['status']}", flush=True)
+                    continue
+                mfu = "–" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
+                print(f"{name:13s} {r['mode']:28s} {r['images_per_s']:10,.0f} img/s  {r['images_per_s'] / base:5.2f}x eager"
+                      f"  MFU {mfu:>6s}  warm-up+compile {r['warmup_s']:6.1f} s  timed compiles {r['timed_compiles']}",
+                      flush=True)
+    save(a.out, "compile_speed", {"models": out, "batch_size": a.batch_size}, device, a)
+
+
+if __name__ == "__main__":
+    main()

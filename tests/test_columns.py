@@ -1,0 +1,91 @@
+"""The column registry: every column declared once, every configuration field recorded and grouped,
+writers that refuse what the schema does not know, and code identity that follows the code."""
+import dataclasses
+import json
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+
+from bench import columns, results
+from bench.config import FIELDS, KEY_FIELDS, RunConfig
+from bench.measure import code_hash
+from bench.row import base_row
+
+from .conftest import ROOT
+
+
+def test_the_schema_doc_is_the_registry():
+    doc = (ROOT / "results" / "README.md").read_text()
+    generated = doc.split("<!-- columns -->\n", 1)[1].split("<!-- /columns -->", 1)[0]
+    assert generated == columns.schema_doc(), "run `python -m bench.columns` and paste it into results/README.md"
+
+
+def test_every_run_setting_is_a_column_of_the_row_and_of_the_grouping():
+    """Enumerates RunConfig's fields: one that changes a run (nesterov, limit_train, ...) and is not
+    written to the row, or not grouped on the leaderboard, would merge runs that differ."""
+    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.25}, nesterov=False, limit_train=1000, seed=3,
+                    label_smoothing=0.1, compile_mode="reduce-overhead", time_limit_s=60.0)
+    row = base_row(cfg, "r", "cpu", 1, datetime.now(timezone.utc))
+    run_columns = columns.by_name("runs")
+    grouping = columns.group_columns()
+    assert set(KEY_FIELDS) == {n for n, f in FIELDS.items() if f.metadata["key"]} and "nesterov" in KEY_FIELDS
+    for name in FIELDS:
+        if name == "device":  # the fingerprint's `device` says which device ran
+            continue
+        assert name in run_columns, name
+        want = getattr(cfg, name)
+        got = json.loads(row[name]) if name == "model_kwargs" else row[name]
+        assert got == want, (name, got, want)
+        if name in KEY_FIELDS and name != "seed":
+            assert run_columns[name].role == "config" and name in grouping, name
+    assert row["config_key"] == cfg.key()
+    # and the key hashes every identifying field: changing any one changes it
+    for name in KEY_FIELDS:
+        if name in ("model", "model_kwargs"):
+            continue
+        v = getattr(cfg, name)
+        other = {bool: lambda x: not x, int: lambda x: (x or 0) + 1, float: lambda x: x + 0.5,
+                 str: lambda x: {"classify": "dcgan", "bf16": "fp32", "reduce-overhead": "default"}.get(x, x + "x")}
+        changed = dataclasses.replace(cfg, **{name: other[type(v) if v is not None else int](v)})
+        assert changed.key() != cfg.key(), name
+
+
+def test_old_keys_survive_the_new_fields():
+    """Fields added in schema 2 hash only off their defaults: a sweep resumed over schema-1 results
+    still finds its cells."""
+    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.25})
+    d = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "time_limit_s", "eval_batch_size", "recipe",
+                                                               "workload", "compile_mode")}
+    import hashlib
+    d["model_kwargs"] = {"width": 0.25}
+    old = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    assert cfg.key() == old
+
+
+def test_writing_an_unknown_or_missing_column_raises(tmp_path):
+    row = results.new_row("epochs")
+    row.update(run_id="r", epoch=1)
+    results.write(tmp_path, "epochs", "r", [row])
+    with pytest.raises(results.SchemaError, match="unknown columns \\['tset_acc'\\]"):
+        results.write(tmp_path, "epochs", "r2", [{**row, "tset_acc": 0.5}])
+    partial = dict(row)
+    del partial["test_acc"]
+    with pytest.raises(results.SchemaError, match="missing \\['test_acc'\\]"):
+        results.write(tmp_path, "epochs", "r3", [partial])
+    assert not (tmp_path / "epochs" / "r2.parquet").exists() and not (tmp_path / "epochs" / "r3.parquet").exists()
+
+
+def test_code_hash_follows_the_harness_source_not_the_results(tmp_path):
+    for d in ("bench", "models"):
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "x.parquet").write_bytes(b"a result")
+    before = code_hash(tmp_path)
+    assert before == code_hash(ROOT), "a copy of the tree hashes like the tree"
+    (tmp_path / "results" / "x.parquet").write_bytes(b"another result")
+    (tmp_path / "README.md").write_text("docs")
+    assert code_hash(tmp_path) == before
+    runner = tmp_path / "bench" / "runner.py"
+    runner.write_text(runner.read_text() + "\n# a change\n")
+    assert code_hash(tmp_path) != before
