@@ -259,7 +259,7 @@ def test_help_shows_the_recipes_values_as_the_defaults():
     lesson = bench("run", "--help", check=0).stdout
     cpu = bench("run", "--recipe", "cpu", "--help", check=0).stdout
     squash = " ".join(cpu.split())
-    assert "recipe 'cpu'" in squash and "--epochs EPOCHS epochs in the one-cycle schedule (default: 10)" in squash
+    assert "defaults shown: the cpu recipe's" in squash and "--epochs EPOCHS epochs in the one-cycle schedule (default: 10)" in squash
     assert "(default: 0.85)" in squash and "(default: width=0.5)" in squash
     assert "(default: 30)" in " ".join(lesson.split()) and "(default: 0.94)" in " ".join(lesson.split())
 
