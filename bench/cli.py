@@ -155,13 +155,25 @@ def config_from_args(a):
             raise BenchError(f"--config-json is not a run configuration: {e}") from None
     overrides = {k: getattr(a, k) for k in FIELDS if getattr(a, k, None) is not None and k != "model_kwargs"}
     kwargs = parse_kv(a.model_kwargs)
-    if a.model and a.model != RECIPES.get(a.recipe, {}).get("model", "darknet"):
+    start = workload_defaults(a)
+    if a.model and a.model != start.get("model", RECIPES.get(a.recipe, {}).get("model", "darknet")):
         overrides["model_kwargs"] = kwargs  # another model: start from its own defaults
     elif kwargs:
-        base = dict(from_recipe(a.recipe).model_kwargs)
+        base = dict(start.get("model_kwargs") or from_recipe(a.recipe).model_kwargs)
         base.update(kwargs)
         overrides["model_kwargs"] = base
-    return from_recipe(a.recipe, **overrides)
+    return from_recipe(a.recipe, **{**start, **overrides})
+
+
+def workload_defaults(a):
+    """Without --recipe, a workload other than classify starts from its own settings (a GAN's
+    model, optimiser lr, batch and FD target: `defaults` on its class), not the lesson's Darknet."""
+    if a.recipe or not getattr(a, "workload", None):
+        return {}
+    from . import workload
+    if a.workload not in workload.names():
+        return {}  # validate() names the choices
+    return dict(getattr(workload.get(a.workload), "defaults", {}))
 
 
 # --- commands ---------------------------------------------------------------------------------

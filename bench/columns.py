@@ -145,6 +145,23 @@ RUNS = [
                                           "during training: a busy machine shows here", "frac", "max", "pct"),
     C("cpu_steal_frac", F, "measurement", "share of the host's CPU time stolen by the hypervisor during "
                                           "training (/proc/stat steal)", "frac", "max", "pct"),
+    C("airbench_event_time_s", F, "measurement", "airbench side-by-side rows: airbench's own CUDA-event training "
+                                                 "time; null elsewhere and on its CPU port", "s", "median", "s"),
+    # --- GAN workloads (bench/workloads/gan.py, issue #15) ------------------------------------------------
+    # For dcgan/wgan, quality = "fd": final_acc and best_acc hold the FD (lower is better).
+    C("critic_steps_per_gen_step", F, "data", "GANs: critic updates per generator update (a step is one "
+                                              "generator update and these)", agg="first"),
+    C("gen_param_count", I, "data", "GANs: the generator's parameters (param_count counts both networks)",
+      agg="first", fmt="int"),
+    C("judge", S, "data", "GANs: sha256 prefix of the weights of the classifier whose features the FD uses; "
+                          "only FDs with the same judge compare"),
+    C("judge_recipe", S, "data", "GANs: the judge's training configuration, JSON"),
+    C("judge_test_acc", F, "data", "GANs: the judge's test accuracy", "frac", "first", "acc"),
+    C("fd_label", S, "data", "GANs: what the FD is, e.g. 'FD in resnet9-1a2b3c4d features' (not FID)"),
+    C("fd_samples", I, "data", "GANs: generated (and real) images per FD", agg="first"),
+    C("fd_real_test", F, "data", "GANs: FD of real test images to the train reference, the floor for fd",
+      agg="first"),
+    # --- end of GAN columns ----------------------------------------------------------------------
     *HARDWARE,
     C("clock", S, "identity", "what the clocks cover, in words"),
     C("fault", S, "identity", "injected fault (BENCH_FAULT), for tests only"),
@@ -164,6 +181,14 @@ EPOCHS = [
     C("eval_s", F, "measurement", "this epoch's evaluation time", "s"),
     C("peak_gpu_mem_bytes", I, "measurement", "torch.cuda.max_memory_allocated over this epoch's steps and eval "
                                               "(rank 0); null on CPU. The run's peak is the largest of these", "B"),
+    # --- GAN workloads (bench/workloads/gan.py, issue #15) ------------------------------------------------
+    C("critic_loss", F, "measurement", "GANs: mean critic loss (dcgan: BCE on real + fake; wgan: D(real) - D(fake))"),
+    C("gen_loss", F, "measurement", "GANs: mean generator loss (dcgan: BCE of fakes as real; wgan: D(G(z)))"),
+    C("wasserstein_estimate", F, "measurement", "wgan: the critic's Wasserstein estimate D(fake) - D(real), "
+                                                "mean over the epoch: the lesson's progress signal"),
+    C("fd", F, "measurement", "GANs: Frechet distance of generated to real train images in the judge's "
+                              "features (the run's fd_label; lower is better; not FID), off the clock"),
+    # --- end of GAN columns ----------------------------------------------------------------------
 ]
 
 FINGERPRINT = [c for c in HARDWARE]

@@ -74,16 +74,16 @@ def main(a):
         # accuracy with the run's own evaluation batches, so it reproduces the run's number
         batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"],
                                       ckpt.get("eval_batch_size", 1000), device, dtype, ckpt["channels_last"])
-        correct = sum(int((evaluate_logits(model, x, tta).argmax(1) == y).sum()) for x, y in batches)
+        correct = sum(int((evaluate_logits(model, x, tta, ckpt.get("tta_views")).argmax(1) == y).sum()) for x, y in batches)
         top1 = correct / len(ds.test_x)
         batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"], a.batch_size, device,
                                       dtype, ckpt["channels_last"])
 
-        evaluate_logits(model, batches[0][0], tta)  # untimed
+        evaluate_logits(model, batches[0][0], tta, ckpt.get("tta_views"))  # untimed
         sync(device)
         t0 = time.perf_counter()
         for x, _ in batches:
-            evaluate_logits(model, x, tta)
+            evaluate_logits(model, x, tta, ckpt.get("tta_views"))
         sync(device)
         throughput = len(ds.test_x) / (time.perf_counter() - t0)
 
@@ -91,12 +91,12 @@ def main(a):
         singles = loader.eval_batches(ds.test_x[:n], ds.test_y[:n], ckpt["mean"], ckpt["std"], 1,
                                       device, dtype, ckpt["channels_last"])
         for x, _ in singles[:WARMUP]:  # untimed: the first calls at batch 1 pick their kernels
-            evaluate_logits(model, x, tta).argmax(1).item()
+            evaluate_logits(model, x, tta, ckpt.get("tta_views")).argmax(1).item()
         times = []
         for x, _ in singles:
             sync(device)
             t = time.perf_counter()
-            evaluate_logits(model, x, tta).argmax(1).item()  # .item(): the answer is on the host
+            evaluate_logits(model, x, tta, ckpt.get("tta_views")).argmax(1).item()  # .item(): the answer is on the host
             times.append((time.perf_counter() - t) * 1000)
     lat = torch.tensor(times, dtype=torch.float64)
     row = results.new_row("inference")

@@ -39,6 +39,7 @@ def base_row(cfg, run_id, device, world_size, started, seed=None, seed_index=0, 
     """Every column of a run row, with its configuration, fingerprint and identity filled in."""
     import models
 
+    from . import fast
     from .measure import fingerprint
     from .workload import get
 
@@ -46,6 +47,7 @@ def base_row(cfg, run_id, device, world_size, started, seed=None, seed_index=0, 
     wl = get(cfg.workload)
     row = results.new_row("runs")
     row.update(config_fields(cfg))
+    row["tta_views"] = fast.views(cfg)  # the views evaluated (1 without TTA), not the setting's null
     row.update(models.row_fields(cfg.model))  # a user's model: its own name, import path, source hash
     row.update(fingerprint(device, world_size))
     row.update(run_id=run_id, schema_version=results.SCHEMA_VERSION, sweep=sweep, sweep_run_id=sweep_run_id,

@@ -205,7 +205,7 @@ class Runner:
         comp, host = meters.Compiles(cfg.compile).start(), meters.HostLoad().start()
         self.meters = (mem, nvml, comp, host)
         self.progress = RunProgress(cfg.epochs, wl.steps_per_epoch, enabled=self.show_progress and self.rank == 0,
-                                    live=self.live)
+                                    live=self.live, quality=wl.quality, loss=wl.loss_names[0])
         steps, step = wl.steps_per_epoch, 0
         meters.sync(dev)
         rec["t_train0"] = t_train0 = time.perf_counter()
@@ -292,6 +292,8 @@ class Runner:
             if rec["epochs"]:
                 results.write(self.results_dir, "epochs", row["run_id"], rec["epochs"])
             results.write(self.results_dir, "runs", row["run_id"], [row])
+            if rec["epochs"] and hasattr(wl, "save_artifacts"):  # a GAN's sample grid (bench/workloads/gan.py)
+                wl.save_artifacts(self.results_dir, row["run_id"])
             if self.save and row["status"] == "ok":
                 save_checkpoint(wl, row, checkpoint_path(self.save, row["seed"], len(self.seeds)))
 

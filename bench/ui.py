@@ -32,8 +32,10 @@ class RunProgress:
     """The run's display. The runner calls start_epoch, step (after every step), evaluating (when
     the epoch's steps are done and evaluation starts), end_epoch and close."""
 
-    def __init__(self, epochs, steps, enabled=True, every_s=30.0, live=None, out=None, clock=time.monotonic):
+    def __init__(self, epochs, steps, enabled=True, every_s=30.0, live=None, out=None, clock=time.monotonic,
+                 quality="test_acc", loss="train_loss"):
         self.epochs, self.steps, self.enabled, self.every_s = epochs, steps, enabled, every_s
+        self.quality, self.loss = quality, loss  # the workload's epoch columns (a GAN: fd and its loss)
         self.out = out or console
         self.clock = clock
         self.live = self.out.is_terminal if live is None else live
@@ -117,13 +119,13 @@ class RunProgress:
             self.eval_s = now - self.t_eval
         self.t_eval = None
         left = (self.epochs - self.epoch) * (self.steps * self.train_s / max(self.steps_done, 1) + (self.eval_s or 0))
-        line = (f"epoch {row['epoch']}/{self.epochs}  loss {row['train_loss']:.4f}  "
-                f"test_acc {row['test_acc']:.4f}  {row['train_images_per_s']:.0f} img/s  "
+        loss, quality = _f4(row.get(self.loss)), _f4(row.get(self.quality))
+        line = (f"epoch {row['epoch']}/{self.epochs}  loss {loss}  "
+                f"{self.quality} {quality}  {row['train_images_per_s']:.0f} img/s  "
                 f"train {row['elapsed_s']:.1f}s  wall {row['wall_s']:.1f}s"
                 + (f"  run ETA {duration(left)}" if self.epoch < self.epochs else ""))
         if self.progress:
-            self.progress.update(self.task, phase="",
-                                 last=f"last: loss {row['train_loss']:.3f} acc {row['test_acc']:.2%}")
+            self.progress.update(self.task, phase="", last=f"last: loss {loss} {self.quality} {quality}")
             self.progress.console.print(line, markup=False, highlight=False)
         else:
             say(line)
@@ -177,6 +179,11 @@ def _num(v):
     except (TypeError, ValueError):
         return None
     return None if v != v else v
+
+
+def _f4(v):
+    v = _num(v)
+    return "-" if v is None else f"{v:.4f}"
 
 
 def _pct(t):

@@ -31,14 +31,20 @@ def register(name):
     return deco
 
 
+_DISCOVERED = []
+
+
 def _discover():
     from . import workloads
     for m in pkgutil.iter_modules(workloads.__path__):
         importlib.import_module(f"{workloads.__name__}.{m.name}")
+    _DISCOVERED.append(True)
 
 
 def names():
-    if not _REGISTRY:
+    # not "if the registry is empty": importing one workload's module first (bench.workloads.gan) registers
+    # it, and the others would then never be found
+    if not _DISCOVERED:
         _discover()
     return sorted(_REGISTRY)
 

@@ -5,15 +5,19 @@
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
 #      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps)
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
-#   4. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
-#   5. airbench's train94 on the same data, side by side -> OUT/results
+#   4. issue #17's `fast` recipe and airbench's train94 to the target, side by side on one clock with the
+#      same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
+#   5. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
+#      (and, with SUITE_STEPS=airbench, airbench with 2-view TTA as measured before)
 #   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
 #      H200 before: results/h200; off unless SUITE_STEPS names them)
 #   7. the report and `bench verify` of all of it -> OUT/report
+#   8. the lesson's GANs (issue #15): dcgan and wgan, fp16/fp32 x in-place on/off, as far as the
+#      budget allows, and their own report -> OUT/gan (results, report)
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=540] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint lesson compile dawn infer airbench overhead pipeline inplace-memory
-# maxbatch (default: fingerprint lesson compile dawn infer airbench; the report and verify always run).
+# SUITE_STEPS picks some of: fingerprint lesson compile fast gan dawn infer airbench overhead pipeline
+# inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
@@ -46,9 +50,9 @@ FAILED=()
 export PYTHONUNBUFFERED=1
 
 elapsed() { echo $(( $(date +%s) - START )); }
-ALL=fingerprint,lesson,compile,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
+ALL=fingerprint,lesson,compile,fast,gan,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
 # a smoke run checks every step; a GPU run spends its minutes on the ones not measured yet
-STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,dawn,infer,airbench)}
+STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,fast,gan,dawn,infer)}
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2
@@ -110,7 +114,25 @@ step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
 step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
 
-# 4. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
+# 4. Issue #17's `fast` recipe against airbench's train94, both to the target, on one clock: the
+# side-by-side script keeps airbench's data loading and net build off its clock, as the harness does,
+# and evaluates with the same 6 views as the recipe. The recipe's seeds share one process (one compile).
+if [ "$MODE" = "--cpu-smoke" ]; then
+  # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
+  FAST=(--recipe fast --device cpu --no-compile --warmup-steps 0 --no-tta --epochs 1 --limit-train 1024
+        --batch-size 256 --model-kwargs widths=8,16,16 --target 0.2); FAST_RUNS=1
+else
+  FAST=(--recipe fast --device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
+fi
+step fast fast bench run "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" --results "$R" --no-progress-bar
+if [ "$MODE" = "--cpu-smoke" ]; then
+  want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
+else
+  step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
+    --runs "$FAST_RUNS" --tta-views 6
+fi
+
+# 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
 RESERVE=40; want airbench && RESERVE=100
 for seed in $(seq 0 $((DAWN_SEEDS - 1))); do
   want dawn || break
@@ -145,5 +167,32 @@ done
 
 step report report bench report "$R" --out "$OUT/report"
 step verify verify bench verify "$R"
+
+# 8. the lesson's GANs: generator steps/s, peak memory, FD per epoch and samples, in their own results
+#    folder so the boards above stay the classifiers'. The FD judge (bench/judge.py) comes from the
+#    cache ($BENCH_CACHE): carry judge-*.pt/.json from the machine that trained it to keep one judge
+#    across machines; without it this machine trains its own (a new checksum, named in every row).
+G="$OUT/gan/results"
+if [ "$MODE" = "--cpu-smoke" ]; then
+  GAN=(--model-kwargs nf=8 nz=16 extra=1 --epochs 1 --limit-train 640 --batch-size 32 --warmup-steps 1)
+  GAN_CELLS=("dcgan bf16 --inplace" "wgan bf16 --no-inplace")
+  # a judge trained in seconds: the smoke measures nothing
+  export BENCH_JUDGE='{"model_kwargs": {"width": 0.125}, "epochs": 1, "limit_train": 1000, "batch_size": 250, "tta": false}'
+else
+  GAN=(--model-kwargs nf=64 nz=100 extra=1 --epochs 2 --limit-train 25600 --channels-last --warmup-steps 10)
+  GAN_CELLS=()
+  for wl in dcgan wgan; do for prec in fp16 fp32; do for ip in --inplace --no-inplace; do
+    GAN_CELLS+=("$wl $prec $ip"); done; done; done
+fi
+for cell in "${GAN_CELLS[@]}"; do
+  want gan || break
+  if [ "$MODE" != "--cpu-smoke" ] && [ "$(elapsed)" -gt $((BUDGET_S - 30)) ]; then
+    echo "=== time budget: stopping the GAN cells before $cell"; break
+  fi
+  read -r wl prec ip <<< "$cell"
+  step gan "gan-$wl-$prec$ip" bench run --workload "$wl" --model dcgan "${GAN[@]}" "${DEV[@]}" \
+    --precision "$prec" "$ip" --results "$G" --no-progress-bar
+done
+[ -d "$G/runs" ] && step gan gan-report bench report "$G" --out "$OUT/gan/report"
 echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}"
 [ ${#FAILED[@]} -eq 0 ]

@@ -77,7 +77,7 @@ def test_run_display_says_evaluating_then_shows_the_last_epochs_figures():
         p.step(1, 256)
         text = "\n".join(screen(p.progress))
         assert "evaluating" not in text
-        assert "last: loss 1.235 acc 45.67%" in text, text
+        assert "last: loss 1.2346 test_acc 0.4567" in text, text
         # (28 x 196 + 195) steps at 1 s and 29 evaluations at 30 s: 6553 s
         assert "ETA 1.8 h" in text, text
     finally:

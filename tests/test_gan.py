@@ -1,0 +1,229 @@
+"""The GAN workloads (bench/workloads/gan.py), their models (models/dcgan.py) and their quality metric
+(bench/judge.py), on real images: the 600-image subset and a judge trained in seconds on it."""
+import json
+import math
+
+import pytest
+import torch
+
+import models
+from bench import data, judge
+from bench.workloads import gan
+from bench.config import from_recipe
+
+TINY_JUDGE = {"model_kwargs": {"width": 0.125}, "epochs": 2, "batch_size": 100, "limit_train": None, "tta": False}
+TINY_GAN = {"nf": 8, "nz": 16, "extra": 1}
+
+
+# --- the Frechet distance ---------------------------------------------------------------------
+
+def random_cov(n, seed):
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / n + 0.1 * torch.eye(n, dtype=torch.float64)
+
+
+def test_frechet_matches_closed_forms():
+    m1, m2 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)
+    v1, v2 = torch.tensor([4.0, 1.0, 9.0], dtype=torch.float64), torch.tensor([1.0, 1.0, 0.25], dtype=torch.float64)
+    # diagonal (commuting) covariances: |m1 - m2|^2 + sum (sqrt v1 - sqrt v2)^2
+    want = float((m1 - m2).square().sum() + (v1.sqrt() - v2.sqrt()).square().sum())
+    assert judge.frechet((m1, torch.diag(v1)), (m2, torch.diag(v2))) == pytest.approx(want, rel=1e-12)
+    # general covariances: tr((S1^1/2 S2 S1^1/2)^1/2) = sum of sqrt(eigenvalues of S1 S2)
+    s1, s2 = random_cov(6, 1), random_cov(6, 2)
+    m = torch.zeros(6, dtype=torch.float64)
+    cross = torch.linalg.eigvals(s1 @ s2).real.clamp(min=0).sqrt().sum()
+    want = float(s1.trace() + s2.trace() - 2 * cross)
+    assert judge.frechet((m, s1), (m, s2)) == pytest.approx(want, rel=1e-9)
+    assert judge.frechet((m, s2), (m, s1)) == pytest.approx(want, rel=1e-9)
+    assert judge.frechet((m, s1), (m, s1)) == pytest.approx(0, abs=1e-9)
+    # rotating both distributions together changes nothing
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    assert judge.frechet((m, q @ s1 @ q.T), (m, q @ s2 @ q.T)) == pytest.approx(want, rel=1e-9)
+
+
+# --- the models -------------------------------------------------------------------------------
+
+def test_generator_and_critic_shapes_and_layers():
+    m = models.create("dcgan", **TINY_GAN)
+    z = m.noise(5)
+    x = m.generator(z)
+    assert x.shape == (5, 3, 32, 32) and x.abs().max() <= 1
+    assert m.critic(x).shape == (5,)
+    convs = [type(c).__name__ for c in m.critic.modules() if isinstance(c, torch.nn.Conv2d)]
+    # 32 -> 16 (first), extra at 16, 16 -> 8 -> 4 (pyramid), 4 -> 1: the lesson's 64x64 has one more
+    assert len(convs) == 1 + 1 + 2 + 1
+    deconvs = [c for c in m.generator.modules() if isinstance(c, torch.nn.ConvTranspose2d)]
+    assert [d.out_channels for d in deconvs] == [32, 16, 8, 8, 3]
+    assert not any(isinstance(c, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for c in m.modules())
+    with pytest.raises(ValueError, match="no keyword 'width'"):
+        models.create("dcgan", width=2)
+
+
+def test_inplace_and_out_of_place_gans_give_equal_gradients():
+    z = torch.randn(6, 16, 1, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    real = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 2 - 1
+    results = []
+    for inplace in (True, False):
+        torch.manual_seed(0)
+        m = models.create("dcgan", inplace=inplace, **TINY_GAN).double()
+        fake = m.generator(z)
+        # the critic's loss on real and generated images, and the generator's through the critic
+        (m.critic(real).mean() - m.critic(fake).mean()).backward()
+        results.append((fake.detach(), {k: p.grad.clone() for k, p in m.named_parameters()}))
+    (f1, g1), (f2, g2) = results
+    assert torch.equal(f1, f2)
+    assert g1.keys() == g2.keys() and any(k.startswith("generator") for k in g1)
+    for k in g1:
+        assert torch.equal(g1[k], g2[k]), k
+
+
+# --- the judge and the workloads, on real images --------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(small_data, monkeypatch_module):
+    monkeypatch_module.setenv("BENCH_JUDGE", json.dumps(TINY_JUDGE))
+    ds = data.load(str(small_data))
+    j = judge.load_or_train(str(small_data), ds, **gan.judge_overrides())
+    return ds, j
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_real_images_are_far_closer_than_an_untrained_generator(tiny):
+    ds, j = tiny
+    assert j.label() == f"FD in resnet9-{j.checksum[:8]} features"
+    train = judge.gaussian(j.features(ds.train_x))
+    real = judge.frechet(judge.gaussian(j.features(ds.test_x)), train)
+    torch.manual_seed(0)
+    g = models.create("dcgan", **TINY_GAN).generator.eval()
+    with torch.no_grad():
+        fake = judge.to_pixels(g(torch.randn(len(ds.test_x), 16, 1, 1)))
+    untrained = judge.frechet(judge.gaussian(j.features(fake)), train)
+    assert 0 < real and untrained > 5 * real
+
+
+def test_the_judge_is_cached_and_a_changed_file_is_not_trusted(tiny, small_data, tmp_path, monkeypatch):
+    ds, j = tiny
+    again = judge.load_or_train(str(small_data), ds, **gan.judge_overrides())
+    assert again.checksum == j.checksum and again.test_acc == j.test_acc
+    for p in data.cache_dir().glob("judge-*"):  # a copy: the other tests keep the good judge
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    pt = next(tmp_path.glob("judge-*.pt"))
+    blob = bytearray(pt.read_bytes())
+    blob[-100] ^= 0xFF
+    pt.write_bytes(bytes(blob))
+
+    def retrain(*a):
+        raise RuntimeError("retrained")
+    monkeypatch.setattr(judge, "_train", retrain)
+    warnings = []
+    with pytest.raises(RuntimeError, match="retrained"):
+        judge.load_or_train(str(small_data), ds, cache=tmp_path, warn=warnings.append, **gan.judge_overrides())
+    assert any("unusable (checksum mismatch)" in w for w in warnings)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan"])
+def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
+    ds, _ = tiny
+    cfg = from_recipe(None, **{**gan.DEFAULTS[name], "model_kwargs": TINY_GAN, "batch_size": 60,
+                               "device": "cpu", "precision": "bf16"})
+    w = {"dcgan": gan.DCGANWorkload, "wgan": gan.WGANWorkload}[name](cfg, "cpu")
+    fields = w.setup(ds)
+    assert fields["critic_steps_per_gen_step"] == gan.N_CRITIC[name]
+    assert fields["fd_samples"] == len(ds.test_x) and fields["judge"]
+    before = w.evaluate()["fd"]
+    params = {k: v.clone() for k, v in w.model.state_dict().items()}
+    losses = torch.stack([w.step(b, k) for k, b in enumerate(w.batches(1))])
+    assert losses.shape == (w.steps_per_epoch, len(w.loss_names)) and torch.isfinite(losses).all()
+    assert w.steps_per_epoch == 600 // (60 * gan.N_CRITIC[name])
+    assert any(not torch.equal(params[k], v) for k, v in w.model.state_dict().items() if "generator" in k)
+    if name == "wgan":  # clipped after every critic update
+        assert max(p.abs().max() for p in w.model.critic.parameters()) <= gan.CLIP
+        assert torch.allclose(losses[:, 2], -losses[:, 0])
+    after = w.evaluate()["fd"]
+    assert math.isfinite(before) and math.isfinite(after) and after != before
+    png = w.save_artifacts(tmp_path, "run-1")
+    assert png.endswith("samples/run-1.png") and open(png, "rb").read(4) == b"\x89PNG"
+    # reset: the initial weights again
+    w.reset(cfg.seed)
+    assert all(torch.equal(params[k], v) for k, v in w.model.state_dict().items())
+
+
+# --- end to end: the CLI, the rows, the report ------------------------------------------------
+
+def test_bench_run_wgan_writes_rows_samples_and_boards(tiny, small_data, tmp_path):
+    import duckdb
+    import pandas as pd
+
+    from bench import report_gan
+
+    from .conftest import bench
+
+    res = tmp_path / "results"
+    env = {"BENCH_JUDGE": json.dumps(TINY_JUDGE)}
+    for ip in ("--inplace", "--no-inplace"):
+        bench("run", "--workload", "wgan", "--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "40",
+              "--epochs", "1", "--target", "1000", "--device", "cpu", "--precision", "bf16", ip,
+              "--data", small_data, "--results", res, "--no-progress-bar", env=env, check=0)
+    runs, epochs = pd.read_parquet(res / "runs"), pd.read_parquet(res / "epochs")
+    assert set(runs.workload) == {"wgan"} and set(runs.status) == {"ok"} and len(epochs) == 2
+    assert runs.judge.notna().all() and (runs.critic_steps_per_gen_step == 5).all()
+    assert runs.fd_label.iloc[0].startswith("FD in resnet9-")
+    assert epochs[["fd", "wasserstein_estimate", "critic_loss", "gen_loss"]].notna().all().all()
+    n = duckdb.sql(f"select count(*) from read_parquet('{res}/epochs/*.parquet') where fd > 0").fetchall()[0][0]
+    assert n == 2
+    for run_id in runs.run_id:
+        assert (res / "samples" / f"{run_id}.png").read_bytes()[:4] == b"\x89PNG"
+    boards = dict(report_gan.gan_boards(runs, epochs))
+    speed = next(df for t, df in boards.items() if t.startswith("GAN speed"))
+    assert len(speed) == 2 and (speed.gen_steps_per_s > 0).all()
+    assert any(t.startswith("GAN in-place effect") for t in boards)
+    assert any("FD in resnet9-" in t for t in boards)
+    html = report_gan.sample_grid_html([res], runs)
+    assert html.count('src="data:image/png;base64,') == 2
+
+
+def test_a_gan_with_a_classifier_model_is_refused(small_data, tmp_path):
+    from .conftest import bench
+
+    p = bench("run", "--workload", "wgan", "--model", "resnet9", "--epochs", "1", "--device", "cpu",
+              "--data", small_data, "--results", tmp_path / "r", check=2)
+    assert "dcgan" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_the_sample_grid_renders_in_chromium(tiny, tmp_path):
+    """The page's GAN section on its own, embedded and drawn by a browser (the grid holds real images
+    here: what matters is that the PNG survives the trip into the page)."""
+    import shutil
+
+    import matplotlib.image as mpimg
+    import pandas as pd
+
+    from bench import report_gan
+
+    from .test_report import chromium
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    ds, _ = tiny
+    res = tmp_path / "results"
+    gan.save_grid(ds.train_x[:64], res, "run-a")
+    runs = pd.DataFrame([{"run_id": "run-a", "workload": "wgan", "status": "ok", "model_kwargs": '{"nf": 8}',
+                          "precision": "bf16", "inplace": True, "batch_size": 40, "epochs": 1, "target": 1000.0,
+                          "device_name": "CPU <b>x</b>", "judge": "abc", "final_acc": 123.4,
+                          "fd_label": "FD in resnet9-abc features", "epochs_completed": 1,
+                          "source_file": str(res / "runs" / "run-a.parquet")}])
+    section = report_gan.sample_grid_html([res], runs)
+    assert "CPU &lt;b&gt;x&lt;/b&gt;" in section and "FD in resnet9-abc features 123.4" in section
+    page = tmp_path / "page.html"
+    page.write_text(f"<!doctype html><html><body style='margin:0;background:#fff'>{section}</body></html>")
+    shot = tmp_path / "shot.png"
+    chromium(f"--screenshot={shot}", "--window-size=600,600", "--hide-scrollbars", page.as_uri(), tmp=tmp_path / "u")
+    img = mpimg.imread(shot)[..., :3]
+    coloured = ((img.max(-1) - img.min(-1)) > 0.1).sum()  # the samples; the captions are black on white
+    assert coloured > 2000, coloured
