@@ -194,7 +194,7 @@ def build_parser(recipe=None):
                     help="GPUs per task (default: the largest world_size of a GPU cell; 0 for CPU sweeps)")
     sl.add_argument("--time", metavar="T", help="Slurm time limit per task, e.g. 4:00:00 (default: the partition's)")
     sl.add_argument("--sbatch-arg", action="append", metavar="ARG",
-                    help="one more #SBATCH line, e.g. --sbatch-arg=--account=abc (repeatable)")
+                    help="one more #SBATCH line, e.g. --sbatch-arg=--account=abc (repeatable; default: none)")
     s.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("maxbatch", help="largest batch that trains a step within a memory limit",

@@ -58,7 +58,7 @@ def add_config_args(p, only=None, recipe=None):
     the help shows the values that apply: the recipe's when --recipe is on the command line."""
     shown = recipe if recipe in RECIPES else None
     g = _Only(p.add_argument_group(
-        f"configuration (defaults shown: recipe {shown!r}'s)" if shown else
+        f"configuration (defaults shown: the {shown} recipe's)" if shown else
         "configuration (defaults shown: the lesson's Darknet; `--recipe NAME --help` shows that recipe's)"), only)
     g.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named configuration; the flags "
                    "below change it")

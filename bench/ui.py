@@ -6,7 +6,7 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -19,12 +19,12 @@ def say(msg):
     console.print(msg, markup=False)
 
 
-def duration(s):
-    """Seconds for people: 12.3 s, 585 s (9.8 min), 20.9 h."""
+def duration(s, short=False):
+    """Seconds for people: 12.3 s, 585 s (9.8 min), 20.9 h; short (for a bar): 12 s, 9.8 min, 20.9 h."""
     if s < 60:
-        return f"{s:.1f} s"
+        return f"{s:.0f} s" if short else f"{s:.1f} s"
     if s < 3600:
-        return f"{s:.0f} s ({s / 60:.1f} min)"
+        return f"{s / 60:.1f} min" if short else f"{s:.0f} s ({s / 60:.1f} min)"
     return f"{s / 3600:.1f} h"
 
 
@@ -54,17 +54,17 @@ class RunProgress:
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(bar_width=24),
                 TextColumn("step {task.completed}/{task.total}"), TextColumn("{task.fields[phase]}"),
                 TextColumn("{task.fields[ips]}"), TextColumn("{task.fields[last]}"),
-                TextColumn("{task.fields[eta]}"), TimeElapsedColumn(),
+                TextColumn("{task.fields[eta]}"), _Since(clock, clock()),
                 console=self.out, transient=True, refresh_per_second=4)
             self.progress.start()
-            self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs, phase="training",
+            self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs, phase="",
                                                ips="", last="", eta="")
 
     def start_epoch(self, epoch):
         self.epoch, self.images, self.t_epoch = epoch, 0, self.clock()
         if self.progress:  # reset() replaces all custom fields, so give them all again
             task = self.progress.tasks[0]
-            self.progress.reset(self.task, total=self.steps, **{**task.fields, "epoch": epoch, "phase": "training"})
+            self.progress.reset(self.task, total=self.steps, **{**task.fields, "epoch": epoch, "phase": ""})
 
     def step(self, k, images):
         """Called after step k (1-based) of the epoch; host clock only, never a device sync."""
@@ -76,7 +76,7 @@ class RunProgress:
         ips = f"{self.images / max(now - self.t_epoch, 1e-9):.0f} img/s"
         eta = self.eta(k, now)
         if self.progress:
-            self.progress.update(self.task, completed=k, ips=ips, eta=f"run ETA {duration(eta)}" if eta else "")
+            self.progress.update(self.task, completed=k, ips=ips, eta=f"ETA {duration(eta, short=True)}" if eta else "")
         elif eta is not None and not self.eta_said and self.epoch == 1:
             self.eta_said = True
             self.t_last_line = now
@@ -125,7 +125,7 @@ class RunProgress:
                 f"train {row['elapsed_s']:.1f}s  wall {row['wall_s']:.1f}s"
                 + (f"  run ETA {duration(left)}" if self.epoch < self.epochs else ""))
         if self.progress:
-            self.progress.update(self.task, phase="", last=f"epoch {row['epoch']}: loss {loss} {self.quality} {quality}")
+            self.progress.update(self.task, phase="", last=f"last: loss {loss} {self.quality} {quality}")
             self.progress.console.print(line, markup=False, highlight=False)
         else:
             say(line)
@@ -135,6 +135,19 @@ class RunProgress:
         if self.progress:
             self.progress.stop()
             self.progress = None
+
+
+class _Since(ProgressColumn):
+    """Time since the run began. rich's own elapsed column stops when a task completes, which
+    froze it through every evaluation (the epoch's steps all done) and restarted it each epoch."""
+
+    def __init__(self, clock, t0):
+        super().__init__()
+        self.clock, self.t0 = clock, t0
+
+    def render(self, task):
+        s = int(max(self.clock() - self.t0, 0))
+        return Text(f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}", style="progress.elapsed")
 
 
 def run_summary(row, results_path=None):
@@ -154,8 +167,8 @@ def run_summary(row, results_path=None):
         head = (f"target {show(target)} reached at epoch {row.get('epoch_reached')} in "
                 f"{duration(_num(row.get('time_to_target_s')) or 0)} of training")
     elif status == "ok":
-        head = (f"target {show(target)} not reached in {row.get('epochs_completed')} epochs "
-                f"({duration(train or 0)} of training)")
+        head = (f"target {show(target)} not reached in {row.get('epochs_completed')} epochs, "
+                f"{duration(train or 0)} of training")
     else:
         error = (str(row.get("error") or "").strip().splitlines() or [""])[-1][:200]
         head = (f"run {status}" + (f" ({error})" if error else "")
@@ -182,7 +195,7 @@ def _pct(t):
 
 class SweepProgress:
     """The sweep's display, a fixed layout whatever the terminal's width:
-        sweep ━━━━━━━━━━  3/8  ok 2  failed 0  left 5  ETA 0:12:00  0:03:10
+        sweep ━━━━━━━━━━  3/8  ok 2  failed 0  left 5  ETA 12.6 min  0:03:10
         cell 4/8: precision=bf16, model_kwargs.width=0.5, seed=1
           epoch 3/20  loss 1.2345  test_acc 0.4567 ...        <- the child's last line
     Each line is cropped to the terminal, so nothing the child prints can land on the bar's line."""
@@ -218,7 +231,7 @@ class SweepProgress:
 
     def advance(self, ok, failed, left, eta_s=None):
         self.progress.update(self.task, advance=1, ok=ok, failed=failed, left=left,
-                             eta=f"ETA {duration(eta_s)}" if eta_s else "")
+                             eta=f"ETA {duration(eta_s, short=True)}" if eta_s else "")
 
 
 class _LinesProgress(Progress):

@@ -78,7 +78,7 @@ def _isolated_environment(tmp_path_factory):
             os.environ[k] = v
 
 
-def bench(*args, env=None, timeout=600, check=None):
+def bench(*args, env=None, timeout=1500, check=None):  # wide: CI may share its cores
     """Run the real CLI in a fresh process."""
     e = dict(os.environ)
     e.update(env or {})

@@ -120,6 +120,13 @@ MUTATIONS = [
      "            unknown = []", "each_inconsistency_is_named"),
     ("seeds reset between runs", "bench/workloads/classify.py", "        self.model.load_state_dict(self._fresh_model(seed).state_dict())",
      "        pass", "separate_processes"),
+    ("an interrupted epoch's steps are counted", "bench/runner.py",
+     '                rec["train_time"] += time.perf_counter() - rec["t_epoch0"]', "                pass", "ctrl_c"),
+    ("Ctrl-C exits 130", "bench/cli.py", "        return 130\n    return 1", "        return 1\n    return 1", "ctrl_c"),
+    ("no abbreviated flags", "bench/cli.py", 'kw.setdefault("allow_abbrev", False)', 'kw.setdefault("allow_abbrev", True)',
+     "abbreviations"),
+    ("the sweep's lines are cropped", "bench/ui.py", 'self.child = Text("", no_wrap=True, overflow="ellipsis", style="dim")',
+     'self.child = Text("", style="dim")', "fixed_layout"),
 ]
 
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import models
-from bench.results import EPOCH_COLUMNS, RUN_COLUMNS
+from bench.results import EPOCH_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
 
 from .conftest import TINY, bench
 
@@ -39,7 +39,7 @@ def test_parquet_has_the_documented_columns_and_pandas_reads_it(tiny_run):
     assert list(epochs.epoch) == [1, 2] and epochs.elapsed_s.iloc[-1] == pytest.approx(r.train_time_s)
     assert r.final_acc == epochs.test_acc.iloc[-1] and r.best_acc == epochs.test_acc.max()
     # the schema rides along in the file, so other tools see the types
-    assert pq.read_schema(next((results / "runs").glob("*.parquet"))).metadata[b"schema_version"] == b"1"
+    assert pq.read_schema(next((results / "runs").glob("*.parquet"))).metadata[b"schema_version"] == str(SCHEMA_VERSION).encode()
 
 
 def test_parquet_matches_what_the_display_showed(tiny_run):

@@ -53,7 +53,7 @@ def test_run_display_shows_a_whole_run_eta_after_the_first_steps_and_no_blank_fi
         lines = screen(p.progress)
         text = "\n".join(lines)
         assert len(lines) == 1 and len(lines[0]) <= WIDTH, lines
-        assert "run ETA 21.1 h" in text, text       # (30 x 196 - 5) steps x 12.9 s
+        assert "ETA 21.1 h" in text, text       # (30 x 196 - 5) steps x 12.9 s
         assert "loss -" not in text and "acc -" not in text and "…" not in text, text
         assert "epoch 1/30" in text and "step 5/196" in text and "img/s" in text
     finally:
@@ -77,9 +77,9 @@ def test_run_display_says_evaluating_then_shows_the_last_epochs_figures():
         p.step(1, 256)
         text = "\n".join(screen(p.progress))
         assert "evaluating" not in text
-        assert "epoch 1: loss 1.235 acc 45.67%" in text, text
+        assert "last: loss 1.2346 test_acc 0.4567" in text, text
         # (28 x 196 + 195) steps at 1 s and 29 evaluations at 30 s: 6553 s
-        assert "run ETA 1.8 h" in text, text
+        assert "ETA 1.8 h" in text, text
     finally:
         p.close()
 
@@ -101,7 +101,7 @@ def test_sweep_display_has_a_fixed_layout_whatever_the_child_prints():
     assert len(lines) == 3 and all(len(line) <= WIDTH for line in lines), lines
     bar, cell, child = lines
     assert bar == bar_before
-    for part in ("sweep", "3/8", "ok 2", "failed 1", "left 5", "ETA 754 s (12.6 min)"):
+    for part in ("sweep", "3/8", "ok 2", "failed 1", "left 5", "ETA 12.6 min"):
         assert part in bar, bar
     assert "{" not in bar and "run_id" not in bar
     assert cell.startswith("cell 4/8: " + desc)
@@ -127,3 +127,32 @@ def test_sweep_child_output_has_no_json(small_data, tmp_path):
     bench("sweep", s, "--results", tmp_path / "r", "--data", small_data, check=0)
     log = next((tmp_path / "r" / "logs").glob("*.log")).read_text()
     assert '{"run_id"' not in log and "reached at epoch" in log, log
+
+
+def test_run_summary_says_what_happened_in_one_line():
+    row = dict(status="ok", target=0.85, reached_target=True, epoch_reached=10, time_to_target_s=585.2,
+               train_time_s=585.2, best_acc=0.8845, final_acc=0.8845, epochs_completed=10)
+    assert ui.run_summary(row) == "target 85% reached at epoch 10 in 585 s (9.8 min) of training; best 88.45%"
+    row.update(reached_target=False, epoch_reached=None, time_to_target_s=float("nan"), final_acc=0.8801)
+    assert ui.run_summary(row, "r/runs/x.parquet") == (
+        "target 85% not reached in 10 epochs, 585 s (9.8 min) of training; best 88.45%, final 88.01%; "
+        "recorded in r/runs/x.parquet")
+    row.update(status="interrupted", error="interrupted by SIGINT (Ctrl-C)", epochs_completed=3, train_time_s=75000.0)
+    assert ui.run_summary(row).startswith("run interrupted (interrupted by SIGINT (Ctrl-C)) after 3 epochs, 20.8 h of training")
+
+
+def test_run_display_clock_runs_through_evaluation():
+    """rich's elapsed column stops once a task completes: through an evaluation (all steps done)
+    it showed a frozen time. The run's clock keeps going and does not restart each epoch."""
+    clock = Clock()
+    p = ui.RunProgress(2, 4, live=True, out=terminal(), clock=clock)
+    try:
+        p.start_epoch(1)
+        for k in range(1, 5):
+            clock.t += 10
+            p.step(k, 50)
+        p.evaluating()
+        clock.t += 25
+        assert "0:01:05" in "\n".join(screen(p.progress))
+    finally:
+        p.close()
