@@ -133,7 +133,7 @@ def thresholds_board(rep):
     return Board("thresholds", "Time to several accuracies", ["configuration", "device", "target"] + heads + ["group"],
                  rows, note=("Median seconds on the training clock to the first epoch at or over each accuracy, over "
                              "the finished runs that got there (how many of them in brackets); from the epoch files."),
-                 left=("configuration", "device", "group"), narrow=tuple(["configuration"] + heads))
+                 left=("configuration", "device", "group"), narrow=tuple(["configuration"] + heads), plot="curves-all")
 
 
 def effects_board(rep):
@@ -218,27 +218,28 @@ def unranked_board(rep):
                  optional=("setup s", "flags"))
 
 
+def compile_board(rep):
+    items = [f"{model_label(r)} {r['precision']} batch {r['batch_size']} (group {r['group_id']}): torch.compile "
+             f"compiled up to {int(r['timed_compiles'])} graph(s) during timed steps, so its times include "
+             "compilation (give it --warmup-steps)"
+             for _, r in rep.board.iterrows() if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0]
+    return Board("compile", "Compilation on the clock", items=items)
+
+
 def notes_board(rep):
-    items = []
-    for _, r in rep.board.iterrows():
-        if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0:
-            items.append(f"{model_label(r)} {r['precision']} batch {r['batch_size']} (group {r['group_id']}): "
-                         f"torch.compile compiled up to {int(r['timed_compiles'])} graph(s) during timed steps, so "
-                         "its times include compilation (give it --warmup-steps)")
-        if r.get("contended_runs"):
-            items.append(f"group {r['group_id']} ({config_name(r)}): {int(r['contended_runs'])} of its runs were "
-                         "measured under contention; its times include other processes' load")
-    for s in rep.splits:
-        items.append(f"{config_name(s['row'])} on {s['hardware_key']} ran from different code "
-                     f"({', '.join(s['code_hashes'])}): shown as separate groups {', '.join(s['groups'])}")
-    return Board("notes", "Compilation on the clock, contention and code changes", items=items)
+    items = [f"group {r['group_id']} ({config_name(r)}): {int(r['contended_runs'])} of its {int(r['runs'] + r['failed_runs'])} "
+             "runs were measured under contention; its times include other processes' load"
+             for _, r in rep.board.iterrows() if r.get("contended_runs")]
+    items += [f"{config_name(s['row'])} on {s['hardware_key']} ran from different code ({', '.join(s['code_hashes'])}): "
+              f"shown as separate groups {', '.join(s['groups'])}" for s in rep.splits]
+    return Board("notes", "Contention and code changes", items=items)
 
 
 def boards(rep):
     """Every board of the report, in page order."""
     out = leaderboards(rep)
     out += [thresholds_board(rep), effects_board(rep), hardware_board(rep), cost_board(rep), latency_board(rep),
-            sweeps_board(rep), unranked_board(rep), notes_board(rep)]
+            sweeps_board(rep), unranked_board(rep), compile_board(rep), notes_board(rep)]
     if rep.warnings:
         out.append(Board("skipped", "Files skipped", items=list(rep.warnings)))
     out.append(Board("method", "How to read this", items=[
