@@ -30,7 +30,8 @@ def test_every_output_is_written(reported):
     assert len(json.loads((out / "leaderboard.json").read_text())) == 2
     import re
     page = (out / "index.html").read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(?!data:|#)""", page), "the page must load nothing from outside"
+    assert not re.search(r"""(src|href)\s*=\s*(?!["']?(data:|#))""", page), "the page must load nothing from outside"
+    assert page.count("src='data:image/svg+xml;base64,") >= 2
 
 
 def test_table_numbers_match_pandas_on_the_parquet(reported):
