@@ -142,7 +142,7 @@ def effects_board(rep):
              fmt_num(x["speed_b_over_a"], "x"), x["speed_metric"], fmt_range(x["speed_lo"], x["speed_hi"], "s2"),
              {"noise": "within noise", "differs": "differs", "untested": "untested (1 run)"}[x["verdict"]]
              + (" · contended" if x["contended_runs"] else ""),
-             fmt_num(x["acc_diff_b_minus_a"], "pp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
+             fmt_num(x["acc_diff_b_minus_a"], "dpp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
             for _, x in e.iterrows()] if len(e) else []
     return Board("effects", "Axis effects",
                  ["B vs A", "context", "runs A+B", "speed B/A", "speed by", "95% CI", "verdict", "acc B−A pp",
