@@ -224,7 +224,8 @@ def read_sweeps(sources, warn):
     for c in ("wall_s", "train_time_s", "eval_time_s", "setup_time_s"):
         s[c] = pd.to_numeric(s.get(c), errors="coerce")
     # what the runs' clocks do not cover: process starts, imports, data decode outside setup, gaps
-    s["other_time_s"] = s["wall_s"] - s[["train_time_s", "eval_time_s", "setup_time_s"]].fillna(0).sum(axis=1)
+    rest = s["wall_s"] - s[["train_time_s", "eval_time_s", "setup_time_s"]].fillna(0).sum(axis=1)
+    s["other_time_s"] = pd.to_numeric(s["other_time_s"], errors="coerce").fillna(rest) if "other_time_s" in s else rest
     return s.sort_values("started_at") if "started_at" in s else s
 
 

@@ -133,7 +133,7 @@ def thresholds_board(rep):
     return Board("thresholds", "Time to several accuracies", ["configuration", "device", "target"] + heads + ["group"],
                  rows, note=("Median seconds on the training clock to the first epoch at or over each accuracy, over "
                              "the finished runs that got there (how many of them in brackets); from the epoch files."),
-                 left=("configuration", "device", "group"), narrow=tuple(["configuration"] + heads))
+                 left=("configuration", "device", "group"), narrow=tuple(["configuration"] + heads), plot="curves-all")
 
 
 def effects_board(rep):
@@ -142,7 +142,7 @@ def effects_board(rep):
              fmt_num(x["speed_b_over_a"], "x"), x["speed_metric"], fmt_range(x["speed_lo"], x["speed_hi"], "s2"),
              {"noise": "within noise", "differs": "differs", "untested": "untested (1 run)"}[x["verdict"]]
              + (" · contended" if x["contended_runs"] else ""),
-             fmt_num(x["acc_diff_b_minus_a"], "pp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
+             fmt_num(x["acc_diff_b_minus_a"], "dpp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
             for _, x in e.iterrows()] if len(e) else []
     return Board("effects", "Axis effects",
                  ["B vs A", "context", "runs A+B", "speed B/A", "speed by", "95% CI", "verdict", "acc B−A pp",
@@ -218,20 +218,21 @@ def unranked_board(rep):
                  optional=("setup s", "flags"))
 
 
+def compile_board(rep):
+    items = [f"{model_label(r)} {r['precision']} batch {r['batch_size']} (group {r['group_id']}): torch.compile "
+             f"compiled up to {int(r['timed_compiles'])} graph(s) during timed steps, so its times include "
+             "compilation (give it --warmup-steps)"
+             for _, r in rep.board.iterrows() if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0]
+    return Board("compile", "Compilation on the clock", items=items)
+
+
 def notes_board(rep):
-    items = []
-    for _, r in rep.board.iterrows():
-        if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0:
-            items.append(f"{model_label(r)} {r['precision']} batch {r['batch_size']} (group {r['group_id']}): "
-                         f"torch.compile compiled up to {int(r['timed_compiles'])} graph(s) during timed steps, so "
-                         "its times include compilation (give it --warmup-steps)")
-        if r.get("contended_runs"):
-            items.append(f"group {r['group_id']} ({config_name(r)}): {int(r['contended_runs'])} of its runs were "
-                         "measured under contention; its times include other processes' load")
-    for s in rep.splits:
-        items.append(f"{config_name(s['row'])} on {s['hardware_key']} ran from different code "
-                     f"({', '.join(s['code_hashes'])}): shown as separate groups {', '.join(s['groups'])}")
-    return Board("notes", "Compilation on the clock, contention and code changes", items=items)
+    items = [f"group {r['group_id']} ({config_name(r)}): {int(r['contended_runs'])} of its {int(r['runs'] + r['failed_runs'])} "
+             "runs were measured under contention; its times include other processes' load"
+             for _, r in rep.board.iterrows() if r.get("contended_runs")]
+    items += [f"{config_name(s['row'])} on {s['hardware_key']} ran from different code ({', '.join(s['code_hashes'])}): "
+              f"shown as separate groups {', '.join(s['groups'])}" for s in rep.splits]
+    return Board("notes", "Contention and code changes", items=items)
 
 
 def boards(rep):
@@ -240,7 +241,7 @@ def boards(rep):
     if not rep.board.empty:  # classifier runs (a results directory may hold only GANs)
         out = leaderboards(rep)
         out += [thresholds_board(rep), effects_board(rep), hardware_board(rep), cost_board(rep), latency_board(rep),
-                sweeps_board(rep), unranked_board(rep), notes_board(rep)]
+                sweeps_board(rep), unranked_board(rep), compile_board(rep), notes_board(rep)]
     out += gan_boards(rep)
     if rep.warnings:
         out.append(Board("skipped", "Files skipped", items=list(rep.warnings)))

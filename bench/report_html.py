@@ -9,8 +9,9 @@ from .report_plots import plot_curves, plot_effects, plot_throughput_memory
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:20px auto;max-width:1880px;color:#222;padding:0 14px}
 h2{margin:28px 0 6px}table{border-collapse:collapse;margin:6px 0 18px;font-size:12.5px}
-th,td{border:1px solid #d4d4d4;padding:2px 6px;text-align:right;white-space:nowrap}
-th{background:#eef0f3;position:sticky;top:0;z-index:1;cursor:pointer;user-select:none}
+th,td{border:1px solid #d4d4d4;padding:2px 5px;text-align:right;white-space:nowrap}
+th{background:#eef0f3;position:sticky;top:0;z-index:1;cursor:pointer;user-select:none;white-space:normal;
+vertical-align:bottom}td.f{white-space:normal;min-width:6em}
 th.l,td.l{text-align:left}td.w{white-space:normal;overflow-wrap:anywhere;min-width:11em;max-width:22em}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
 tbody tr:nth-child(even){background:#fafafa}td[title]{text-decoration:underline dotted #aaa}
@@ -39,8 +40,9 @@ def _cell(c, cls):
 
 
 def table(board):
-    def cls(h):
-        return ("l w" if h in ("configuration", "context", "B vs A") else "l") if h in board.left else ""
+    def cls(h):  # names and notes may wrap; numbers never do
+        wrap = {"configuration": " w", "context": " w", "B vs A": " w", "flags": " f", "verdict": " f"}.get(h, "")
+        return ("l" + wrap) if h in board.left else wrap.strip()
     head = "".join(f'<th class="{cls(h)}" scope="col">{e(h)}</th>' for h in board.headers)
     body = "".join("<tr>" + "".join(_cell(c, cls(h)) for c, h in zip(r, board.headers)) + "</tr>" for r in board.rows)
     return f"<table class='sortable' id='t-{e(board.key)}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -52,6 +54,8 @@ def _plot(name, rep):
         main = ranked[(ranked["dataset"] == ranked.iloc[0]["dataset"]) & (ranked["target"] == ranked.iloc[0]["target"])]
         main = main.sort_values("median_time_to_target_s")
         return "accuracy against training time", plot_curves(rep.runs, rep.epochs, main)
+    if name == "curves-all" and len(rep.epochs) and len(rep.board) > 1:
+        return "accuracy against training time, every configuration", plot_curves(rep.runs, rep.epochs, rep.board)
     if name == "effects" and len(rep.effects):
         return "axis effects", plot_effects(rep.effects)
     if name == "throughput" and len(rep.board):

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report_fmt import config_name, missing  # noqa: E402
+from .report_fmt import config_name, cut, missing  # noqa: E402
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})  # text stays text: small and searchable
 
@@ -51,7 +51,7 @@ def plot_curves(runs, epochs, board, limit=10):
         ts += list(c["t"][c["t"] > 0])
         yerr = np.array([c["acc"] - c["lo"], c["hi"] - c["acc"]]) if (c["n"] > 1).any() else None
         ax.errorbar(c["t"], c["acc"], yerr=yerr, fmt="-o", ms=3, lw=1.4, capsize=2, color=cmap(i % 10),
-                    label=f"{gid(b['group_id'])}  {config_name(b)} (n={len(ids)})")
+                    label=f"{gid(b['group_id'])}  {cut(config_name(b), 46)} (n={len(ids)})")
     for t in sorted(set(board.head(limit)["target"].dropna())):
         ax.axhline(float(t), color="k", ls="--", lw=0.8)
         ax.annotate(f" target {float(t) * 100:.1f}%", (0, float(t)), xycoords=("axes fraction", "data"),
@@ -89,7 +89,7 @@ def plot_effects(effects):
 
 def plot_throughput_memory(board):
     fig, ax = plt.subplots(figsize=(10, 5))
-    drawn = 0
+    points = []
     for _, b in board.iterrows():
         gpu = not missing(b["peak_gpu_mem_bytes"])
         mem = b["peak_gpu_mem_bytes"] if gpu else b["peak_host_rss_bytes"]
@@ -97,18 +97,35 @@ def plot_throughput_memory(board):
         if missing(mem) or missing(ips):
             continue
         ax.scatter(mem / 2**20, ips, marker="o" if gpu else "s", s=36)
-        ax.annotate(gid(b["group_id"]), (mem / 2**20, ips), fontsize=7.5, xytext=(4, 3), textcoords="offset points",
-                    annotation_clip=False)
-        drawn += 1
+        points.append((mem / 2**20, float(ips), gid(b["group_id"])))
     ips_all = pd.to_numeric(board["mean_train_images_per_s"], errors="coerce").dropna()
     if len(ips_all) and ips_all.min() > 0 and ips_all.max() / ips_all.min() > 30:
         ax.set_yscale("log")
     ax.margins(0.12)
+    _label_points(ax, points)
     ax.set_xlabel("peak memory, MiB (circles: GPU allocated; squares: host RSS on CPU runs)")
     ax.set_ylabel("training images/s")
     ax.set_title("Throughput against peak memory (labels: group ids)")
     ax.grid(alpha=0.3)
-    return _svg(fig) if drawn else None
+    return _svg(fig) if points else None
+
+
+def _label_points(ax, points):
+    """Each point's id beside it, moved to the first of a few offsets that overlaps no earlier label
+    (in display pixels), so clustered groups stay readable."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the axes' scales so data maps to pixels
+    offsets = [(5, 3), (5, -11), (5, 14), (-42, 3), (-42, -11), (-42, 14), (5, 25), (5, -22)]
+    placed = []
+    for x, y, text in sorted(points, key=lambda p: (p[1], p[0])):
+        px, py = ax.transData.transform((x, y))
+        scale = fig.dpi / 72  # offsets are in points
+        for dx, dy in offsets:
+            box = (px + dx * scale, py + dy * scale)
+            if all(abs(box[0] - q[0]) > 38 * scale or abs(box[1] - q[1]) > 10 * scale for q in placed):
+                break
+        placed.append(box)
+        ax.annotate(text, (x, y), fontsize=7.5, xytext=(dx, dy), textcoords="offset points", annotation_clip=False)
 
 
 def has_number(v):

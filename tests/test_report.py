@@ -28,6 +28,10 @@ def test_every_output_is_written(reported):
                  f"dawnbench_{gid}.json", f"dawnbench_{gid}.tsv"):
         assert (out / name).stat().st_size > 0, name
     assert len(json.loads((out / "leaderboard.json").read_text())) == 2
+    import re
+    page = (out / "index.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*(?!["']?(data:|#))""", page), "the page must load nothing from outside"
+    assert page.count("src='data:image/svg+xml;base64,") >= 2
 
 
 def test_table_numbers_match_pandas_on_the_parquet(reported):
@@ -164,7 +168,7 @@ def test_page_renders_with_plots_and_markup_as_text(with_markup, tmp_path):
     assert img.shape[0] == 4000 and img.shape[1] == 1400
     # the plots' coloured lines, markers and bars: text and tables are grey on white
     coloured = ((img.max(-1) - img.min(-1)) > 0.3).sum()
-    assert coloured > 5000, coloured
+    assert coloured > 1500, coloured  # thin vector lines: fewer pixels than the old PNGs, still thousands
     assert len(np.unique((img * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 200
     dom = chromium("--dump-dom", url, tmp=tmp_path / "u2").stdout
     assert "&lt;b&gt;bold&lt;/b&gt;&lt;script&gt;document.title='owned'&lt;/script&gt;" in dom
@@ -398,7 +402,7 @@ def test_runs_from_different_code_are_split_and_said_so(finished_sweep, tmp_path
     d = _copy_with(results, tmp_path, new_code)
     rep = report.build([d])
     assert len(rep.board) > len(report.build([results]).board) and rep.splits
-    assert set(rep.splits[0]["code_hashes"]) == {"c0de0000c0de", "unrecorded"}
+    assert "c0de0000c0de" in rep.splits[0]["code_hashes"] and len(set(rep.splits[0]["code_hashes"])) == 2
     bench("report", d, "--out", tmp_path / "out", check=0)
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "ran from different code" in md and "c0de0000c0de" in md
@@ -407,14 +411,20 @@ def test_runs_from_different_code_are_split_and_said_so(finished_sweep, tmp_path
 def test_contended_runs_are_marked_and_effects_from_them_are_no_finding(finished_sweep, tmp_path):
     _, results, _, _ = finished_sweep
 
+    def quiet(row):  # this shared machine is often busy: start from runs marked quiet
+        row["other_cpu_frac"], row["cpu_steal_frac"] = 0.01, 0.0
+    clean = report.build([_copy_with(results, tmp_path / "clean", quiet, which=lambda i: True)])
+    assert clean.board.contended_runs.sum() == 0 and not clean.effects.summary.str.contains("contended").any()
+
     def busy(row):
-        row["other_cpu_frac"] = 0.4
-    d = _copy_with(results, tmp_path, busy, which=lambda i: i == 0)
+        quiet(row)
+        if row.run_id.iloc[0] == first:
+            row["other_cpu_frac"] = 0.4
+    first = pd.read_parquet(sorted((results / "runs").glob("*.parquet"))[0]).run_id.iloc[0]
+    d = _copy_with(results, tmp_path, busy, which=lambda i: True)
     rep = report.build([d])
     assert rep.board.contended_runs.sum() == 1
     assert rep.effects.contended_runs.sum() == 1 and rep.effects.summary.str.contains("not a finding").all()
-    clean = report.build([results])
-    assert clean.board.contended_runs.sum() == 0 and not clean.effects.summary.str.contains("contended").any()
     bench("report", d, "--out", tmp_path / "out", check=0)
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "1 contended" in md and "other_cpu_frac" in md  # the flag, and the rule that set it
@@ -442,7 +452,7 @@ def test_sweeps_device_time_section(finished_sweep, tmp_path, monkeypatch):
     _, results, _, _ = finished_sweep
     d = tmp_path / "results"
     shutil.copytree(results, d)
-    (d / "sweeps").mkdir()
+    (d / "sweeps").mkdir(exist_ok=True)  # the sweep itself may have written its row already
     row = {"sweep_run_id": "sw1", "sweep": "tiny", "started_at": pd.Timestamp("2026-11-26T10:00:00Z"),
            "wall_s": 100.0, "runs": 4, "ok_runs": 4, "train_time_s": 60.0, "eval_time_s": 10.0,
            "setup_time_s": 5.0, "efficiency": 0.6}
@@ -450,7 +460,7 @@ def test_sweeps_device_time_section(finished_sweep, tmp_path, monkeypatch):
     if "sweeps" not in res.KINDS:
         monkeypatch.setitem(res.KINDS, "sweeps", [(k, None, "") for k in row])
     rep = report.build([d])
-    assert rep.sweeps.other_time_s.iloc[0] == pytest.approx(25.0)
+    assert rep.sweeps.set_index("sweep_run_id").other_time_s["sw1"] == pytest.approx(25.0)
     from bench.report_md import render
     md = render(rep)
     assert "## Device time" in md and "| tiny |" in md and "60%" in md and "25.0" in md
