@@ -126,7 +126,8 @@ def check_run(r, epochs):
     best, final = _num(r.get("best_acc")), _num(r.get("final_acc"))
     top = (max if higher else min)(accs) if accs else None
     if accs and best is not None and abs(best - top) > EPS:
-        out.append(f"best_acc {best} is not the best epoch's {quality} {top}")
+        what = "accuracy" if quality == "test_acc" else quality
+        out.append(f"best_acc {best} is not the best epoch's {what} {top}")
     if accs and final is not None and abs(final - accs[-1]) > EPS:
         out.append(f"final_acc {final} is not the last epoch's accuracy {accs[-1]}")
     done = _num(r.get("epochs_completed"))
