@@ -83,6 +83,12 @@ RUNS = [
     C("sweep", S, "identity", "name of the sweep that ran it, if any"),
     C("sweep_run_id", S, "identity", "the `bench sweep` invocation that ran it (sweeps/<id>.parquet), if any"),
     *config_columns(),
+    C("model_source", S, "identity", "a user's model: where its factory came from ('pkg.mod:fn' or "
+                                     "'/abs/path/net.py:fn'); null for a built-in (then `model` is its registered name)"),
+    C("model_source_hash", S, "config", "a user's model: sha256 of its module's source file (part of config_key: "
+                                        "two versions never merge); null for a built-in"),
+    C("model_honours", S, "setting", 'JSON {"num_classes": bool, "inplace": bool}: which run settings the '
+                                     "model's factory takes (a built-in takes both; one it does not take is not applied)"),
     C("dataset", S, "data", "data set name, e.g. cifar10 or cifar10-jpeg"),
     C("data_checksum", S, "data", "checksum of the data source"),
     C("train_images", I, "data", "train images used (after limit_train)"),
@@ -139,7 +145,9 @@ RUNS = [
                                           "during training: a busy machine shows here", "frac", "max", "pct"),
     C("cpu_steal_frac", F, "measurement", "share of the host's CPU time stolen by the hypervisor during "
                                           "training (/proc/stat steal)", "frac", "max", "pct"),
-    # --- GAN workloads (bench/gan.py, issue #15) ------------------------------------------------
+    C("airbench_event_time_s", F, "measurement", "airbench side-by-side rows: airbench's own CUDA-event training "
+                                                 "time; null elsewhere and on its CPU port", "s", "median", "s"),
+    # --- GAN workloads (bench/workloads/gan.py, issue #15) ------------------------------------------------
     # For dcgan/wgan, quality = "fd": final_acc and best_acc hold the FD (lower is better).
     C("critic_steps_per_gen_step", F, "data", "GANs: critic updates per generator update (a step is one "
                                               "generator update and these)", agg="first"),
@@ -173,7 +181,7 @@ EPOCHS = [
     C("eval_s", F, "measurement", "this epoch's evaluation time", "s"),
     C("peak_gpu_mem_bytes", I, "measurement", "torch.cuda.max_memory_allocated over this epoch's steps and eval "
                                               "(rank 0); null on CPU. The run's peak is the largest of these", "B"),
-    # --- GAN workloads (bench/gan.py, issue #15) ------------------------------------------------
+    # --- GAN workloads (bench/workloads/gan.py, issue #15) ------------------------------------------------
     C("critic_loss", F, "measurement", "GANs: mean critic loss (dcgan: BCE on real + fake; wgan: D(real) - D(fake))"),
     C("gen_loss", F, "measurement", "GANs: mean generator loss (dcgan: BCE of fakes as real; wgan: D(G(z)))"),
     C("wasserstein_estimate", F, "measurement", "wgan: the critic's Wasserstein estimate D(fake) - D(real), "

@@ -67,14 +67,35 @@ class RunConfig:
                           key=False)
     eval_batch_size: int = setting(1000, "evaluation batch size", key=False)
     time_limit_s: float | None = setting(None, "the run is recorded as timeout after this long", key=False)
+    # issue #17's settings (bench/fast.py): at their defaults a run is what it was before they existed
+    tta_views: int | None = setting(None, "test-time views with tta: 1, 2 (the mirror; null means 2) or 6 "
+                                          "(mirror x 1-pixel shifts); the `tta_views` column says what ran")
+    translate: int = setting(4, "random-crop range: pixels of reflection padding")
+    alt_flip: bool = setting(False, "each image flipped on alternate epochs (seeded) instead of at random")
+    whiten: bool = setting(False, "first layer: frozen 2x2 patch whitening from the train data (fastnet)")
+    whiten_bias_epochs: int = setting(0, "epochs the whitening bias trains before it is frozen too")
+    dirac: bool = setting(False, "3x3 convs initialised as partial identity")
+    bn_weight_frozen: bool = setting(False, "BatchNorm weights frozen at 1 (only the biases train)")
+    bn_bias_lr_scale: float = setting(1.0, "BatchNorm biases' lr multiplier (their weight decay divided by it)")
+    lookahead_every: int = setting(0, "steps between lookahead (weight EMA) updates; 0 = off")
+    lookahead_decay: float = setting(0.95, "lookahead's EMA decay per step (ramped in as (step/total)^3)")
+    schedule: str = setting("one_cycle", "lr schedule: one_cycle, or triangle (lr/div -> lr at pct% of the "
+                                         "steps -> lr/final_div)")
+    final_div: float = setting(1.0, "triangle schedule: the last step's lr = lr / final_div")
+    tta_last_only: bool = setting(False, "epochs before the last evaluated on one view (saves CPU time); "
+                                         "tta_views applies to the last")
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     def key(self):
         """A stable hash of what the run measures: the identifying fields only."""
+        import models
+
         d = {k: v for k, v in self.to_dict().items() if FIELDS[k].metadata["key"]}
         d["model_kwargs"] = canonical_kwargs(self.model, self.model_kwargs)
+        # a user's model: its name and source hash instead of the path (built-in keys unchanged)
+        d.update(models.identity(self.model))
         # fields added after results were first recorded hash only when they differ from their
         # default, so older rows keep their keys (a resumed sweep still finds them)
         for k, v in NEW_FIELD_DEFAULTS.items():
@@ -85,17 +106,21 @@ class RunConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 KEY_FIELDS = [n for n, f in FIELDS.items() if f.metadata["key"]]
-# Added in schema 2; absent from the hash at their defaults, see RunConfig.key.
-NEW_FIELD_DEFAULTS = {"workload": "classify", "compile_mode": "default"}
+# Added in schema 2 (the workload, compile mode and issue #17's settings from tta_views on); absent
+# from the hash at their defaults, see RunConfig.key.
+NEW_FIELD_DEFAULTS = {"workload": "classify", "compile_mode": "default",
+                      **{k: FIELDS[k].default for k in list(FIELDS)[list(FIELDS).index("tta_views"):]}}
 
 
 def canonical_kwargs(model, kwargs):
     """The model's keywords with defaults filled in, so equal models hash equally."""
     import models
+    from models.registry import plain
 
     full = {k: v for k, v in models.model_keywords(model).items()}
     full.update(kwargs)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(full.items())}
+    # plain(): a user's default that is not a literal (a class, a function) goes in as its repr
+    return {k: plain(v) for k, v in sorted(full.items())}
 
 
 # Named configurations. `dawn` is the fastest path to 94% this harness has; the others are each
@@ -124,6 +149,30 @@ RECIPES = {
                  lr=0.8, div=8, pct=10, weight_decay=5e-4, label_smoothing=0.2, tta=True,
                  channels_last=True, precision="bf16", compile=True, warmup_steps=3,
                  stop_at_target=True),
+    # fast: issue #17's entry, built on airbench's published ideas (bench/fast.py, models/fastnet.py);
+    # each idea is a setting that configs/fast-ablation.toml switches off one at a time.
+    "fast": dict(
+        model="fastnet",
+        # airbench's widths are 64-256-256; block 1 at 62 keeps 10 whole epochs (480 steps of 1024)
+        # within the training FLOPs of airbench's 9.9 epochs (476 steps): see README
+        model_kwargs={"widths": [62, 256, 256]},
+        batch_size=1024, epochs=10,      # ~10 epochs at batch 1024, as airbench
+        precision="bf16", channels_last=True, compile=True, warmup_steps=3, stop_at_target=True,
+        # SGD on the mean loss: airbench's lr 11.5 per 1024 summed examples over its kilostep scale
+        # 1024 * (1 + 1/(1 - 0.85)) is a mean-loss lr of 1.5 (unitless)
+        lr=1.5, nesterov=True, mom_max=0.85, mom_min=0.85,   # constant momentum 0.85
+        # decay per step lr*wd = 0.0153 * 1024 / kilostep scale (airbench's decoupled 0.0153)
+        weight_decay=1.33e-3,
+        schedule="triangle", div=5, pct=23, final_div=1 / 0.07,  # lr x0.2 -> x1 at 23% of steps -> x0.07
+        label_smoothing=0.2,             # as airbench (and resnet9's recipe)
+        translate=2,                     # pixels: small shifts suffice for a net this small
+        alt_flip=True,                   # every image seen both ways round every two epochs
+        whiten=True, whiten_bias_epochs=3,   # epochs: the bias adapts early, then freezes (saves its backward)
+        dirac=True, bn_weight_frozen=True,
+        bn_bias_lr_scale=64.0,           # BatchNorm biases at 64x the lr, weight decay / 64
+        lookahead_every=5, lookahead_decay=0.95,   # steps; EMA decay per step
+        tta=True, tta_views=6,           # mirror x {none, 1 px down-right, 1 px up-left}
+    ),
     # A small configuration for a CPU: ResNet-9 at half width. On the 2-core CPU here it reached 85%
     # of cifar10-jpeg at epoch 10 (88.45%) in 585 s of training (README, results/cpu).
     "cpu": dict(model="resnet9", model_kwargs={"width": 0.5}, batch_size=256, epochs=10,
@@ -202,12 +251,35 @@ def validate(cfg, cuda_available=None):
         raise BenchError("cutout and warmup-steps must not be negative")
     if cfg.time_limit_s is not None and cfg.time_limit_s <= 0:
         raise BenchError(f"time limit must be positive, got {cfg.time_limit_s!r}")
+    from . import fast  # fast: issue #17's settings
+    fast.check(cfg, BenchError)
     try:  # on the meta device: checks the shapes without allocating the weights
         with torch.device("meta"):
-            models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
-    except (ValueError, TypeError) as e:
-        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {e}") from None
+            net = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
+    except Exception as e:  # noqa: BLE001 - a user's factory can raise anything: one line
+        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
+    _check_output(cfg, net)
     return cfg
+
+
+def _check_output(cfg, net):
+    """A user's network must map a CIFAR-10 batch to 10 logits. On the meta device; a network
+    that cannot run there (data-dependent code) is left for the run to judge."""
+    import torch
+
+    import models
+
+    if cfg.workload != "classify" or not models.is_user_spec(cfg.model):
+        return
+    try:
+        with torch.device("meta"):
+            out = net(torch.empty(2, 3, 32, 32))
+    except Exception:  # noqa: BLE001
+        return
+    if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 10)):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BenchError(f"model {cfg.model!r} maps a batch of 2 images to {shape}; it must give "
+                         f"(2, 10), one logit per CIFAR-10 class")
 
 
 _WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",

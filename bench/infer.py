@@ -11,6 +11,7 @@ The checkpoint is loaded with torch.load(weights_only=True): it cannot run code.
 import json
 import os
 import time
+import warnings
 from datetime import datetime, timezone
 
 import torch
@@ -29,14 +30,19 @@ WARMUP = 10
 
 
 def load_checkpoint(path):
+    """The checkpoint's dict, or BenchError in one line: torch's own messages are cut mid-sentence
+    at a line break and advise `weights_only=False`, which would run whatever code the file holds."""
     if not os.path.isfile(path):
         raise BenchError(f"checkpoint not found: {path} (save one with `bench run --save PATH`)")
+    not_ours = f"{path} is not a cifar-bench checkpoint (write one with `bench run --save PATH`)"
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle refusing a non-weights object, a truncated file, ...
-        raise BenchError(f"cannot load checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise about a file we refuse
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated or foreign file, ...
+        raise BenchError(f"{not_ours}; it cannot be read as one ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise BenchError(f"{path} is not a checkpoint written by `bench run --save`")
+        raise BenchError(not_ours)
     return ckpt
 
 
@@ -68,16 +74,16 @@ def main(a):
         # accuracy with the run's own evaluation batches, so it reproduces the run's number
         batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"],
                                       ckpt.get("eval_batch_size", 1000), device, dtype, ckpt["channels_last"])
-        correct = sum(int((evaluate_logits(model, x, tta).argmax(1) == y).sum()) for x, y in batches)
+        correct = sum(int((evaluate_logits(model, x, tta, ckpt.get("tta_views")).argmax(1) == y).sum()) for x, y in batches)
         top1 = correct / len(ds.test_x)
         batches = loader.eval_batches(ds.test_x, ds.test_y, ckpt["mean"], ckpt["std"], a.batch_size, device,
                                       dtype, ckpt["channels_last"])
 
-        evaluate_logits(model, batches[0][0], tta)  # untimed
+        evaluate_logits(model, batches[0][0], tta, ckpt.get("tta_views"))  # untimed
         sync(device)
         t0 = time.perf_counter()
         for x, _ in batches:
-            evaluate_logits(model, x, tta)
+            evaluate_logits(model, x, tta, ckpt.get("tta_views"))
         sync(device)
         throughput = len(ds.test_x) / (time.perf_counter() - t0)
 
@@ -85,12 +91,12 @@ def main(a):
         singles = loader.eval_batches(ds.test_x[:n], ds.test_y[:n], ckpt["mean"], ckpt["std"], 1,
                                       device, dtype, ckpt["channels_last"])
         for x, _ in singles[:WARMUP]:  # untimed: the first calls at batch 1 pick their kernels
-            evaluate_logits(model, x, tta).argmax(1).item()
+            evaluate_logits(model, x, tta, ckpt.get("tta_views")).argmax(1).item()
         times = []
         for x, _ in singles:
             sync(device)
             t = time.perf_counter()
-            evaluate_logits(model, x, tta).argmax(1).item()  # .item(): the answer is on the host
+            evaluate_logits(model, x, tta, ckpt.get("tta_views")).argmax(1).item()  # .item(): the answer is on the host
             times.append((time.perf_counter() - t) * 1000)
     lat = torch.tensor(times, dtype=torch.float64)
     row = results.new_row("inference")

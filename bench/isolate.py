@@ -33,7 +33,7 @@ def _die_with_parent():
 
 def command(cfg, seeds, run_ids, data, results_dir, save=None, sweep=None, sweep_run_id=None):
     args = ["-m", "bench", "run", "--config-json", json.dumps(cfg.to_dict()), "--seeds", ",".join(map(str, seeds)),
-            "--run-ids", ",".join(run_ids), "--results", str(results_dir), "--no-progress-bar", "--json"]
+            "--run-ids", ",".join(run_ids), "--results", str(results_dir), "--no-progress-bar"]
     for flag, value in (("--data", data), ("--save", save), ("--sweep", sweep), ("--sweep-run-id", sweep_run_id)):
         if value:
             args += [flag, str(value)]

@@ -92,7 +92,7 @@ def search(cfg, limit, start=16, max_batch=1 << 16, granularity=8, probe=probe_o
 
 def main(a):
     from . import results
-    from .cli import config_from_args
+    from .cli_config import config_from_args
     from .measure import fingerprint
     from .ui import say
 

@@ -39,7 +39,7 @@ def gan_runs(runs):
 
 
 def _config_key(df):
-    # str() of each value: astype(str) keeps missing values missing (pandas' string dtype)
+    # str() of each value, NaN included (pandas' string dtype would keep NaN as a float)
     return df[CONFIG].apply(lambda r: " | ".join(str(v) for v in r), axis=1)
 
 
@@ -122,7 +122,7 @@ def fd_by_epoch(runs, epochs):
     g = gan_runs(runs)
     if g.empty or epochs is None or epochs.empty or "fd" not in epochs.columns:
         return pd.DataFrame()
-    g["configuration"] = g.apply(lambda r: f"{_label(r)} | {r['device_name']}", axis=1)
+    g["configuration"] = g.apply(_label, axis=1) + " | " + g["device_name"].astype(str)
     e = epochs.merge(g[["run_id", "configuration"]], on="run_id")
     if e.empty:
         return pd.DataFrame()

@@ -18,9 +18,11 @@ def seeded(cfg, seed):
 
 
 def new_run_id(cfg, seed=None):
+    import models
+
     seed = cfg.seed if seed is None else seed
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    model = cfg.model.rsplit(":", 1)[-1].rsplit("/", 1)[-1]  # a user's FILE:fn names itself by fn
+    model = models.model_name(cfg.model)  # a user's FILE.py:fn names itself
     return results.safe_name(f"{model}-{seeded(cfg, seed).key()[:8]}-s{seed}-{stamp}-{os.urandom(3).hex()}")
 
 
@@ -35,6 +37,9 @@ def config_fields(cfg):
 
 def base_row(cfg, run_id, device, world_size, started, seed=None, seed_index=0, sweep=None, sweep_run_id=None):
     """Every column of a run row, with its configuration, fingerprint and identity filled in."""
+    import models
+
+    from . import fast
     from .measure import fingerprint
     from .workload import get
 
@@ -42,6 +47,8 @@ def base_row(cfg, run_id, device, world_size, started, seed=None, seed_index=0, 
     wl = get(cfg.workload)
     row = results.new_row("runs")
     row.update(config_fields(cfg))
+    row["tta_views"] = fast.views(cfg)  # the views evaluated (1 without TTA), not the setting's null
+    row.update(models.row_fields(cfg.model))  # a user's model: its own name, import path, source hash
     row.update(fingerprint(device, world_size))
     row.update(run_id=run_id, schema_version=results.SCHEMA_VERSION, sweep=sweep, sweep_run_id=sweep_run_id,
                config_key=cfg.key(), batch_size_scope="global", quality=wl.quality, seed_index=seed_index,
@@ -60,8 +67,13 @@ def check_save(save, n_seeds):
         raise BenchError(f"--save {save}: with several seeds the path needs {{seed}} (e.g. model-{{seed}}.pt)")
 
 
-def flops_fields(wl, cfg, device, row=None):
-    """flops_per_image and peak_tflops at setup; achieved_tflops and mfu once the run has a throughput."""
-    if row is None:
-        return {}
-    return {}
+def flops_fields(row):
+    """achieved_tflops, peak_tflops (x GPUs) and mfu from the row's flops_per_image and throughput."""
+    from . import flops
+
+    f = flops.run_fields(row.get("flops_per_image"), row.get("train_images_per_s"), row.get("device_name"),
+                         row.get("precision"))
+    if f["peak_tflops"] is not None and row.get("gpu_count"):
+        f["peak_tflops"] *= row["gpu_count"]
+        f["mfu"] = f["achieved_tflops"] / f["peak_tflops"] if f["achieved_tflops"] is not None else None
+    return f

@@ -52,7 +52,7 @@ def classify(exc):
     if isinstance(exc, Diverged):
         return "diverged", str(exc)
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):
-        return "interrupted", str(exc) or "interrupted"
+        return "interrupted", str(exc) or "interrupted by SIGINT (Ctrl-C)"  # the CLI exits 130 on it
     tb = traceback.format_exc().strip().splitlines()
     return "crashed", "\n".join(tb[-12:])
 
@@ -136,8 +136,9 @@ class Runner:
                 watchdog.cancel()
             # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) must not
             # cut the recording short: with the default action the run would vanish without a row.
-            prev = signal.signal(signal.SIGTERM, signal.SIG_IGN) \
-                if threading.current_thread() is threading.main_thread() else None
+            main = threading.current_thread() is threading.main_thread()
+            prev = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None
+            prev_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # nor a second Ctrl-C
             try:
                 if getattr(self, "progress", None):
                     self.progress.close()
@@ -146,6 +147,7 @@ class Runner:
             finally:
                 if prev is not None:
                     signal.signal(signal.SIGTERM, prev)
+                    signal.signal(signal.SIGINT, prev_int)
         return row
 
     # --- setup ----------------------------------------------------------------------------
@@ -180,7 +182,6 @@ class Runner:
         data_time = time.perf_counter() - t0
         wl = workloads.get(cfg.workload)(cfg, self.device, self.rank, self.world, self.fault)
         fields = wl.setup(ds)
-        fields.update(flops_fields(wl, cfg, self.device))
         self.setup_fields = fields
         row.update(fields)
         if self.rank == 0 and self.show_progress:
@@ -268,8 +269,8 @@ class Runner:
             row.update(train_time_s=rec["train_time"], eval_time_s=rec["eval_time"],
                        wall_time_s=time.perf_counter() - rec["t_train0"])
             steps = len(rec["epochs"]) * wl.steps_per_epoch
-            if rec["train_time"] > 0 and steps:
-                row["train_images_per_s"] = steps * wl.images_per_step / rec["train_time"]
+            if steps:  # over the finished epochs: an interrupted one's steps are in train_time only
+                row["train_images_per_s"] = steps * wl.images_per_step / rec["epochs"][-1]["elapsed_s"]
             mem, nvml, comp, host = self.meters
             own = host.own_cpu_s()
             if self.world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world \
@@ -284,14 +285,14 @@ class Runner:
                        time_to_target_s=s["time_to_target_s"], wall_time_to_target_s=s["wall_time_to_target_s"],
                        epochs_completed=s["epochs_completed"], final_acc=s["final"], best_acc=s["best"],
                        final_train_loss=rec["epochs"][-1].get(wl.loss_names[0]))
-        row.update(flops_fields(wl, cfg, self.device, row))
+        row.update(flops_fields(row))
         row.update(**rss.stop(), finished_at=datetime.now(timezone.utc))
         self.rows.append(row)
         if self.rank == 0:
             if rec["epochs"]:
                 results.write(self.results_dir, "epochs", row["run_id"], rec["epochs"])
             results.write(self.results_dir, "runs", row["run_id"], [row])
-            if rec["epochs"] and hasattr(wl, "save_artifacts"):  # a GAN's sample grid (bench/gan.py)
+            if rec["epochs"] and hasattr(wl, "save_artifacts"):  # a GAN's sample grid (bench/workloads/gan.py)
                 wl.save_artifacts(self.results_dir, row["run_id"])
             if self.save and row["status"] == "ok":
                 save_checkpoint(wl, row, checkpoint_path(self.save, row["seed"], len(self.seeds)))

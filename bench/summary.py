@@ -47,3 +47,17 @@ def time_to_thresholds(epoch_rows, thresholds, quality="test_acc", higher_is_bet
         hit = first_reaching(epoch_rows, t, quality, higher_is_better)
         out[t] = float(hit["elapsed_s"]) if hit else None
     return out
+
+
+def threshold_column(t):
+    """`time_to_90_s` for 0.90; `time_to_93.5_s` for 0.935 (never two thresholds on one name)."""
+    return f"time_to_{round(float(t) * 100, 4):g}_s"
+
+
+def times_to_thresholds(epochs, thresholds, quality="test_acc"):
+    """A DataFrame, one row per run_id of an epochs frame: time_to_<pct>_s for each threshold."""
+    import pandas as pd
+    cols = ["run_id"] + [threshold_column(t) for t in thresholds]
+    rows = [[rid] + list(time_to_thresholds(ep, thresholds, quality).values())
+            for rid, ep in epochs.groupby("run_id", sort=False)]
+    return pd.DataFrame(rows, columns=cols)

@@ -25,160 +25,27 @@
 A configuration's seeds run one after another in one child process (bench.isolate): data,
 compilation and autotuning are paid once; `--isolate-seeds` gives every run its own process. A
 cell is done when a run row with its config_key and status "ok" exists; done cells are skipped,
-failed ones retried only with --retry-failed. A cell is claimed with an flock on
-RESULTS/.locks/<key>.lock, held by the child that runs it, so concurrent sweeps (and --shard i/N
-on N machines sharing RESULTS) never run a cell twice at once. Each invocation that runs anything
-writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+failed ones retried only with --retry-failed. A cell is claimed, held by the child that runs it,
+so concurrent sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once (bench/claims.py: an flock, or a
+claim file where flock is not shared between machines); the claim dies with its holder. `--shard
+I/N` takes every N-th configuration (all its seeds), so shards keep seeds together. Each
+invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+`--slurm` and `--status` are bench/slurm.py's.
 """
 import contextlib
 import dataclasses
-import fcntl
-import itertools
 import os
 import time
-import tomllib
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import isolate, results
-from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
+from . import claims, isolate, results
+from .config import BenchError
 from .row import new_run_id
-from .ui import console, say
-
-SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
-
-
-@dataclass
-class Cell:
-    index: int
-    axes: dict   # axis -> value, for display
-    cfg: RunConfig
-
-
-def load(path):
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"sweep file not found: {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise BenchError(f"{path}: invalid TOML: {e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path}: cannot read: {e}") from None
-    unknown = set(doc) - {"sweep", "base", "axes", "exclude", "cells"}
-    if unknown:
-        raise BenchError(f"{path}: unknown section [{sorted(unknown)[0]}]; sections are [sweep], [base], "
-                         f"[axes], [[exclude]], [[cells]]")
-    meta = doc.get("sweep", {})
-    bad = set(meta) - SWEEP_KEYS
-    if bad:
-        raise BenchError(f"{path}: unknown key {sorted(bad)[0]!r} in [sweep]; keys: {', '.join(sorted(SWEEP_KEYS))}")
-    return path, meta, doc.get("base", {}), doc.get("axes", {}), doc.get("exclude", []), doc.get("cells", [])
-
-
-def _set(values, key, v, where):
-    if key.startswith("model_kwargs."):
-        values["model_kwargs"] = dict(values.get("model_kwargs", {}))
-        values["model_kwargs"][key.split(".", 1)[1]] = list(v) if isinstance(v, tuple) else v
-    elif key in FIELDS or key == "recipe":
-        values[key] = v
-    else:
-        raise BenchError(f"{where}: unknown setting {key!r}; settings are {', '.join(FIELDS)} "
-                         f"or model_kwargs.KEY")
-
-
-def _start(recipe, base, where, model=None):
-    """A cell's values before its axes: the recipe's, then [base] on top; `model` is the cell's own
-    when an axis names one (its keywords start from that model's defaults)."""
-    if recipe is not None and recipe not in RECIPES:
-        raise BenchError(f"{where}: unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-    if not isinstance(base.get("model_kwargs", {}), dict):
-        raise BenchError(f"{where}: [base] model_kwargs must be a table, got {base['model_kwargs']!r}")
-    start = dict(RECIPES.get(recipe, {}))
-    for k, v in base.items():
-        if k not in ("model_kwargs", "recipe"):
-            _set(start, k, v, f"{where} [base]")
-    start["model_kwargs"] = _model_kwargs(recipe, base, model or start.get("model", "darknet"))
-    return start
-
-
-def _model_kwargs(recipe, base, model):
-    """The recipe's (or the default's) model keywords belong to its own model only, and [base]'s
-    to [base]'s model only: another model starts from its own defaults."""
-    own = RECIPES.get(recipe, {})
-    inherited = own.get("model_kwargs", RunConfig().model_kwargs) if model == own.get("model", "darknet") else {}
-    base_model = base.get("model", own.get("model", "darknet"))
-    return {**inherited, **(base.get("model_kwargs", {}) if model == base_model else {})}
-
-
-def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
-    """All cells of the sweep, validated; raises BenchError naming the first bad one. Explicit
-    [[cells]] come first, in file order, then the axes' product; a cell is never listed twice."""
-    where = str(path)
-    _start(base.get("recipe"), base, where)
-    for k, vs in axes.items():
-        _set({}, k, None, f"{where} [axes]")
-        if not isinstance(vs, list) or not vs:
-            raise BenchError(f"{where}: axis {k!r} must be a non-empty list of values, got {vs!r}")
-    for ex in exclude:
-        for k in ex:
-            if k not in axes:
-                raise BenchError(f"{where}: [[exclude]] names {k!r}, which is not an axis")
-    seeds = _seeds(meta.get("seeds", list(range(meta.get("repeats", 1)))), f"{where}: [sweep] seeds")
-    limit = meta.get("time_limit_s")
-    points = []
-    for spec in explicit:
-        spec = dict(spec)
-        points.append((spec, _seeds(spec.pop("seeds", seeds), f"{where}: [[cells]] seeds")))
-    names = list(axes)
-    for combo in itertools.product(*(axes[k] for k in names)):
-        point = dict(zip(names, combo))
-        if not any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
-            points.append((point, seeds))
-    cells, seen = [], set()
-    for point, point_seeds in points:
-        recipe = point.get("recipe", base.get("recipe"))
-        for seed in point_seeds:
-            values = _start(recipe, base, where, point.get("model"))
-            for k, v in point.items():
-                if k != "recipe":
-                    _set(values, k, v, f"{where} [axes]")
-            if "seed" not in point:
-                values["seed"] = seed
-            if limit is not None and "time_limit_s" not in values:
-                values["time_limit_s"] = float(limit)
-            desc = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
-            values.pop("recipe", None)
-            try:
-                cfg = RunConfig(recipe=recipe, **values)
-                validate(cfg, cuda_available=check_gpu)
-            except (BenchError, TypeError) as e:
-                raise BenchError(f"{where}: cell ({desc}, seed {seed}): {e}") from None
-            if cfg.key() not in seen:
-                seen.add(cfg.key())
-                cells.append(Cell(len(cells), {**point, "seed": seed}, cfg))
-    return cells
-
-
-def _seeds(seeds, where):
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise BenchError(f"{where} must be a non-empty list of integers (or repeats = N)")
-    return seeds
-
-
-def parse_shard(text):
-    try:
-        i, n = (int(x) for x in text.split("/"))
-        if n < 1 or not 0 <= i < n:
-            raise ValueError
-        return i, n
-    except ValueError:
-        raise BenchError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}") from None
-
+from .sweep_file import Cell, expand, load, parse_shard  # noqa: F401 - the sweep's file side, named here too
+from .ui import SweepProgress, console, say
 
 def status_by_key(results_dir, warn=say):
     runs = results.read(results_dir, "runs", warn=warn)
@@ -215,7 +82,7 @@ def main(a):
     name = meta.get("name", path.stem)
     if a.shard:
         i, n = parse_shard(a.shard)
-        cells = [c for c in cells if c.index % n == i]
+        cells = shard_cells(cells, i, n, a.isolate_seeds)
     source = a.data or (str((path.parent / meta["data"]).resolve()) if meta.get("data") else None)
 
     seen = status_by_key(a.results) if Path(a.results, "runs").is_dir() else {}
@@ -261,29 +128,28 @@ def groups_of(todo, isolate_seeds):
     return list(groups.values())
 
 
+def shard_cells(cells, i, n, isolate_seeds=False):
+    """Shard I of N: every N-th group of groups_of(cells), so a configuration's seeds stay in one
+    shard (and one process)."""
+    return [c for k, g in enumerate(groups_of(cells, isolate_seeds)) if k % n == i for c in g]
+
+
 def _claim(stack, results_dir, cell, retry_failed):
-    """The cell's lock file, flocked, or None when another sweep holds it or recorded it meanwhile."""
-    lock = stack.enter_context(open(results_dir / ".locks" / f"{cell.cfg.key()}.lock", "a"))
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    """The cell's claim, or None when another sweep holds it or recorded it meanwhile."""
+    c = stack.enter_context(claims.claim(results_dir, cell.cfg.key()))
+    if c is None:
         return None, "being run by another sweep"
     st = status_by_key(results_dir, warn=None).get(cell.cfg.key(), [])
     if "ok" in st or (st and not retry_failed):
         return None, "recorded meanwhile by another sweep"
-    return lock, None
+    return c, None
 
 
 def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, account, stop_after=None):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     done, durations = 0, []
     live = console.is_terminal
-    progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("ok {task.fields[ok]}  failed {task.fields[failed]}  left {task.fields[left]}"),
-                        TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-                        console=console, disable=not live)
-    with progress:
-        task = progress.add_task("sweep", total=len(todo), ok=0, failed=0, left=len(todo), current="")
+    with SweepProgress(len(todo), live=live) as progress:
         for group in groups_of(todo, isolate_seeds):
             elapsed = time.monotonic() - account.t0
             expected = len(group) * sum(durations) / len(durations) if durations else 0.0
@@ -299,10 +165,10 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                         done += 1
                         counts["skipped"] += 1
                         say(f"[{done}/{len(todo)}] {_desc(cell)}: {why}; skipped")
-                        progress.update(task, advance=1, left=len(todo) - done)
+                        progress.advance(counts["ok"], counts["failed"], len(todo) - done)
                     else:
                         claimed.append(cell)
-                        fds.append(lock.fileno())
+                        fds.extend(lock.fds)
                 if not claimed:
                     continue
                 cfg, seeds = claimed[0].cfg, [c.cfg.seed for c in claimed]
@@ -311,11 +177,13 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                     say(f"[{done + 1}/{len(todo)}] {_desc(claimed[0])}: starting "
                         + (f"runs {', '.join(run_ids)} (seeds {seeds}) in one process" if len(seeds) > 1
                            else f"run {run_ids[0]}"))
+                progress.start_cell(done + 1, len(todo), _desc(claimed[0])
+                                    + (f" (+{len(claimed) - 1} more seeds)" if len(claimed) > 1 else ""))
                 t0 = time.monotonic()
                 rows, processes = isolate.run_seeds(
                     cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
                     log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
-                    on_line=lambda line: progress.update(task, current=line.strip()[:70]), pass_fds=fds)
+                    on_line=progress.child_line, pass_fds=fds)
             account.add(rows, processes)
             durations.append((time.monotonic() - t0) / len(rows))
             for cell, row in zip(claimed, rows):
@@ -323,14 +191,15 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
                 status = row.get("status")
                 counts["ok" if status == "ok" else "failed"] += 1
                 left = len(todo) - done
-                eta = f", ETA {left * sum(durations) / len(durations) / 60:.1f} min" if left else ""
+                eta_s = left * sum(durations) / len(durations)
+                eta = f", ETA {eta_s / 60:.1f} min" if left else ""
                 acc, ttt = row.get("final_acc"), row.get("time_to_target_s")
                 say(f"[{done}/{len(todo)}] {_desc(cell)}: {status}"
                     + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
                     + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
                     + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
                     + f" [{counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
-                progress.update(task, advance=1, ok=counts["ok"], failed=counts["failed"], left=left)
+                progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
 

@@ -42,7 +42,7 @@ def _discover():
 
 
 def names():
-    # not "if the registry is empty": importing one workload's module first (bench.gan) registers
+    # not "if the registry is empty": importing one workload's module first (bench.workloads.gan) registers
     # it, and the others would then never be found
     if not _DISCOVERED:
         _discover()

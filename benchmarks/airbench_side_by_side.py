@@ -6,10 +6,20 @@ images [N, 32, 32, 3], int64 labels and class names) when `train94` builds its l
 writes those files from the harness's decoded cache first, so both train on exactly the same images
 (the shared JPEG copy, not the original CIFAR-10).
 
-Clock: `airbench.warmup94()` first (untimed, as airbench does), then per run a device sync around
-the whole `train94(verbose=False)` call (its whitening initialisation included); the final
-evaluation (its TTA level 2) is timed separately and excluded, as in the harness. Accuracy is
-measured once, at the end (airbench has no per-epoch evaluation in this mode).
+Clocks (issue #13's fair side by side). Before our clock starts: the data files are read into
+airbench's own loaders (train and test: a preloaded `CifarLoader` is handed to `train94`, and the
+test loader it builds by name is the preloaded one) and its net is built; the GPU sampler starts.
+Then, between two device syncs, our clock (`train_time_s`) covers the whole `train94(verbose=False)`
+call: its optimiser setup, whitening initialisation and the training steps, as the harness's
+train time covers its steps (the harness does its whitening in setup, off its clock: the one
+difference, a few milliseconds on a GPU). airbench's own clock, the sum of its CUDA-event
+intervals (whitening init and each epoch's steps: what airbench reports), is recorded next to it
+as `airbench_event_time_s`; on the CPU port there are no CUDA events and it is null. The final
+accuracy is measured after the clock, with the TTA asked for (`--tta-views`, default 6: airbench's
+own tta_level 2, the same 6 views as the `fast` recipe; 2 is the harness's mirror TTA), recorded as
+`tta_views`. Images are counted exactly: airbench's steps x batch (it drops the last partial
+batch and stops mid-epoch at 9.9 epochs), not epochs x 50,000. Energy is sampled with
+bench.measure.GpuSampler over the timed call, as for the harness's runs (nothing on a CPU).
 
 `--device cuda` (the default) runs airbench as published. `--device cpu` runs airbench's own
 `train94`, network, loader, optimiser and schedule on the CPU, to measure what its recipe reaches
@@ -34,10 +44,14 @@ from common import parser  # first: puts the project on the path
 
 from bench import data as data_mod
 from bench import results
-from bench.measure import fingerprint, peak_rss_bytes
+from bench.measure import GpuSampler, fingerprint, peak_rss_bytes
 
-CLOCK = ("airbench train94(verbose=False) after warmup94(); device sync around the whole call (whitening "
-         "init included); final TTA-2 evaluation excluded; accuracy measured once, at the end")
+CLOCK = ("airbench train94(verbose=False) after warmup94(), data preloaded and net built before the clock; "
+         "device sync around the whole call (optimiser setup and whitening init included); final TTA "
+         "evaluation excluded; accuracy measured once, at the end. airbench_event_time_s: airbench's "
+         "own CUDA-event time (whitening init + training steps)")
+TTA_LEVELS = {1: 0, 2: 1, 6: 2}  # our view count -> airbench's tta_level (none, mirror, mirror + 2 shifts)
+BATCH = 1024  # train94's batch size
 EPOCHS = 9.9  # airbench94's train_epochs
 CPU_PORT = "airbench's train94 on the CPU in fp32; CUDA calls redirected to the CPU (see the script's docstring)"
 
@@ -52,34 +66,63 @@ def export(ds, workdir):
     return d
 
 
-def row_for(ds, seed, epochs, device, train_s, eval_s, acc, target, started):
+def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views):
+    """A run row and its one epoch row. `m`: the measurements of one timed call (see `timed_run`)."""
     on_gpu = device == "cuda"
     rid = f"airbench94-{started:%Y%m%dT%H%M%S}-{seed}-{os.urandom(3).hex()}"
     kwargs = {"package": "airbench 0.1.8", "fn": "train94", "epochs": epochs}
     if not on_gpu:
         kwargs["port"] = CPU_PORT
     reached = acc >= target
+    train_s, eval_s = m["train_s"], m["eval_s"]
+    key = "airbench94" if on_gpu else "airbench94-cpu-fp32"
     row = {"run_id": rid, "schema_version": results.SCHEMA_VERSION, "status": "ok",
-           "config_key": "airbench94" if on_gpu else "airbench94-cpu-fp32",
+           "config_key": key if tta_views == 6 else f"{key}-tta{tta_views}",
            "recipe": "airbench94", "dataset": ds.name, "data_checksum": ds.checksum,
            "train_images": len(ds.train_x), "test_images": len(ds.test_x), "model": "airbench94",
            "model_kwargs": json.dumps(kwargs), "precision": "fp16" if on_gpu else "fp32",
-           "inplace": False, "channels_last": True, "compile": False, "batch_size": 1024,
+           "inplace": False, "channels_last": True, "compile": False, "batch_size": BATCH,
            "batch_size_scope": "global", "world_size": 1, "epochs": math.ceil(epochs), "target": target,
-           "seed": seed, "label_smoothing": 0.2, "tta": True, "warmup_steps": 1 if on_gpu else 0,
+           "seed": seed, "label_smoothing": 0.2, "tta": tta_views > 1, "tta_views": tta_views,
+           "translate": 2, "alt_flip": True, "whiten": True, "whiten_bias_epochs": 3, "dirac": True,
+           "bn_weight_frozen": True, "bn_bias_lr_scale": 64.0, "lookahead_every": 5, "lookahead_decay": 0.95,
+           "schedule": "triangle", "warmup_steps": 1 if on_gpu else 0,
            "stop_at_target": False, "reached_target": reached, "epoch_reached": math.ceil(epochs) if reached else None,
            "time_to_target_s": train_s if reached else None,
            "wall_time_to_target_s": train_s + eval_s if reached else None,
            "train_time_s": train_s, "eval_time_s": eval_s, "wall_time_s": train_s + eval_s,
-           "final_acc": acc, "best_acc": acc, "train_images_per_s": epochs * len(ds.train_x) / train_s,
+           "setup_time_s": m["setup_s"], "data_time_s": m["data_s"], "warmup_time_s": m.get("warmup_s"),
+           "airbench_event_time_s": m["event_s"],
+           "final_acc": acc, "best_acc": acc, "train_images_per_s": m["images"] / train_s,
            "peak_gpu_mem_bytes": torch.cuda.max_memory_allocated() if on_gpu else None,
            "peak_host_rss_bytes": peak_rss_bytes(), "started_at": started,
            "finished_at": datetime.now(timezone.utc),
            "clock": CLOCK if on_gpu else CLOCK.replace(" after warmup94()", "") + " (CPU, no warm-up run)",
-           **fingerprint(device, 1)}
+           **m["energy"], **fingerprint(device, 1)}
     epoch = {"run_id": rid, "epoch": math.ceil(epochs), "elapsed_s": train_s, "wall_s": train_s + eval_s,
              "test_acc": acc, "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s}
     return row, epoch
+
+
+class EventClock:
+    """Sums what airbench's own clock sums: every `elapsed_time` its CUDA events report during one
+    call (train94 adds exactly those intervals to its total). Installed as torch.cuda.Event."""
+    total_ms = 0.0
+
+    def __init__(self, real):
+        clock = self
+
+        class Event(real):
+            def elapsed_time(self, end):
+                ms = super().elapsed_time(end)
+                clock.total_ms += ms
+                return ms
+        self.event = Event
+
+
+def train_steps(loader_len, epochs):
+    """train94's step count: ceil(batches per epoch x epochs) (its own rule); x BATCH = images."""
+    return math.ceil(loader_len * epochs)
 
 
 def port_to_cpu():
@@ -126,14 +169,18 @@ def main():
     p.add_argument("--target", type=float, default=0.94)
     p.add_argument("--epochs", type=float, default=EPOCHS, help=f"train94's epochs (default its own {EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="torch seed of the first run; run i uses seed + i")
+    p.add_argument("--tta-views", type=int, default=6, choices=sorted(TTA_LEVELS),
+                   help="views of the final evaluation: 6 airbench's own (as the fast recipe), 2 mirror (as dawn)")
     p.add_argument("--export-only", action="store_true", help="write airbench's data files and stop (no CUDA)")
     a = p.parse_args()
     if a.runs < 1 or not a.epochs > 0:
         raise SystemExit("--runs must be at least 1 and --epochs above 0")
     device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    t_data = time.perf_counter()
     ds = data_mod.load(a.data)
     with tempfile.TemporaryDirectory(prefix="airbench-") as work:
         d = export(ds, work)
+        data_s = time.perf_counter() - t_data
         if a.export_only:
             print(f"wrote {d}/train.pt and test.pt ({len(ds.train_x)} + {len(ds.test_x)} images of {ds.name})")
             return
@@ -143,17 +190,21 @@ def main():
             import airbench  # noqa: F401
         except ImportError:
             raise SystemExit("airbench is not installed: pip install airbench==0.1.8 (or its wheel)") from None
-        run_all(a, ds, work, device)
+        run_all(a, ds, work, device, data_s)
 
 
-def run_all(a, ds, work, device):
+def run_all(a, ds, work, device, data_s):
     import airbench
 
     results_dir = Path(a.results).resolve()
     os.chdir(work)  # airbench's loaders read cifar10/*.pt relative to the working directory
+    warmup_s = None
     if device == "cuda":
         loader_cls, make_net, sync = airbench.CifarLoader, airbench.make_net94, torch.cuda.synchronize
+        t = time.perf_counter()
         airbench.warmup94()
+        sync()
+        warmup_s = time.perf_counter() - t
     else:
         loader_cls, make_net = port_to_cpu()
         sync = lambda: None  # noqa: E731
@@ -164,20 +215,51 @@ def run_all(a, ds, work, device):
         seed = a.seed + i
         torch.manual_seed(seed)
         started = datetime.now(timezone.utc)
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        sync()
-        t0 = time.perf_counter()
-        model = airbench.train94(epochs=a.epochs, make_net=make_net, verbose=False)
-        sync()
+        m = timed_run(airbench, loader_cls, make_net, sync, device, a.epochs)
+        m.update(data_s=data_s, warmup_s=warmup_s, setup_s=data_s + m["prep_s"] + (warmup_s or 0.0))
         t1 = time.perf_counter()
-        acc = airbench.evaluate(model, loader_cls("cifar10", train=False, batch_size=2000), tta_level=2)
+        acc = airbench.evaluate(m["model"], m["test"], tta_level=TTA_LEVELS[a.tta_views])
         sync()
-        t2 = time.perf_counter()
-        row, epoch = row_for(ds, seed, a.epochs, device, t1 - t0, t2 - t1, acc, a.target, started)
+        m["eval_s"] = time.perf_counter() - t1
+        row, epoch = row_for(ds, seed, a.epochs, device, m, acc, a.target, started, a.tta_views)
         results.write(results_dir, "epochs", row["run_id"], [epoch])
         results.write(results_dir, "runs", row["run_id"], [row])
-        print(f"airbench94 ({device}) seed {seed}: {acc:.4f} in {t1 - t0:.2f} s (eval {t2 - t1:.2f} s)", flush=True)
+        ev = "" if m["event_s"] is None else f", airbench's events {m['event_s']:.2f} s"
+        print(f"airbench94 ({device}) seed {seed}: {acc:.4f} ({a.tta_views} views) in {m['train_s']:.2f} s"
+              f"{ev} (eval {m['eval_s']:.2f} s)", flush=True)
+
+
+def timed_run(airbench, loader_cls, make_net, sync, device, epochs):
+    """One train94 call on our clock, its data loaded and its net built before the clock starts."""
+    import airbench.lib_airbench94 as lib94
+    import airbench.utils as utils
+
+    t = time.perf_counter()
+    train = loader_cls("cifar10", train=True, batch_size=BATCH, aug=lib94.hyp["aug"], altflip=True)
+    test = loader_cls("cifar10", train=False, batch_size=2000)
+    net = make_net()
+    sync()
+    prep_s = time.perf_counter() - t
+    steps = train_steps(len(train), epochs)
+    on_gpu = device == "cuda"
+    clock = EventClock(torch.cuda.Event) if on_gpu else None
+    real_event, real_loader = torch.cuda.Event, utils.CifarLoader
+    if on_gpu:
+        torch.cuda.Event = clock.event
+        torch.cuda.reset_peak_memory_stats()
+    utils.CifarLoader = lambda *args, **kwargs: test  # train() builds its test loader by name: the preloaded one
+    sampler = GpuSampler(torch.device(device)).start()
+    try:
+        sync()
+        t0 = time.perf_counter()
+        model = airbench.train94(train_loader=train, epochs=epochs, make_net=lambda: net, verbose=False)
+        sync()
+        train_s = time.perf_counter() - t0
+    finally:
+        energy = sampler.stop()
+        torch.cuda.Event, utils.CifarLoader = real_event, real_loader
+    return {"model": model, "test": test, "train_s": train_s, "prep_s": prep_s, "images": steps * BATCH,
+            "event_s": clock.total_ms / 1000 if on_gpu else None, "energy": energy}
 
 
 if __name__ == "__main__":

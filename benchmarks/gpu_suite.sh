@@ -5,8 +5,10 @@
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
 #      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps)
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
-#   4. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
-#   5. airbench's train94 on the same data, side by side -> OUT/results
+#   4. issue #17's `fast` recipe and airbench's train94 to the target, side by side on one clock with the
+#      same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
+#   5. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
+#      (and, with SUITE_STEPS=airbench, airbench with 2-view TTA as measured before)
 #   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
 #      H200 before: results/h200; off unless SUITE_STEPS names them)
 #   7. the report and `bench verify` of all of it -> OUT/report
@@ -14,8 +16,8 @@
 #      budget allows, and their own report -> OUT/gan (results, report)
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=540] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint lesson compile dawn infer airbench overhead pipeline inplace-memory
-# maxbatch gan (default: fingerprint lesson compile dawn infer airbench gan; the report and verify always run).
+# SUITE_STEPS picks some of: fingerprint lesson compile fast gan dawn infer airbench overhead pipeline
+# inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
@@ -48,9 +50,9 @@ FAILED=()
 export PYTHONUNBUFFERED=1
 
 elapsed() { echo $(( $(date +%s) - START )); }
-ALL=fingerprint,lesson,compile,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch,gan
+ALL=fingerprint,lesson,compile,fast,gan,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
 # a smoke run checks every step; a GPU run spends its minutes on the ones not measured yet
-STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,dawn,infer,airbench,gan)}
+STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,fast,gan,dawn,infer)}
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2
@@ -112,7 +114,25 @@ step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
 step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
 
-# 4. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
+# 4. Issue #17's `fast` recipe against airbench's train94, both to the target, on one clock: the
+# side-by-side script keeps airbench's data loading and net build off its clock, as the harness does,
+# and evaluates with the same 6 views as the recipe. The recipe's seeds share one process (one compile).
+if [ "$MODE" = "--cpu-smoke" ]; then
+  # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
+  FAST=(--recipe fast --device cpu --no-compile --warmup-steps 0 --no-tta --epochs 1 --limit-train 1024
+        --batch-size 256 --model-kwargs widths=8,16,16 --target 0.2); FAST_RUNS=1
+else
+  FAST=(--recipe fast --device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
+fi
+step fast fast bench run "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" --results "$R" --no-progress-bar
+if [ "$MODE" = "--cpu-smoke" ]; then
+  want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
+else
+  step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
+    --runs "$FAST_RUNS" --tta-views 6
+fi
+
+# 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
 RESERVE=40; want airbench && RESERVE=100
 for seed in $(seq 0 $((DAWN_SEEDS - 1))); do
   want dawn || break

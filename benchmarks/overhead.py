@@ -1,5 +1,5 @@
 """Harness overhead: the same model, batches and steps, trained by a bare PyTorch loop and by the
-harness (`bench.runner.Run` with every measurement on: progress display, per-step loss
+harness (`bench.runner.Runner` with every measurement on: progress display, per-step loss
 accumulation, NVML sampler on GPUs, fault hook, epoch files), side by side in one process,
 alternating A/B so drift hits both. Both clocks are read after a device sync around the
 training steps only. Goal: the harness at most 1% slower.
@@ -15,10 +15,11 @@ from common import device_of, parser, save  # first: puts the project on the pat
 
 import models
 from bench import data as data_mod
+from bench import precision
 from bench.config import RunConfig
 from bench.loader import DeviceLoader, eval_batches
 from bench.measure import sync
-from bench.runner import Run
+from bench.runner import Runner
 from bench.schedule import one_cycle
 
 
@@ -36,7 +37,7 @@ def bare(cfg, ds):
     """A plain loop: what anyone would write, with nothing measured but the clock."""
     device = torch.device(cfg.device)
     keep = torch.randperm(len(ds.train_x), generator=torch.Generator().manual_seed(0))[:cfg.limit_train]
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+    dtype = precision.dtype(cfg.precision)
     loader = DeviceLoader(ds.train_x[keep], ds.train_y[keep], ds.mean, ds.std, cfg.batch_size, device, dtype,
                           seed=cfg.seed, channels_last=cfg.channels_last)
     torch.manual_seed(cfg.seed)
@@ -106,7 +107,7 @@ def bookkeeping_us(device, steps, n=2000):
 
 def harness(cfg, source):
     with tempfile.TemporaryDirectory() as d:
-        row = Run(cfg, source, d, progress=True, live=True).execute()
+        row = Runner(cfg, source, d, progress=True, live=True).execute()[0]
     assert row["status"] == "ok", row.get("error")
     return row["train_images_per_s"]
 

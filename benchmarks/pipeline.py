@@ -16,6 +16,7 @@ from common import device_of, parser, save  # first: puts the project on the pat
 
 import models
 from bench import data as data_mod
+from bench import precision
 from bench.config import RECIPES, RunConfig
 from bench.loader import DeviceLoader, default_chunk
 from bench.measure import sync
@@ -76,7 +77,7 @@ def training_throughput(recipe, device, batch, steps):
     """Images/s of a recipe's model training on random inputs of the right shape (throughput only)."""
     cfg = RunConfig(**{**RECIPES[recipe], "batch_size": batch})
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+    dtype = precision.dtype(cfg.precision)
     if device.type == "cpu" and dtype == torch.float16:
         dtype = torch.bfloat16
     model = models.create(cfg.model, **cfg.model_kwargs).to(device, memory_format=fmt)

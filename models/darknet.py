@@ -16,6 +16,8 @@ residual out of place; `benchmarks/inplace_memory.py` measures what that saves, 
 """
 from torch import nn
 
+from .registry import register_model
+
 
 def conv_layer(ni, nf, ks=3, stride=1, inplace=True):
     # No conv bias: the BatchNorm right after it has one.
@@ -43,7 +45,9 @@ def group_layer(ni, num_blocks, stride, width, inplace):
     ]
 
 
-def darknet(blocks=(1, 2, 4, 6, 3), nf=32, width=0.5, num_classes=10, inplace=True):
+@register_model
+def darknet(blocks: tuple[int, ...] = (1, 2, 4, 6, 3), nf: int = 32, width: float = 0.5,
+            num_classes: int = 10, inplace: bool = True):
     layers = [conv_layer(3, nf, ks=3, stride=1, inplace=inplace)]
     for i, nb in enumerate(blocks):
         # Stride 1 for the second group: CIFAR's 32x32 grid is too small to halve every time.

@@ -31,6 +31,8 @@ output for the same reason; tests/test_gan.py proves the gradients equal the out
 import torch
 from torch import nn
 
+from .registry import register_model
+
 
 def conv_block(ni, no, ks, stride, bn=True, inplace=True):
     return nn.Sequential(
@@ -114,6 +116,7 @@ def _init(m):
         nn.init.zeros_(m.bias)
 
 
-def dcgan(nf=64, nz=100, extra=1, num_classes=10, inplace=True):
+@register_model
+def dcgan(nf: int = 64, nz: int = 100, extra: int = 1, num_classes=10, inplace=True):
     """`num_classes` is accepted for the zoo's interface and unused: a GAN has no classes."""
     return DCGAN(nf, nz, extra, inplace)

@@ -7,6 +7,8 @@ prep conv -> layer1 (conv, pool, residual of two convs) -> layer2 (conv, pool)
 """
 from torch import nn
 
+from .registry import register_model
+
 
 def conv_bn(ni, nf, inplace=True):
     return nn.Sequential(
@@ -36,7 +38,8 @@ class Scale(nn.Module):
         return x * self.s
 
 
-def resnet9(width=1.0, num_classes=10, inplace=True):
+@register_model
+def resnet9(width: float = 1.0, num_classes: int = 10, inplace: bool = True):
     c = [max(1, int(round(n * width))) for n in (64, 128, 256, 512)]
     return nn.Sequential(
         conv_bn(3, c[0], inplace),

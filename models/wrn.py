@@ -7,6 +7,8 @@ backward needs (a convolution saves its input, not its output), so `add_` is saf
 """
 from torch import nn
 
+from .registry import register_model
+
 
 class WideBlock(nn.Module):
     def __init__(self, ni, nf, stride, dropout=0.0, inplace=True):
@@ -29,7 +31,8 @@ class WideBlock(nn.Module):
         return out.add_(skip) if self.inplace else out + skip
 
 
-def wrn(depth=22, k=6, dropout=0.0, num_classes=10, inplace=True):
+@register_model
+def wrn(depth: int = 22, k: int = 6, dropout: float = 0.0, num_classes: int = 10, inplace: bool = True):
     if (depth - 4) % 6:
         raise ValueError(f"wrn depth must be 6n+4 (10, 16, 22, 28, ...), got {depth}")
     n = (depth - 4) // 6

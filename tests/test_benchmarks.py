@@ -26,7 +26,9 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     runs = pd.read_parquet(out / "results" / "runs")
-    assert len(runs) == 5 and set(runs.status) == {"ok"}   # 3 lesson-table runs + 2 dawn seeds
+    assert len(runs) == 6 and set(runs.status) == {"ok"}   # 3 lesson-table runs + 2 dawn seeds + 1 fast
+    fast = runs[runs.recipe == "fast"]
+    assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
     assert sorted(zip(lesson.inplace, lesson.seed)) == [(False, 0), (True, 0), (True, 1)]
@@ -81,6 +83,12 @@ def test_airbench_cpu_port_records_a_run(real_members, tmp_path):
     assert all("CPU" in json.loads(k)["port"] for k in runs.model_kwargs)
     assert set(runs.train_images) == {1200} and set(runs.test_images) == {200} and set(runs.device) == {"cpu"}
     assert runs.final_acc.between(0, 1).all() and (runs.train_time_s > 0).all()
+    # issue #13's fair side by side: both clocks (airbench's CUDA events do not exist on the CPU
+    # port: null, said so), the views of the accuracy check, the images it really trained on
+    assert "airbench_event_time_s" in runs and runs.airbench_event_time_s.isna().all()
+    assert set(runs.tta_views) == {6} and (runs.setup_time_s >= runs.data_time_s).all()
+    trained = runs.train_images_per_s * runs.train_time_s   # 2 epochs of its 1 batch: 2 steps x 1024
+    assert ((trained - 2048).abs() < 1e-6).all(), list(trained)
     v = subprocess.run([sys.executable, "-m", "bench", "verify", str(res)], capture_output=True, text=True, cwd=ROOT)
     assert v.returncode == 0, v.stdout + v.stderr
 
@@ -91,3 +99,28 @@ def test_airbench_without_a_gpu_says_so_in_one_line(small_data, tmp_path):
                         "--results", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode != 0 and "--device cpu" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_airbench_event_clock_sums_what_airbench_sums():
+    """airbench's own time is the sum of its events' elapsed_time calls; EventClock keeps it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from airbench_side_by_side import EventClock, train_steps
+
+    class FakeEvent:  # stands in for torch.cuda.Event (this test's own; no GPU here)
+        def __init__(self, enable_timing=False):
+            self.t = 0.0
+
+        def record(self, t=0.0):
+            self.t = t
+
+        def elapsed_time(self, end):
+            return end.t - self.t
+
+    clock = EventClock(FakeEvent)
+    a, b = clock.event(enable_timing=True), clock.event(enable_timing=True)
+    for start, end in ((0.0, 250.0), (300.0, 1300.0)):
+        a.record(start)
+        b.record(end)
+        assert a.elapsed_time(b) == end - start
+    assert clock.total_ms == 1250.0
+    assert train_steps(48, 9.9) * 1024 == 487_424   # not 9.9 x 50,000

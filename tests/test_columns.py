@@ -34,7 +34,7 @@ def test_every_run_setting_is_a_column_of_the_row_and_of_the_grouping():
         if name == "device":  # the fingerprint's `device` says which device ran
             continue
         assert name in run_columns, name
-        want = getattr(cfg, name)
+        want = getattr(cfg, name) if name != "tta_views" else 1  # the views evaluated: 1 without tta
         got = json.loads(row[name]) if name == "model_kwargs" else row[name]
         assert got == want, (name, got, want)
         if name in KEY_FIELDS and name != "seed":
@@ -46,21 +46,25 @@ def test_every_run_setting_is_a_column_of_the_row_and_of_the_grouping():
             continue
         v = getattr(cfg, name)
         other = {bool: lambda x: not x, int: lambda x: (x or 0) + 1, float: lambda x: x + 0.5,
-                 str: lambda x: {"classify": "dcgan", "bf16": "fp32", "reduce-overhead": "default"}.get(x, x + "x")}
+                 str: lambda x: {"classify": "dcgan", "bf16": "fp32", "reduce-overhead": "default",
+                                 "one_cycle": "triangle"}.get(x, x + "x")}
         changed = dataclasses.replace(cfg, **{name: other[type(v) if v is not None else int](v)})
         assert changed.key() != cfg.key(), name
 
 
 def test_old_keys_survive_the_new_fields():
     """Fields added in schema 2 hash only off their defaults: a sweep resumed over schema-1 results
-    still finds its cells."""
-    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.25})
-    d = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "time_limit_s", "eval_batch_size", "recipe",
-                                                               "workload", "compile_mode")}
+    still finds its cells. The schema-1 key hashed exactly these fields."""
+    schema1 = ("model", "model_kwargs", "precision", "inplace", "channels_last", "compile", "batch_size", "world_size",
+               "epochs", "target", "seed", "lr", "div", "pct", "mom_max", "mom_min", "weight_decay", "nesterov",
+               "label_smoothing", "cutout", "tta", "warmup_steps", "limit_train", "stop_at_target")
     import hashlib
+    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.25})
+    d = {k: v for k, v in cfg.to_dict().items() if k in schema1}
     d["model_kwargs"] = {"width": 0.25}
-    old = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-    assert cfg.key() == old
+    assert cfg.key() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    assert RunConfig().key() == "e4610d93f5abdb4c"  # the lesson's default, as the schema-1 code hashed it
+    assert dataclasses.replace(cfg, tta_views=6).key() != cfg.key()
 
 
 def test_writing_an_unknown_or_missing_column_raises(tmp_path):

@@ -1,4 +1,4 @@
-"""The GAN workloads (bench/gan.py), their models (models/dcgan.py) and their quality metric
+"""The GAN workloads (bench/workloads/gan.py), their models (models/dcgan.py) and their quality metric
 (bench/judge.py), on real images: the 600-image subset and a judge trained in seconds on it."""
 import json
 import math
@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import models
-from bench import data, gan, judge
+from bench import data, judge
+from bench.workloads import gan
 from bench.config import from_recipe
 
 TINY_JUDGE = {"model_kwargs": {"width": 0.125}, "epochs": 2, "batch_size": 100, "limit_train": None, "tta": False}

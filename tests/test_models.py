@@ -1,8 +1,12 @@
+import re
+
 import pytest
 import torch
 from torch import nn
 
 import models
+from bench.config import BenchError, RunConfig, validate
+from models import registry
 from models.darknet import ResLayer
 
 
@@ -162,3 +166,157 @@ def test_unknown_names_and_keywords_are_refused():
         models.create("darknet", depth=3)
     with pytest.raises(ValueError, match="6n\\+4"):
         models.create("wrn", depth=21)
+
+
+# --- the registry and a user's own model (issue #14) ---------------------------------------------
+
+
+USER_NET = '''
+from torch import nn
+
+
+def make_net(width: int = 8, act: str = "relu", bias: bool = False, num_classes=10):
+    acts = {"relu": nn.ReLU(), "gelu": nn.GELU()}
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=bias), nn.BatchNorm2d(width), acts[act],
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
+def needs_depth(depth: int):
+    return make_net(depth)
+
+
+def untyped(width=4, scale=None):
+    return make_net(width)
+
+
+def not_a_module():
+    return "a string"
+
+
+def wrong_classes():
+    return make_net(num_classes=7)
+
+
+class Net(nn.Module):
+    def __init__(self, width: int = 4, num_classes=10):
+        super().__init__()
+        self.body = make_net(width, num_classes=num_classes)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    p = tmp_path / "mynet.py"
+    p.write_text(USER_NET)
+    return p
+
+
+def test_builtin_models_register_themselves_with_annotated_keywords():
+    assert {"darknet", "resnet9", "wrn"} <= set(models.registered())
+    spec = models.resolve("darknet")
+    assert spec.builtin and spec.honours == {"num_classes": True, "inplace": True}
+    assert spec.keywords["blocks"].annotation == tuple[int, ...] and spec.keywords["width"].annotation is float
+
+
+def test_a_new_registered_model_takes_bool_and_string_keywords(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @models.register_model(name="tinynet")
+    def tiny(act: str = "relu", bias: bool = False, num_classes: int = 10, inplace: bool = True):
+        return nn.Linear(3, num_classes, bias=bias)
+
+    models.check_kwargs("tinynet", {"act": "gelu", "bias": True})
+    assert models.create("tinynet", bias=True).bias is not None
+    with pytest.raises(ValueError, match="keyword 'bias' takes true or false"):
+        models.check_kwargs("tinynet", {"bias": 1})
+    with pytest.raises(ValueError, match="keyword 'act' takes a string"):
+        models.check_kwargs("tinynet", {"act": 3})
+    with pytest.raises(ValueError, match="registered twice"):
+        models.register_model(name="tinynet")(lambda: None)
+
+
+def test_a_users_file_model_is_resolved_hashed_and_built(user_file):
+    import hashlib
+    spec = models.resolve(f"{user_file}:make_net")
+    assert spec.name == "mynet.make_net" and spec.import_path == f"{user_file}:make_net"
+    assert spec.source_hash == hashlib.sha256(user_file.read_bytes()).hexdigest()
+    assert spec.honours == {"num_classes": True, "inplace": False}
+    m = models.create(f"{user_file}:make_net", num_classes=7, inplace=False, width=4, act="gelu", bias=True)
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 7) and isinstance(m[2], nn.GELU)
+    with pytest.raises(ValueError, match="keyword 'width' takes an integer"):
+        models.create(f"{user_file}:make_net", width=2.5)
+    # no annotations: the default's type, or any literal where the default is None
+    models.check_kwargs(f"{user_file}:untyped", {"scale": "anything"})
+    with pytest.raises(ValueError, match="keyword 'width' takes an integer"):
+        models.check_kwargs(f"{user_file}:untyped", {"width": "4"})
+
+
+def test_a_users_nn_module_class_is_a_factory_too(user_file):
+    spec = models.resolve(f"{user_file}:Net")
+    assert spec.name == "mynet.Net" and list(spec.keywords) == ["width"] and spec.keywords["width"].annotation is int
+    assert models.create(f"{user_file}:Net", num_classes=3, width=2)(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_a_users_module_model_by_import_path(user_file, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_file.parent))
+    spec = models.resolve("mynet:make_net")
+    assert spec.name == "mynet.make_net" and spec.import_path == "mynet:make_net"
+    assert spec.source_hash == models.resolve(f"{user_file}:make_net").source_hash
+
+
+def test_two_versions_of_a_users_network_never_share_a_key(user_file):
+    cfg = RunConfig(model=f"{user_file}:make_net", model_kwargs={})
+    key = cfg.key()
+    assert RunConfig(model=f"{user_file}:make_net", model_kwargs={"width": 8}).key() == key  # the default
+    user_file.write_text(USER_NET + "\n# an edit\n")
+    assert cfg.key() != key
+    assert RunConfig().key() == "e4610d93f5abdb4c"  # a built-in's key is as before: sweeps still resume
+
+
+@pytest.mark.parametrize("spec,kwargs,message", [
+    ("{dir}/missing.py:make_net", {}, "model file not found"),
+    ("{file}:nope", {}, "has no function 'nope'"),
+    ("{file}:NOT_CALLABLE", {}, "is not callable"),
+    ("{file}:not_a_module", {}, "returned str, not a torch.nn.Module"),
+    ("{file}:needs_depth", {}, "needs keyword 'depth' (an integer)"),
+    ("{file}:make_net", {"width": "wide"}, "keyword 'width' takes an integer"),
+    ("{file}:make_net", {"depth": 3}, "no keyword 'depth'"),
+    ("{file}:wrong_classes", {}, "must give (2, 10)"),
+    ("no_such_module_xyz:make_net", {}, "no module named 'no_such_module_xyz'"),
+    ("{dir}/broken.py:make_net", {}, "importing model file .*broken.py failed: NameError"),
+    ("{dir}/syntax.py:make_net", {}, "importing model file .*syntax.py failed: SyntaxError"),
+])
+def test_a_bad_user_model_is_one_clear_line(user_file, spec, kwargs, message):
+    (user_file.parent / "broken.py").write_text("x = undefined_name\n")
+    (user_file.parent / "syntax.py").write_text("def make_net(:\n")
+    spec = spec.format(dir=user_file.parent, file=user_file)
+    with pytest.raises(BenchError) as e:
+        validate(RunConfig(model=spec, model_kwargs=kwargs, device="cpu"))
+    assert "\n" not in str(e.value)
+    assert re.search(message if ".*" in message else re.escape(message), str(e.value)), str(e.value)
+
+
+
+@pytest.mark.parametrize("ann,good,bad,words", [
+    ("Literal['relu', 'gelu']", ["relu"], ["tanh", 1], "one of 'relu', 'gelu'"),
+    ("float | None", [None, 1, 0.5], ["x", True], "a number or None"),
+    ("Optional[int]", [None, 3], [2.5], "an integer or None"),
+    ("list[int]", [[1, 2], []], [[1.5], 3], "a list of integers"),
+    ("tuple[int, int]", [[1, 2]], [[1, 2, 3], [1, "a"]], "a list of integers"),
+    ("tuple[float, ...]", [[1, 2.5]], [["a"], [True]], "a list of numbers"),
+    ("dict", [{"a": 1}], [[1]], "a table"),
+])
+def test_keyword_types_from_annotations(ann, good, bad, words):
+    from typing import Literal, Optional  # noqa: F401 - the annotations below name them
+
+    from models import kwtypes
+    t = eval(ann)
+    assert all(kwtypes.conforms(v, t) for v in good)
+    assert not any(kwtypes.conforms(v, t) for v in bad)
+    assert kwtypes.describe(t) == words

@@ -49,10 +49,11 @@ def test_nan_loss_is_recorded_as_diverged(small_data, tmp_path):
 
 
 def test_hang_is_recorded_as_timeout(small_data, tmp_path):
-    t = time.monotonic()
+    # no bound on the process's own time: on a busy machine its start alone can take a minute;
+    # a hang that the limit did not stop would end in bench()'s timeout, and the row says why it ended
     p = bench("run", *TINY, "--time-limit", "15", "--data", small_data, "--results", tmp_path,
-              env={"BENCH_FAULT": "hang:5"}, timeout=120)
-    assert p.returncode == 1 and time.monotonic() - t < 90
+              env={"BENCH_FAULT": "hang:5"}, timeout=540)
+    assert p.returncode == 1
     r = run_rows(tmp_path).iloc[0]
     assert r.status == "timeout" and "time limit of 15 s" in r.error
 
@@ -77,7 +78,7 @@ def start(args, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def wait_for(cond, timeout=120):
+def wait_for(cond, timeout=480):  # wide: tiny epochs take a minute when other processes keep the cores busy
     t = time.monotonic()
     while time.monotonic() - t < timeout:
         if cond():
@@ -94,7 +95,7 @@ def test_sigterm_mid_run_records_interrupted_with_its_epochs(small_data, tmp_pat
     proc = start(["run", *TINY, "--epochs", "30", "--data", small_data, "--results", tmp_path, "--no-progress-bar"])
     assert wait_for(lambda: epochs_written(tmp_path) and len(pd.read_parquet(tmp_path / "epochs")) >= 2)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
     r = run_rows(tmp_path).iloc[0]
     ep = pd.read_parquet(tmp_path / "epochs")
@@ -112,7 +113,7 @@ def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
     assert child, "the run's own process"
     for pid in child:
         os.kill(int(pid), signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=300)
     r = run_rows(tmp_path / "r").iloc[0]
     assert r.status == "crashed" and "SIGKILL" in r.error and r.epochs_completed >= 1, out
     all_files_readable(tmp_path / "r")
@@ -127,9 +128,9 @@ def test_sigkill_of_the_sweep_then_resume(small_data, tmp_path):
     assert wait_for(lambda: (res / "runs").is_dir() and len(list((res / "runs").glob("*.parquet"))) >= 1
                     and epochs_written(res) >= 2)
     proc.kill()  # SIGKILL to the sweep alone, not to its child
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=120)
     # the orphaned run dies with its parent (PR_SET_PDEATHSIG) and records itself
-    assert wait_for(lambda: subprocess.run(["pgrep", "-f", "--", "--sweep tiny"]).returncode != 0, 60)
+    assert wait_for(lambda: subprocess.run(["pgrep", "-f", "--", "--sweep tiny"]).returncode != 0, 300)
     all_files_readable(res)
     before = run_rows(res)
     assert "interrupted" in set(before.status) and (before.status == "ok").sum() >= 1

@@ -55,15 +55,22 @@ def test_table_numbers_match_pandas_on_the_parquet(reported):
 
 
 def test_axis_effects_pair_the_inplace_axis(reported):
+    """One speed number, labelled by what it measures, and B named."""
     results, out, _, _ = reported
     md = (out / "leaderboard.md").read_text()
-    assert "inplace True vs False" in md and "same accuracy" in md
+    assert "inplace: B = True vs A = False" in md
     runs = pd.read_parquet(results / "runs")
-    speed = runs.groupby("inplace").train_images_per_s.mean()
-    ratio = speed[True] / speed[False]
+    ok = runs[runs.status == "ok"]
+    hit = ok[ok.reached_target]
+    if hit.groupby("inplace").size().reindex([True, False]).fillna(0).min() > 0:
+        t = hit.groupby("inplace").time_to_target_s.median()
+        ratio, metric = t[False] / t[True], "time to target"
+    else:
+        t = ok.groupby("inplace").train_images_per_s.median()
+        ratio, metric = t[True] / t[False], "throughput"
     word = "faster" if ratio >= 1 else "slower"
     shown = ratio if ratio >= 1 else 1 / ratio
-    assert f"inplace True vs False: {shown:.2f}x {word}" in md
+    assert f"inplace: B = True vs A = False: B {shown:.2f}x {word} by {metric}" in md
 
 
 def test_dawnbench_entry(reported):
@@ -93,6 +100,7 @@ def test_prices_and_cost():
     prices = report.load_prices()
     assert report.price_for("NVIDIA H100 80GB HBM3", prices) == prices["H100"]
     assert report.price_for("CPU: Intel Xeon", prices) is None
+    assert report.price_for("NVIDIA H200", prices) == prices["H200"] != prices["H100"]
 
 
 def test_bad_price_file(tmp_path, reported):
@@ -127,7 +135,7 @@ def with_markup(finished_sweep, tmp_path_factory):
 def test_result_strings_are_escaped(with_markup):
     results, out = with_markup
     page = (out / "index.html").read_text()
-    assert "&lt;b&gt;bold&lt;/b&gt;&lt;script&gt;" in page and "<script>" not in page
+    assert "&lt;b&gt;bold&lt;/b&gt;&lt;script&gt;" in page and "<script>document.title" not in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in (out / "leaderboard.md").read_text()
     term = bench("report", results, check=0).stdout
     assert "[red]x[/red]" in term.replace("\n", "").replace(" ", "") or "[red]x" in term
@@ -140,7 +148,7 @@ def chromium(*args, tmp):
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -151,9 +159,9 @@ def test_page_renders_with_plots_and_markup_as_text(with_markup, tmp_path):
     _, out = with_markup
     url = (out / "index.html").resolve().as_uri()
     shot = tmp_path / "page.png"
-    chromium(f"--screenshot={shot}", "--window-size=1400,2600", "--hide-scrollbars", url, tmp=tmp_path / "u1")
+    chromium(f"--screenshot={shot}", "--window-size=1400,4000", "--hide-scrollbars", url, tmp=tmp_path / "u1")
     img = mpimg.imread(shot)[..., :3]
-    assert img.shape[0] == 2600 and img.shape[1] == 1400
+    assert img.shape[0] == 4000 and img.shape[1] == 1400
     # the plots' coloured lines, markers and bars: text and tables are grey on white
     coloured = ((img.max(-1) - img.min(-1)) > 0.3).sum()
     assert coloured > 5000, coloured
@@ -161,6 +169,35 @@ def test_page_renders_with_plots_and_markup_as_text(with_markup, tmp_path):
     dom = chromium("--dump-dom", url, tmp=tmp_path / "u2").stdout
     assert "&lt;b&gt;bold&lt;/b&gt;&lt;script&gt;document.title='owned'&lt;/script&gt;" in dom
     assert "<b>bold</b>" not in dom and "<title>CIFAR-10 time-to-accuracy leaderboard</title>" in dom
+
+
+PROBE = """<script>
+var t = document.querySelector('table'), heads = Array.from(t.tHead.rows[0].cells);
+var i = heads.findIndex(function (h) { return h.textContent === 'time s'; });
+heads[i].click(); heads[i].click();  // twice: descending
+var col = Array.from(t.tBodies[0].rows).map(function (r) { return parseFloat(r.cells[i].textContent); });
+document.body.setAttribute('data-probe', JSON.stringify({first: t.id, width: document.documentElement.scrollWidth,
+  inner: window.innerWidth, col: col, title: document.title}));
+</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_page_main_table_first_fits_and_sorts(with_markup, tmp_path, width):
+    """In a real browser: the ranked table is the page's first, the page is no wider than the
+    window, and clicking a header sorts the rows."""
+    import html as htmlmod
+    import re
+    _, out = with_markup
+    probe = tmp_path / "probe.html"
+    probe.write_text((out / "index.html").read_text().replace("</body>", PROBE))
+    dom = chromium("--dump-dom", f"--window-size={width},900", "--hide-scrollbars", probe.resolve().as_uri(),
+                   tmp=tmp_path / "u").stdout
+    got = json.loads(htmlmod.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
+    assert got["first"] == "t-leader-0" and got["inner"] == width
+    assert got["width"] <= width, got
+    assert len(got["col"]) >= 2 and got["col"] == sorted(got["col"], reverse=True)
+    assert got["title"] == "CIFAR-10 time-to-accuracy leaderboard"  # the injected markup never ran
 
 
 def test_cost_and_inference_boards(finished_sweep, small_data, tmp_path):
@@ -172,10 +209,12 @@ def test_cost_and_inference_boards(finished_sweep, small_data, tmp_path):
           check=0)
     bench("infer", "--checkpoint", tmp_path / "m.pt", "--data", small_data, "--results", d, "--limit", "20",
           check=0)
-    (tmp_path / "prices.json").write_text('{"Xeon": 0.5}')
+    device = pd.read_parquet(d / "runs").device_name.iloc[0]  # whatever CPU this machine has
+    (tmp_path / "prices.json").write_text(json.dumps({device: 0.5}))
     bench("report", d, "--out", tmp_path / "out", "--prices", tmp_path / "prices.json", check=0)
     md = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "## By cost" in md and "## Inference latency" in md
+    assert "## By cost" in md, md
+    assert "## Inference latency" in md
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
     priced = board[board.ranked]
     assert (priced.cost_to_target_usd == priced.median_time_to_target_s / 3600 * 0.5).all()
@@ -202,7 +241,7 @@ def test_compilation_on_the_clock_is_called_out(finished_sweep, tmp_path):
 
 
 def test_model_labels_keep_short_keywords_and_cut_long_ones():
-    from bench.report import model_label
+    from bench.report_fmt import model_label
     assert model_label({"model": "darknet", "model_kwargs": '{"blocks": [1, 2], "width": 0.5}'}) == \
         "darknet(blocks=[1,2],width=0.5)"
     label = model_label({"model": "airbench94", "model_kwargs": '{"port": "' + "a note " * 10 + '"}'})
@@ -210,10 +249,234 @@ def test_model_labels_keep_short_keywords_and_cut_long_ones():
 
 
 def test_an_accuracy_difference_from_single_runs_says_it_has_no_interval():
-    e = {"speedup_b_over_a": 1.2, "acc_diff_b_minus_a": 0.029, "acc_ci95": 0.0, "mem_ratio_b_over_a": 1.7,
-         "axis": "precision", "a": "fp16", "b": "fp32", "runs_a": 1, "runs_b": 1}
-    assert report._summary(e).endswith("+2.9 pp accuracy (one side has a single run: may be noise), 1.70x the peak memory")
+    from bench.report_effects import summary_line
+    e = {"speed_b_over_a": 1.2, "speed_lo": float("nan"), "speed_hi": float("nan"), "verdict": "untested",
+         "speed_metric": "throughput", "acc_diff_b_minus_a": 0.029, "acc_ci95": 0.0, "mem_ratio_b_over_a": 1.7,
+         "axis": "precision", "a": "fp16", "b": "fp32", "runs_a": 1, "runs_b": 1, "contended_runs": 0}
+    assert summary_line(e) == ("precision: B = fp32 vs A = fp16: B 1.20x faster by throughput: untested, a single "
+                               "run on a side; +2.9 pp accuracy (one side has a single run: may be noise), "
+                               "1.70x the peak memory")
     e.update(runs_a=2, acc_ci95=0.088, acc_diff_b_minus_a=0.01)
-    assert "same accuracy (±8.8 pp; one side has a single run)," in report._summary(e)
-    e.update(runs_a=3, runs_b=3, acc_ci95=0.004, acc_diff_b_minus_a=0.029)
-    assert "+2.9 pp accuracy, 1.70x" in report._summary(e)
+    assert "same accuracy (±8.8 pp; one side has a single run)," in summary_line(e)
+    e.update(runs_a=3, runs_b=3, acc_ci95=0.004, acc_diff_b_minus_a=0.029, verdict="noise", speed_lo=0.9, speed_hi=1.5)
+    assert "B 1.20x faster by throughput, 95% CI 0.90-1.50x: within noise; +2.9 pp accuracy, 1.70x" in summary_line(e)
+    e.update(contended_runs=2)
+    assert summary_line(e).endswith("[2 contended run(s): not a finding]")
+
+
+# --- #18: errors write nothing -----------------------------------------------------------------
+
+def test_an_unknown_entry_group_writes_nothing(reported, tmp_path):
+    results = reported[0]
+    out = tmp_path / "out"
+    p = bench("report", results, "--out", out, "--entry", "nosuchgroup")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "nosuchgroup" in p.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_empty_results_directory_is_an_error_that_writes_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    p = bench("report", tmp_path / "empty", "--out", out)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "no run results" in p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
+    assert bench("report", tmp_path / "empty").returncode == 2
+
+
+def test_bad_thresholds_are_one_line(reported):
+    p = bench("report", reported[0], "--thresholds", "0.9,abc")
+    assert p.returncode == 2 and "--thresholds" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+# --- #12: time to several accuracies ------------------------------------------------------------
+
+def test_summarize_finds_the_first_epoch_at_or_over_the_target():
+    from bench.summary import summarize
+    rows = [{"epoch": 3, "elapsed_s": 30.0, "wall_s": 36.0, "test_acc": 0.91},
+            {"epoch": 1, "elapsed_s": 10.0, "wall_s": 12.0, "test_acc": 0.50},
+            {"epoch": 2, "elapsed_s": 20.0, "wall_s": 24.0, "test_acc": 0.90}]
+    s = summarize(rows, 0.90)
+    assert {k: s[k] for k in ("reached_target", "epoch_reached", "time_to_target_s", "wall_time_to_target_s",
+                              "final", "best")} == {"reached_target": True, "epoch_reached": 2, "time_to_target_s": 20.0,
+                                                    "wall_time_to_target_s": 24.0, "final": 0.91, "best": 0.91}
+    assert summarize(pd.DataFrame(rows), 0.905)["epoch_reached"] == 3
+    miss = summarize(rows, 0.95)
+    assert miss["reached_target"] is False and miss["time_to_target_s"] is None and miss["best"] == 0.91
+    loss = [dict(r, loss=1 - r["test_acc"]) for r in rows]
+    low = summarize(loss, 0.095, quality="loss", higher_is_better=False)
+    assert low["epoch_reached"] == 3 and low["best"] == pytest.approx(0.09)
+    assert summarize([], 0.9)["reached_target"] is False
+
+
+def test_thresholds_board_equals_a_recomputation_from_the_epoch_files(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+    ep = pd.read_parquet(results / "epochs")
+    lo, hi = ep.test_acc.min(), ep.test_acc.max()
+    ts = sorted({round(lo + (hi - lo) * f, 3) for f in (0.0, 0.5, 1.0)} | {0.999})
+    bench("report", results, "--out", tmp_path, "--thresholds", ",".join(map(str, ts)), check=0)
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    runs = pd.read_parquet(results / "runs")
+    for _, b in board.iterrows():
+        mine = runs[(runs.inplace == b.inplace) & (runs.status == "ok")]
+        for t in ts:
+            times = []
+            for rid in mine.run_id:
+                e = ep[ep.run_id == rid].sort_values("epoch")
+                over = e[e.test_acc >= t]
+                if len(over):
+                    times.append(over.elapsed_s.iloc[0])
+            col = f"time_to_{round(t * 100, 4):g}_s"
+            if times:
+                assert b[col] == pytest.approx(statistics.median(times)), col
+            else:
+                assert pd.isna(b[col]), col
+    assert board["time_to_99.9_s"].isna().all()  # no run of 2 tiny epochs gets there
+    assert "Time to several accuracies" in (tmp_path / "index.html").read_text()
+
+
+# --- #18 item 3: statistics that say when a difference is noise ----------------------------------
+
+def test_a_difference_inside_the_spread_is_noise_and_a_clear_one_is_not():
+    from bench.report_stats import compare, median_ci95
+    noisy = compare([56.0, 193.0], [60.0, 150.0])
+    assert noisy["verdict"] == "noise" and noisy["lo"] < 1 < noisy["hi"]
+    clear = compare([10.0, 10.2, 10.1, 9.9], [20.0, 20.4, 19.8, 20.1])
+    assert clear["verdict"] == "differs" and clear["ratio"] == pytest.approx(2.0, rel=0.02) and clear["lo"] > 1
+    assert compare([10.0], [20.0, 21.0])["verdict"] == "untested"
+    lo, hi = median_ci95([5.0, 6.0, 7.0, 8.0, 9.0])
+    assert 5.0 <= lo <= 7.0 <= hi <= 9.0
+
+
+def test_ranked_times_carry_spread_interval_and_n(reported):
+    _, out, _, _ = reported
+    board = pd.read_csv(out / "leaderboard.csv")
+    r = board[board.ranked].iloc[0]
+    assert r.min_time_to_target_s <= r.median_time_to_target_s <= r.max_time_to_target_s
+    md = (out / "leaderboard.md").read_text()
+    assert f"{r.min_time_to_target_s:.2f}–{r.max_time_to_target_s:.2f}" in md and f"{int(r.reached)}/{int(r.runs)}" in md
+
+
+# --- #13: hardware, code and contention ------------------------------------------------------------
+
+def _copy_with(results, tmp_path, change, which=lambda i: i % 2 == 0):
+    d = tmp_path / "results"
+    shutil.copytree(results, d)
+    for i, f in enumerate(sorted((d / "runs").glob("*.parquet"))):
+        if which(i):
+            row = pd.read_parquet(f)
+            change(row)
+            row.to_parquet(f, index=False)
+    return d
+
+
+def test_two_machines_that_differ_only_in_core_count_are_two_hardware_groups(finished_sweep, tmp_path):
+    import hashlib
+    _, results, _, _ = finished_sweep
+
+    def sixteen_cores(row):  # the fingerprint's own hash over the same fields, with another core count
+        row["cpu_count"] = 16
+        fp = row.iloc[0]
+        hw = "|".join(str(fp[k]) for k in ("device_name", "gpu_count", "cpu_model", "cpu_count", "host_mem_bytes"))
+        row["hardware_id"] = hashlib.sha256(hw.encode()).hexdigest()[:12]
+    d = _copy_with(results, tmp_path, sixteen_cores, which=lambda i: i < 2)
+    before = report.build([results])
+    after = report.build([d])
+    assert after.board.hardware_key.nunique() == 2 == before.board.hardware_key.nunique() + 1
+    assert len(after.board) > len(before.board) and len(after.hw) >= 2
+    bench("report", d, "--out", tmp_path / "out", check=0)
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    hw_section = md.split("## Hardware")[1].split("\n## ")[0]
+    for key in after.board.hardware_key.unique():
+        assert key in hw_section
+
+
+def test_runs_from_different_code_are_split_and_said_so(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+
+    def new_code(row):
+        row["code_hash"] = "c0de0000c0de"
+    d = _copy_with(results, tmp_path, new_code)
+    rep = report.build([d])
+    assert len(rep.board) > len(report.build([results]).board) and rep.splits
+    assert set(rep.splits[0]["code_hashes"]) == {"c0de0000c0de", "unrecorded"}
+    bench("report", d, "--out", tmp_path / "out", check=0)
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "ran from different code" in md and "c0de0000c0de" in md
+
+
+def test_contended_runs_are_marked_and_effects_from_them_are_no_finding(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+
+    def busy(row):
+        row["other_cpu_frac"] = 0.4
+    d = _copy_with(results, tmp_path, busy, which=lambda i: i == 0)
+    rep = report.build([d])
+    assert rep.board.contended_runs.sum() == 1
+    assert rep.effects.contended_runs.sum() == 1 and rep.effects.summary.str.contains("not a finding").all()
+    clean = report.build([results])
+    assert clean.board.contended_runs.sum() == 0 and not clean.effects.summary.str.contains("contended").any()
+    bench("report", d, "--out", tmp_path / "out", check=0)
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "1 contended" in md and "other_cpu_frac" in md  # the flag, and the rule that set it
+
+
+def test_mfu_is_shown_beside_throughput_and_a_dash_when_absent(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+
+    def with_mfu(row):
+        row["mfu"] = 0.25
+    d = _copy_with(results, tmp_path, with_mfu, which=lambda i: True)
+    board = report.build([d]).board
+    assert board.mfu.tolist() == [0.25] * len(board)
+    from bench.report_boards import boards
+    lead = boards(report.build([d]))[0]
+    i = lead.headers.index("MFU")
+    assert lead.headers[i - 1] == "img/s" and all(r[i] == "25.0%" for r in lead.rows)
+    plain = boards(report.build([results]))[0]
+    assert all(r[i] == "–" for r in plain.rows)
+
+
+def test_sweeps_device_time_section(finished_sweep, tmp_path, monkeypatch):
+    """Reads RESULTS/sweeps/*.parquet when bench.results knows that kind (the lead adds it)."""
+    from bench import results as res
+    _, results, _, _ = finished_sweep
+    d = tmp_path / "results"
+    shutil.copytree(results, d)
+    (d / "sweeps").mkdir()
+    row = {"sweep_run_id": "sw1", "sweep": "tiny", "started_at": pd.Timestamp("2026-11-26T10:00:00Z"),
+           "wall_s": 100.0, "runs": 4, "ok_runs": 4, "train_time_s": 60.0, "eval_time_s": 10.0,
+           "setup_time_s": 5.0, "efficiency": 0.6}
+    pd.DataFrame([row]).to_parquet(d / "sweeps" / "sw1.parquet", index=False)
+    if "sweeps" not in res.KINDS:
+        monkeypatch.setitem(res.KINDS, "sweeps", [(k, None, "") for k in row])
+    rep = report.build([d])
+    assert rep.sweeps.other_time_s.iloc[0] == pytest.approx(25.0)
+    from bench.report_md import render
+    md = render(rep)
+    assert "## Device time" in md and "| tiny |" in md and "60%" in md and "25.0" in md
+
+
+# --- #18 item 5: the terminal at 100 columns ------------------------------------------------------
+
+def test_the_committed_cpu_results_are_legible_at_100_columns():
+    import re
+    from pathlib import Path
+
+    from bench.report_fmt import config_name, fmt_num, fmt_range
+    cpu = Path(__file__).resolve().parent.parent / "results" / "cpu"
+    p = bench("report", cpu, env={"COLUMNS": "100"}, check=0)
+    lines = p.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    board = report.build([cpu]).board
+    ranked = board[board.ranked]
+    assert len(ranked) >= 2
+    for _, r in ranked.iterrows():
+        ranked_part = p.stdout.split("Time to several accuracies")[0].splitlines()
+        row = [line for line in ranked_part if re.search(" " + re.escape(config_name(r)) + r" *│", line)]
+        assert len(row) == 1, config_name(r)
+        for cell in (fmt_num(r.median_time_to_target_s, "s2"), f"{int(r.reached)}/{int(r.runs)}",
+                     fmt_range(r.min_time_to_target_s, r.max_time_to_target_s), fmt_num(r.mean_final_acc, "acc")):
+            assert cell in row[0], (cell, row[0])
+        assert "…" not in row[0]
+    wide = bench("report", cpu, "--wide", env={"COLUMNS": "250"}, check=0).stdout
+    assert "MFU" in wide and "MFU" not in p.stdout

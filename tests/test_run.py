@@ -17,7 +17,7 @@ def tiny_run(small_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     results, ckpt = root / "results", root / "model.pt"
     p = bench("run", *TINY, "--target", "0.15", "--data", small_data, "--results", results, "--save", ckpt,
-              "--no-progress-bar", check=0)
+              "--no-progress-bar", "--json", check=0)
     return p, results, ckpt, small_data
 
 

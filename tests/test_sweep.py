@@ -1,5 +1,4 @@
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -129,10 +128,9 @@ def test_sweep_runs_every_cell_once(finished_sweep):
 def test_rerun_skips_everything_in_seconds(finished_sweep):
     s, results, _, data = finished_sweep
     before = sorted(p.name for p in (results / "runs").iterdir())
-    t = time.monotonic()
     p = bench("sweep", s, "--results", results, "--data", data, check=0)
-    assert time.monotonic() - t < 20
-    assert "nothing to do" in p.stderr
+    # no clock: that nothing ran shows in the files and the message, not in a bound a busy machine breaks
+    assert "nothing to do" in p.stderr and "starting run" not in p.stderr
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
 
 

@@ -43,6 +43,7 @@ def test_clean_results_pass(copy):
     (dict(epochs_completed=7), "epochs_completed 7 but the epoch file has 2 epochs"),
     (dict(schema_version=99), "unknown schema version 99"),
     (dict(reached_target=False), "reached_target disagrees"),
+    (dict(tset_acc=0.5), "columns not in the schema (bench/columns.py): tset_acc"),  # an unknown column
 ])
 def test_each_inconsistency_is_named(copy, changes, message):
     path = edit_first_run(copy, **changes)

@@ -5,16 +5,17 @@ import torch.distributed as dist
 
 import models
 
-from .. import faults, loader, precision
+from .. import fast, faults, flops, loader, precision
 from ..config import BenchError
-from ..schedule import one_cycle
 from ..workload import Workload, register
 
 
-def evaluate_logits(net, x, tta):
-    """Logits, or with test-time augmentation the sum of the image's and its mirror's."""
-    out = net(x)
-    return out + net(x.flip(3)) if tta else out
+def evaluate_logits(net, x, tta, views=None):
+    """Logits, or with test-time augmentation the sum over the views (2: the image and its mirror;
+    bench/fast.py's tta_logits has the 6-view form)."""
+    if not tta:
+        return net(x)
+    return fast.tta_logits(net, x, views or 2)
 
 
 def compiled(module, cfg):
@@ -40,12 +41,13 @@ class Classify(Workload):
         self.dtype = precision.dtype(cfg.precision)
         self.loader = loader.DeviceLoader(
             train_x, train_y, ds.mean, ds.std, cfg.batch_size, dev, self.dtype, seed=cfg.seed,
-            cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world)
+            cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world,
+            **fast.loader_options(cfg))  # translate pixels, alternating flips
         if len(self.loader) == 0:
             raise BenchError(f"batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
         self.test = loader.eval_batches(ds.test_x, ds.test_y, ds.mean, ds.std, cfg.eval_batch_size, dev,
                                         self.dtype, cfg.channels_last, self.rank, self.world)
-        self.n_test, self.dataset = len(ds.test_x), ds
+        self.n_test, self.dataset, self.train_x, self.epoch = len(ds.test_x), ds, train_x, None
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = self._fresh_model(cfg.seed).to(dev, memory_format=self.fmt)
         self.net = compiled(self.model, cfg)
@@ -56,36 +58,51 @@ class Classify(Workload):
             self.train_net = compiled(ddp, cfg)
         self.steps_per_epoch = len(self.loader)
         self.images_per_step = self.loader.local_batch * self.world
-        self.schedule = one_cycle(cfg.epochs * self.steps_per_epoch, cfg.lr, cfg.div, cfg.pct, cfg.mom_max, cfg.mom_min)
+        self.schedule = fast.schedule(cfg, cfg.epochs * self.steps_per_epoch)  # one-cycle or triangle
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self._new_optimizer()
         return {"dataset": ds.name, "data_checksum": ds.checksum, "train_images": len(train_x),
-                "test_images": len(ds.test_x), "param_count": models.param_count(self.model)}
+                "test_images": len(ds.test_x), "param_count": models.param_count(self.model),
+                "flops_per_image": flops.flops_per_image(self.model, cfg.channels_last)}
 
     def _fresh_model(self, seed):
         torch.manual_seed(seed)  # same initial weights on every device, rank and process
-        return models.create(self.cfg.model, inplace=self.cfg.inplace, **self.cfg.model_kwargs)
+        model = models.create(self.cfg.model, inplace=self.cfg.inplace, **self.cfg.model_kwargs)
+        fast.prepare(model, self.cfg, self.train_x, self.dataset.mean, self.dataset.std)  # whitening, dirac, BN
+        return model
 
     def _new_optimizer(self):
         cfg = self.cfg
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.schedule[0][0], momentum=cfg.mom_max,
+        self.opt = torch.optim.SGD(fast.param_groups(self.model, cfg), lr=self.schedule[0][0], momentum=cfg.mom_max,
                                    nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
         self.scaler = precision.grad_scaler(self.device, cfg.precision)
+        self.lookahead = fast.Lookahead.maybe(self.model, cfg, len(self.schedule))  # a weight EMA, or None
 
     def reset(self, seed):
         # Weights and BatchNorm buffers copied in place: the compiled graph stays valid (no recompile).
         self.model.load_state_dict(self._fresh_model(seed).state_dict())
+        fast.on_epoch(self.model, self.cfg, 1, thaw=True)  # a frozen whitening bias trains again
         self.loader.seed = seed
+        self.loader.reseed_flips(seed)
         self._new_optimizer()
 
     def batches(self, epoch):
+        if epoch > 0:
+            self.epoch = epoch
+            fast.on_epoch(self.model, self.cfg, epoch)  # the whitening bias freezes after its epochs
         return self.loader.epoch(epoch)
+
+    def warmup(self, steps):
+        super().warmup(steps)
+        with fast.whiten_bias_frozen(self.model, self.cfg) as froze:  # that graph compiles off the clock too
+            if froze:
+                super().warmup(1)
 
     def step(self, batch, step):
         x, y = batch
         lr, mom = self.schedule[step or 0]
         for g in self.opt.param_groups:
-            g["lr"], g["momentum"] = lr, mom
+            g["lr"], g["momentum"] = lr * g.get("lr_scale", 1.0), mom  # lr_scale: BatchNorm biases
         with precision.autocast(self.device, self.cfg.precision):
             loss = self.criterion(self.train_net(x), y)
         if self.fault and step is not None:
@@ -94,6 +111,8 @@ class Classify(Workload):
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
+        if self.lookahead is not None and step is not None:
+            self.lookahead.update(step + 1)
         return loss.detach()
 
     def epoch_fields(self, step):
@@ -107,9 +126,10 @@ class Classify(Workload):
         was_training = self.model.training
         self.model.eval()
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        views = fast.eval_views(self.cfg, self.epoch)  # tta_last_only: one view before the last epoch
         with precision.autocast(self.device, self.cfg.precision):
             for x, y in self.test:
-                correct += (evaluate_logits(self.net, x, self.cfg.tta).argmax(1) == y).sum()
+                correct += (fast.tta_logits(self.net, x, views).argmax(1) == y).sum()
         if self.world > 1:
             dist.all_reduce(correct)
         self.model.train(was_training)
@@ -121,6 +141,6 @@ class Classify(Workload):
         cfg = self.cfg
         return {"model": cfg.model, "model_kwargs": canonical_kwargs(cfg.model, cfg.model_kwargs),
                 "inplace": cfg.inplace, "precision": cfg.precision, "channels_last": cfg.channels_last,
-                "tta": cfg.tta, "eval_batch_size": cfg.eval_batch_size, "dataset": self.dataset.name,
+                "tta": cfg.tta, "tta_views": fast.views(cfg), "eval_batch_size": cfg.eval_batch_size, "dataset": self.dataset.name,
                 "mean": list(self.dataset.mean), "std": list(self.dataset.std),
                 "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}

@@ -1,0 +1,170 @@
+"""The Python API, for notebooks and scripts: the same runs, files and leaderboard as the CLI.
+
+    import bench
+    row = bench.run(model="net.py:make_net", epochs=2, data="cifar10.tar.xz", results="results/nb")
+    board = bench.report(["results/nb"])       # the leaderboard, a pandas DataFrame
+    bench.models()                             # the registered models, their keywords and FLOPs
+
+Settings are RunConfig's fields (bench/config.py) with the CLI's names for two of them
+(`wd`, `time_limit`); bad settings raise BenchError with one line, before anything runs.
+"""
+import dataclasses
+import json
+import os
+import sys
+
+from .config import RECIPES, BenchError, RunConfig, from_recipe, validate
+
+ALIASES = {"wd": "weight_decay", "time_limit": "time_limit_s"}  # the CLI's flag names
+
+
+def run(config=None, *, data=None, results="results", save=None, progress=True, seeds=None, **settings):
+    """Train one configuration to its target and record it, as `bench run` does. `config` is a
+    RunConfig (settings then override its fields) or None (settings on top of the recipe's or the
+    lesson's defaults). `model` may be a registered name, 'MODULE:FUNCTION', 'FILE.py:FUNCTION',
+    or a function importable from a module. Returns the run row as a dict; a run that failed is
+    recorded and returned with its `status` (oom, diverged, ...), not raised. With `seeds=[...]`
+    the seeds train one after another in this process and a list of rows comes back."""
+    from . import data as data_mod
+    from .row import check_save
+
+    cfg = validate(make_config(config, settings))
+    check_save(save, len(seeds or [cfg.seed]))
+    rows = _execute(cfg, seeds or [cfg.seed], data_mod.resolve_source(data), results, save, progress)
+    rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+    return rows if seeds is not None else rows[0]
+
+
+def _execute(cfg, seeds, source, results_dir, save, progress):
+    """The one call into the runner, as the CLI's `bench run` makes it."""
+    if cfg.world_size > 1:
+        from . import isolate
+        from .ui import say
+        return isolate.run_seeds(cfg, seeds, source, results_dir, save=save, on_line=say if progress else None)[0]
+    from .runner import Runner
+    return Runner(cfg, source, results_dir, seeds=seeds, save=save, progress=progress, live=False).execute()
+
+
+def make_config(config=None, settings=None):
+    """A RunConfig from a RunConfig and/or settings, with the CLI's rules: another model than the
+    recipe's starts from its own keyword defaults."""
+    settings = {ALIASES.get(k, k): v for k, v in (settings or {}).items()}
+    if "model" in settings:
+        settings["model"] = model_spec(settings["model"])
+    if isinstance(settings.get("model_kwargs"), dict):
+        settings["model_kwargs"] = {k: list(v) if isinstance(v, tuple) else v
+                                    for k, v in settings["model_kwargs"].items()}
+    if config is not None:
+        if not isinstance(config, RunConfig):
+            raise BenchError(f"config must be a bench.RunConfig, got {type(config).__name__}")
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(RunConfig)})
+        if unknown:
+            raise BenchError(f"unknown setting {unknown[0]!r}")
+        return dataclasses.replace(config, **settings)
+    recipe = settings.pop("recipe", None)
+    own_model = RECIPES.get(recipe, {}).get("model", "darknet")
+    if settings.get("model", own_model) != own_model:
+        settings.setdefault("model_kwargs", {})
+    elif "model_kwargs" in settings and isinstance(settings["model_kwargs"], dict):
+        settings["model_kwargs"] = {**from_recipe(recipe).model_kwargs, **settings["model_kwargs"]}
+    return from_recipe(recipe, **settings)
+
+
+def model_spec(model):
+    """A model given as a Python function becomes its 'module:function' spec (a name stays)."""
+    if isinstance(model, str) or not callable(model):
+        return model
+    module, name = getattr(model, "__module__", None), getattr(model, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name:
+        raise BenchError(f"model {getattr(model, '__name__', model)!r} is defined in the notebook or "
+                         f"script itself; put it in a .py file and pass 'FILE.py:FUNCTION'")
+    return f"{module}:{name}"
+
+
+def report(dirs, prices=None):
+    """The leaderboard of these results directories as a pandas DataFrame (one row per
+    configuration and hardware, ranked as `bench report` ranks them)."""
+    from . import report as report_mod
+
+    dirs = [dirs] if isinstance(dirs, (str, os.PathLike)) else dirs
+    return report_mod.build([str(d) for d in dirs], prices).board
+
+
+def models(specs=()):
+    """The registered models (and any `specs` given, e.g. 'net.py:make_net') at their defaults:
+    keywords (type, default), which run settings they take, parameters and training FLOPs per image."""
+    import models as registry
+
+    names = list(registry.registered()) + [s for s in specs if s not in registry.registered()]
+    return [describe_model(n) for n in names]
+
+
+def describe_model(name):
+    import torch
+
+    import models as registry
+    from models.kwtypes import short
+    from models.registry import plain
+
+    from .flops import flops_per_image
+
+    try:
+        spec = registry.resolve(name)  # import a user's file outside the meta device
+    except ValueError as e:
+        raise BenchError(str(e)) from None
+    info = {"model": spec.name, "source": spec.import_path, "honours": spec.honours,
+            "keywords": {k: {"type": short(kw.annotation), "default": None if kw.required else plain(kw.default),
+                             "required": kw.required}
+                         for k, kw in spec.keywords.items()},
+            "param_count": None, "flops_per_image": None}
+    if any(kw.required for kw in spec.keywords.values()):
+        return info  # nothing to build without the user's keywords
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            net = registry.create(name)
+    except Exception:  # noqa: BLE001 - a factory that needs real tensors: build it for real
+        try:
+            net = registry.create(name)
+        except Exception as e:  # noqa: BLE001 - the user's code: one line
+            raise BenchError(f"model {name!r} at its defaults: {' '.join(str(e).split())}") from None
+    info.update(param_count=registry.param_count(net), flops_per_image=flops_per_image(net))
+    return info
+
+
+def models_main(a):
+    """`bench models`: a table on stdout, or JSON with --json."""
+    rows = models(a.specs)
+    if a.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Console(file=sys.stdout, highlight=False, width=100)
+    t = Table(title=Text("models (FLOPs: forward + backward of one 32x32 training image)"),
+              title_justify="left")
+    for h in ("model", "keywords (type = default)", "takes", "params", "GFLOP/img"):
+        t.add_column(Text(h), justify="right" if h in ("params", "GFLOP/img") else "left",
+                     no_wrap=h.startswith("keywords"))
+    for r in rows:
+        kws = "\n".join(f"{k}: {v['type']}" + ("" if v["required"] else f" = {_literal(v['default'])}")
+                        for k, v in r["keywords"].items()) or "-"
+        takes = "\n".join(k for k, yes in r["honours"].items() if yes) or "-"
+        params = f"{r['param_count']:,}" if r["param_count"] is not None else "-"
+        gflop = f"{r['flops_per_image'] / 1e9:#.3g}" if r["flops_per_image"] is not None else "-"
+        t.add_row(Text(r["model"]), Text(kws), Text(takes), Text(params), Text(gflop))
+    out.print(t)
+    return 0
+
+
+def _literal(v):
+    return ",".join(map(str, v)) if isinstance(v, list) else repr(v)
+
+
+def _plain(v):
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    return v

@@ -1,0 +1,244 @@
+"""The `fast` recipe's training ideas (issue #17), each behind a RunConfig switch, after Keller
+Jordan's published description of airbench (2024); written from that description, not its code.
+
+The runner calls these at a handful of places, each marked `# fast:` there:
+  - prepare(model, cfg, train_x, mean, std): whitening init, identity (dirac) init, frozen BN weights;
+  - on_epoch(model, cfg, epoch[, thaw]): stop training the whitening bias after `whiten_bias_epochs`;
+  - param_groups(model, cfg): BatchNorm biases at `bn_bias_lr_scale` x the lr (weight decay / scale);
+  - schedule(cfg, total): the one-cycle schedule, or airbench's asymmetric triangle;
+  - Lookahead.maybe(model, cfg, total) and .update(step): an EMA of the weights, copied back into
+    the net every `lookahead_every` steps and at the last step;
+  - tta_logits(net, x, views): 1 view (none), 2 (mirror) or 6 (mirror x three 1-pixel shifts);
+  - loader_options(cfg): `translate` pixels of reflection padding, alternating flips.
+With every switch off (and the defaults of translate/tta) a run is exactly what it was before.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .schedule import one_cycle
+
+TTA_VIEWS = (1, 2, 6)
+SCHEDULES = ("one_cycle", "triangle")
+WHITEN_EPS = 5e-4      # added to the patch covariance's eigenvalues: bounds the gain on near-empty directions
+WHITEN_IMAGES = 5000   # images whose 2x2 patches estimate the covariance (more changes nothing measurable)
+
+
+def views(cfg):
+    """The number of test-time views: 1 without `tta` (so --no-tta always turns it off); with it,
+    `tta_views`, or 2 (the mirror, the harness's TTA before tta_views existed) when that is unset."""
+    if not cfg.tta:
+        return 1
+    return 2 if cfg.tta_views is None else cfg.tta_views
+
+
+def eval_views(cfg, epoch=None):
+    """The views of the evaluation after `epoch`: with `tta_last_only` the epochs before the last are
+    evaluated on one view (a 6-view test pass costs as much as a third of a CPU epoch)."""
+    if cfg.tta_last_only and epoch is not None and epoch < cfg.epochs:
+        return 1
+    return views(cfg)
+
+
+def check(cfg, error):
+    """Raise `error(message)` for a fast setting that cannot run."""
+    if cfg.tta_views is not None and cfg.tta_views not in TTA_VIEWS:
+        raise error(f"tta-views must be one of {', '.join(map(str, TTA_VIEWS))} "
+                    f"(none, mirror, mirror x 1-pixel shifts), got {cfg.tta_views!r}")
+    if cfg.schedule not in SCHEDULES:
+        raise error(f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if cfg.translate < 0 or cfg.translate > 16:
+        raise error(f"translate must be 0 to 16 pixels, got {cfg.translate!r}")
+    if cfg.whiten_bias_epochs < 0 or cfg.lookahead_every < 0:
+        raise error("whiten-bias-epochs and lookahead-every must not be negative")
+    if not 0 <= cfg.lookahead_decay < 1:
+        raise error(f"lookahead-decay must be in [0, 1), got {cfg.lookahead_decay!r}")
+    if not cfg.bn_bias_lr_scale > 0 or not cfg.final_div > 0:
+        raise error("bn-bias-lr-scale and final-div must be positive")
+    if cfg.whiten and cfg.model != "fastnet":
+        raise error(f"whiten needs a model with a 2x2 whitening layer first (fastnet), not {cfg.model!r}")
+
+
+# --- initialisation ------------------------------------------------------------------------------
+
+def prepare(model, cfg, train_x, mean, std):
+    """Apply the switched-on initialisations to a freshly built model (on the CPU, before .to())."""
+    if cfg.whiten:
+        whiten_init(model[0], train_x, mean, std)
+    if cfg.dirac:
+        dirac_init(model)
+    if cfg.bn_weight_frozen:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None:
+                m.weight.requires_grad_(False)  # stays 1: the net learns only each channel's shift
+
+
+@torch.no_grad()
+def whiten_init(conv, train_x, mean, std, eps=WHITEN_EPS, n=WHITEN_IMAGES):
+    """Make `conv` (3 -> 2k channels, kernel 2x2) whiten 2x2 patches of the normalised training
+    images: its first k filters are the patch covariance's eigenvectors divided by the square root
+    of their eigenvalues, the next k the same negated (so a following GELU passes both signs).
+    The weight is frozen; the bias centres the output (it may train for `whiten_bias_epochs`)."""
+    x = normalise(train_x[:n], mean, std)
+    k = conv.kernel_size
+    patches = F.unfold(x, k).transpose(1, 2).reshape(-1, 3 * k[0] * k[1]).double()
+    mu = patches.mean(0)
+    cov = torch.cov(patches.T)
+    evals, evecs = torch.linalg.eigh(cov)
+    w = (evecs.T / (evals + eps).sqrt()[:, None])                  # row i: eigenvector i, scaled
+    w = torch.cat([w, -w])
+    if conv.out_channels != len(w):
+        raise ValueError(f"the whitening conv needs {len(w)} output channels, has {conv.out_channels}")
+    conv.weight.copy_(w.view_as(conv.weight).float())
+    conv.bias.copy_((-w @ mu).float())
+    conv.weight.requires_grad_(False)
+
+
+def normalise(x_uint8, mean, std):
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (x_uint8.float() - m) / s
+
+
+@torch.no_grad()
+def dirac_init(model):
+    """Each 3x3 conv starts as the identity on its first in_channels outputs (the rest keep their
+    random init): a deep net then begins close to a shallow one and trains faster early."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.out_channels >= m.in_channels \
+                and m.groups == 1:
+            nn.init.dirac_(m.weight[:m.in_channels])
+
+
+def on_epoch(model, cfg, epoch, thaw=False):
+    """Before 1-based `epoch`: the whitening bias trains for the first `whiten_bias_epochs` only.
+    thaw=True (a new seed in the same process) makes it trainable again if epoch 1 trains it."""
+    if not cfg.whiten:
+        return
+    trains = epoch <= cfg.whiten_bias_epochs
+    if thaw and trains:
+        model[0].bias.requires_grad_(True)
+    elif not trains and model[0].bias.requires_grad:
+        model[0].bias.requires_grad_(False)
+        model[0].bias.grad = None
+
+
+@contextlib.contextmanager
+def whiten_bias_frozen(model, cfg):
+    """Freeze the whitening bias for the block (yields whether the run would ever freeze it), then
+    restore it: the warm-up compiles the graphs of both states, so none compiles on the clock."""
+    if not (cfg.whiten and cfg.whiten_bias_epochs < cfg.epochs and model[0].bias.requires_grad):
+        yield False
+        return
+    model[0].bias.requires_grad_(False)
+    try:
+        yield True
+    finally:
+        model[0].bias.requires_grad_(True)
+
+
+# --- optimisation --------------------------------------------------------------------------------
+
+def param_groups(model, cfg):
+    """SGD parameter groups. The runner sets each group's lr to the schedule's x its `lr_scale`.
+    BatchNorm biases get `bn_bias_lr_scale` x the lr and weight decay / scale, so their
+    lr x decay product (the decay per step) is the other weights'."""
+    bn_bias, other = [], []
+    for m in model.modules():
+        is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for name, p in m.named_parameters(recurse=False):
+            (bn_bias if is_bn and name == "bias" else other).append(p)
+    s = cfg.bn_bias_lr_scale
+    groups = [dict(params=other, lr_scale=1.0)]
+    if bn_bias and s != 1.0:
+        groups.append(dict(params=bn_bias, lr_scale=s, weight_decay=cfg.weight_decay / s))
+    else:
+        other.extend(bn_bias)
+    return [g for g in groups if g["params"]]
+
+
+def schedule(cfg, total):
+    """[(lr, momentum)] per step. `triangle` (airbench's shape): lr rises linearly from lr/div to lr
+    over the first pct% of the steps, then falls linearly to lr/final_div at the last step; the
+    momentum stays at mom_max."""
+    if cfg.schedule == "one_cycle":
+        return one_cycle(total, cfg.lr, cfg.div, cfg.pct, cfg.mom_max, cfg.mom_min)
+    return triangle(total, cfg.lr, cfg.div, cfg.pct, cfg.final_div, cfg.mom_max)
+
+
+def triangle(total, lr, div, pct, final_div, mom):
+    peak = max(int(round(total * pct / 100)), 1)
+    out = []
+    for i in range(total):
+        if i < peak:
+            f = 1 / div + (1 - 1 / div) * i / peak
+        else:
+            f = 1 + (1 / final_div - 1) * (i - peak) / max(total - 1 - peak, 1)
+        out.append((lr * f, mom))
+    return out
+
+
+class Lookahead:
+    """An exponential moving average of the weights (parameters and float buffers) that is also
+    written back into the net: every `every` steps the average moves toward the net by
+    (1 - decay_t) and the net is reset to it; at the last step the net takes the average.
+    decay_t = decay**every * (step / total)**3: no averaging early, heavy averaging at the end."""
+
+    def __init__(self, model, every, decay, total):
+        self.every, self.decay, self.total = every, decay, total
+        self.tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+        self.avg = [t.detach().clone() for t in self.tensors]
+
+    @classmethod
+    def maybe(cls, model, cfg, total):
+        return cls(model, cfg.lookahead_every, cfg.lookahead_decay, total) if cfg.lookahead_every else None
+
+    @torch.no_grad()
+    def update(self, step):
+        """After `step` (1-based) optimizer steps."""
+        if step % self.every == 0:
+            d = self.decay ** self.every * (step / self.total) ** 3
+            for a, t in zip(self.avg, self.tensors):
+                a.lerp_(t.detach(), 1 - d)
+                t.copy_(a)
+        if step == self.total:
+            self.apply()
+
+    @torch.no_grad()
+    def apply(self):
+        for a, t in zip(self.avg, self.tensors):
+            t.copy_(a)
+
+
+# --- evaluation and data -------------------------------------------------------------------------
+
+def tta_logits(net, x, views):
+    """Logits for a batch with `views` test-time views: 1 the image; 2 the image plus its mirror
+    (the harness's former `tta`); 6 that pair at weight 1/2, plus the pair shifted by one pixel
+    down-right and up-left (reflection-padded) at 1/4 each."""
+    out = net(x)
+    if views == 1:
+        return out
+    out = out + net(x.flip(3))
+    if views == 2:
+        return out
+    pad = F.pad(x, (1,) * 4, mode="reflect")
+    h, w = x.shape[2:]
+    out = out * 0.5
+    for dy, dx in ((0, 0), (2, 2)):
+        s = pad[:, :, dy:dy + h, dx:dx + w].contiguous(memory_format=_fmt(x))
+        out = out + 0.25 * (net(s) + net(s.flip(3)))
+    return out
+
+
+def _fmt(x):
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
+
+
+def loader_options(cfg):
+    """DeviceLoader keywords: `translate` pixels of reflection padding for the random crop, and
+    flips alternating by epoch instead of drawn at random."""
+    return dict(pad=cfg.translate, flip_mode="alternate" if cfg.alt_flip else "random")

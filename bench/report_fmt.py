@@ -1,0 +1,100 @@
+"""How the report writes one value: numbers, model labels, short device names. Nothing here
+knows about boards or output formats."""
+import json
+import math
+import re
+
+import pandas as pd
+
+
+def missing(v):
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(v, kind):
+    if missing(v):
+        return "–"
+    return {"s": lambda x: f"{x:.1f}" if x < 1000 else f"{x:,.0f}", "s2": lambda x: f"{x:.2f}" if x < 100 else f"{x:.1f}",
+            "acc": lambda x: f"{x * 100:.2f}%", "pct": lambda x: f"{x * 100:.0f}%", "ips": lambda x: f"{x:,.0f}",
+            "mib": lambda x: f"{x / 2**20:,.0f}", "usd": lambda x: f"${x:.3f}", "j": lambda x: f"{x / 1000:,.1f}",
+            "x": lambda x: f"{x:.2f}x", "pp": lambda x: f"{x * 100:.2f}", "int": lambda x: f"{int(x)}",
+            "mfu": lambda x: f"{x * 100:.1f}%", "tflops": lambda x: f"{x:.1f}", "gflop": lambda x: f"{x / 1e9:.2f}",
+            "frac": lambda x: f"{x:.0%}"}[kind](float(v))
+
+
+def fmt_range(lo, hi, kind="s2"):
+    return "–" if missing(lo) or missing(hi) else f"{fmt_num(lo, kind)}–{fmt_num(hi, kind)}"
+
+
+def cut(s, n=24):
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def model_label(row):
+    try:
+        kw = json.loads(row["model_kwargs"]) if isinstance(row["model_kwargs"], str) else {}
+    except ValueError:
+        kw = {}
+    # a long value (a note, a path) is cut in tables; the full text stays in model_kwargs
+    inner = ",".join(f"{k}={cut(str(v).replace(' ', ''))}" for k, v in kw.items())
+    return f"{row['model']}({inner})" if inner else str(row["model"])
+
+
+def short_model(row):
+    """The model with only its short keywords: enough for a narrow table cell."""
+    try:
+        kw = json.loads(row["model_kwargs"]) if isinstance(row["model_kwargs"], str) else {}
+    except ValueError:
+        kw = {}
+    keep = {k: v for k, v in kw.items() if k in ("width", "blocks", "nf", "depth", "k", "bottleneck", "wide")}
+    inner = ",".join(f"{k}={str(v).replace(' ', '')}" for k, v in keep.items())
+    return f"{row['model']}({inner})" if inner else str(row["model"])
+
+
+def flags(row):
+    """The settings a reader most often compares, as short words (absent ones are the defaults)."""
+    out = [str(row.get("precision")), f"bs{row.get('batch_size')}"]
+    if row.get("inplace") is False or row.get("inplace") == 0:
+        out.append("no-inplace")
+    if row.get("compile") is True:
+        out.append("compiled")
+    if not missing(row.get("world_size")) and int(row["world_size"]) > 1:
+        out.append(f"x{int(row['world_size'])}")
+    return " ".join(out)
+
+
+def config_name(row):
+    """One configuration in a few words: model, precision, batch and any non-default switch."""
+    return f"{short_model(row)} {flags(row)}"
+
+
+def short_device(name, gpu_count=None, cpu_count=None):
+    """'NVIDIA H200' -> 'H200'; 'CPU: Intel(R) Xeon(R) Processor' with 2 cores -> 'Xeon CPU 2c'."""
+    s = str(name)
+    cpu = s.startswith("CPU:")
+    s = re.sub(r"\((R|TM|tm|r)\)", "", s)  # first, so "Intel(R) Xeon(R)" reads "Intel Xeon" below
+    s = re.sub(r"^CPU:\s*|NVIDIA\s+|Intel\s+|AMD\s+|\bCPU\b|Processor|@.*$", "", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = cut(s, 18)
+    if cpu:
+        return f"{s} CPU" + (f" {int(cpu_count)}c" if not missing(cpu_count) else "")
+    if not missing(gpu_count) and int(gpu_count) > 1:
+        return f"{int(gpu_count)}x {s}"
+    return s
+
+
+def context_label(row):
+    return f"{short_model(row)} {row['precision']} bs{row['batch_size']} on {short_device(row['device_name'], row.get('gpu_count'), row.get('cpu_count'))}"
+
+
+def json_num(v):
+    return None if missing(v) else float(v)
+
+
+def is_nan(v):
+    return isinstance(v, float) and math.isnan(v)

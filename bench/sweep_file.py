@@ -1,0 +1,139 @@
+"""A sweep file, read and expanded into cells: [sweep], [base], [axes], [[exclude]], [[cells]]
+(the format is described in bench/sweep.py). Every cell is validated here, so a bad file fails
+before anything runs."""
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
+
+SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
+
+
+@dataclass
+class Cell:
+    index: int
+    axes: dict   # axis -> value, for display
+    cfg: RunConfig
+
+
+def load(path):
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"sweep file not found: {path}")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise BenchError(f"{path}: invalid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path}: cannot read: {e}") from None
+    unknown = set(doc) - {"sweep", "base", "axes", "exclude", "cells"}
+    if unknown:
+        raise BenchError(f"{path}: unknown section [{sorted(unknown)[0]}]; sections are [sweep], [base], "
+                         f"[axes], [[exclude]], [[cells]]")
+    meta = doc.get("sweep", {})
+    bad = set(meta) - SWEEP_KEYS
+    if bad:
+        raise BenchError(f"{path}: unknown key {sorted(bad)[0]!r} in [sweep]; keys: {', '.join(sorted(SWEEP_KEYS))}")
+    return path, meta, doc.get("base", {}), doc.get("axes", {}), doc.get("exclude", []), doc.get("cells", [])
+
+
+def _set(values, key, v, where):
+    if key.startswith("model_kwargs."):
+        values["model_kwargs"] = dict(values.get("model_kwargs", {}))
+        values["model_kwargs"][key.split(".", 1)[1]] = list(v) if isinstance(v, tuple) else v
+    elif key in FIELDS or key == "recipe":
+        values[key] = v
+    else:
+        raise BenchError(f"{where}: unknown setting {key!r}; settings are {', '.join(FIELDS)} "
+                         f"or model_kwargs.KEY")
+
+
+def _start(recipe, base, where, model=None):
+    """A cell's values before its axes: the recipe's, then [base] on top; `model` is the cell's own
+    when an axis names one (its keywords start from that model's defaults)."""
+    if recipe is not None and recipe not in RECIPES:
+        raise BenchError(f"{where}: unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    if not isinstance(base.get("model_kwargs", {}), dict):
+        raise BenchError(f"{where}: [base] model_kwargs must be a table, got {base['model_kwargs']!r}")
+    start = dict(RECIPES.get(recipe, {}))
+    for k, v in base.items():
+        if k not in ("model_kwargs", "recipe"):
+            _set(start, k, v, f"{where} [base]")
+    start["model_kwargs"] = _model_kwargs(recipe, base, model or start.get("model", "darknet"))
+    return start
+
+
+def _model_kwargs(recipe, base, model):
+    """The recipe's (or the default's) model keywords belong to its own model only, and [base]'s
+    to [base]'s model only: another model starts from its own defaults."""
+    own = RECIPES.get(recipe, {})
+    inherited = own.get("model_kwargs", RunConfig().model_kwargs) if model == own.get("model", "darknet") else {}
+    base_model = base.get("model", own.get("model", "darknet"))
+    return {**inherited, **(base.get("model_kwargs", {}) if model == base_model else {})}
+
+
+def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
+    """All cells of the sweep, validated; raises BenchError naming the first bad one. Explicit
+    [[cells]] come first, in file order, then the axes' product; a cell is never listed twice."""
+    where = str(path)
+    _start(base.get("recipe"), base, where)
+    for k, vs in axes.items():
+        _set({}, k, None, f"{where} [axes]")
+        if not isinstance(vs, list) or not vs:
+            raise BenchError(f"{where}: axis {k!r} must be a non-empty list of values, got {vs!r}")
+    for ex in exclude:
+        for k in ex:
+            if k not in axes:
+                raise BenchError(f"{where}: [[exclude]] names {k!r}, which is not an axis")
+    seeds = _seeds(meta.get("seeds", list(range(meta.get("repeats", 1)))), f"{where}: [sweep] seeds")
+    limit = meta.get("time_limit_s")
+    points = []
+    for spec in explicit:
+        spec = dict(spec)
+        points.append((spec, _seeds(spec.pop("seeds", seeds), f"{where}: [[cells]] seeds")))
+    names = list(axes)
+    for combo in itertools.product(*(axes[k] for k in names)):
+        point = dict(zip(names, combo))
+        if not any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
+            points.append((point, seeds))
+    cells, seen = [], set()
+    for point, point_seeds in points:
+        recipe = point.get("recipe", base.get("recipe"))
+        for seed in point_seeds:
+            values = _start(recipe, base, where, point.get("model"))
+            for k, v in point.items():
+                if k != "recipe":
+                    _set(values, k, v, f"{where} [axes]")
+            if "seed" not in point:
+                values["seed"] = seed
+            if limit is not None and "time_limit_s" not in values:
+                values["time_limit_s"] = float(limit)
+            desc = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+            values.pop("recipe", None)
+            try:
+                cfg = RunConfig(recipe=recipe, **values)
+                validate(cfg, cuda_available=check_gpu)
+            except (BenchError, TypeError) as e:
+                raise BenchError(f"{where}: cell ({desc}, seed {seed}): {e}") from None
+            if cfg.key() not in seen:
+                seen.add(cfg.key())
+                cells.append(Cell(len(cells), {**point, "seed": seed}, cfg))
+    return cells
+
+
+def _seeds(seeds, where):
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise BenchError(f"{where} must be a non-empty list of integers (or repeats = N)")
+    return seeds
+
+
+def parse_shard(text):
+    try:
+        i, n = (int(x) for x in text.split("/"))
+        if n < 1 or not 0 <= i < n:
+            raise ValueError
+        return i, n
+    except ValueError:
+        raise BenchError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}") from None

@@ -1,0 +1,123 @@
+"""The Python API (bench/api.py), `bench models`, and a user's own network timed end to end."""
+import hashlib
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import bench
+from bench.config import BenchError
+
+from .conftest import ROOT
+from .conftest import bench as bench_cli
+
+SMALL = dict(batch_size=100, epochs=1, target=0.3, precision="bf16", device="cpu", progress=False)
+
+
+def readme_block(heading, lang="python"):
+    """The first ```lang block under a README heading."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n### ", 1)[0]
+    return re.search(rf"```{lang}\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture
+def user_net(tmp_path):
+    """The README's own example network, written to a directory outside the repository."""
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    p = d / "mynet.py"
+    p.write_text(readme_block("### Your own model"))
+    return p
+
+
+def test_the_readme_notebook_example_runs(user_net, small_data, monkeypatch, capsys):
+    code = readme_block("### From Python")
+    data = '"../shared/data/cifar10-jpeg.tar.xz"'
+    assert data in code, "the README example's data path changed: update this test"
+    monkeypatch.chdir(user_net.parent)
+    exec(compile(code.replace(data, repr(str(small_data))), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.startswith("ok ")
+    assert "mynet.small_net" in out and "'darknet', 31410922, 2403790848" in out
+    row = pd.read_parquet(user_net.parent / "results" / "mine" / "runs").iloc[0]
+    assert row["model"] == "mynet.small_net" and row["status"] == "ok" and row["train_images"] == 600
+
+
+def test_a_network_from_a_file_is_timed_by_the_cli_and_the_api_and_reported(user_net, small_data, tmp_path):
+    results = tmp_path / "results"
+    spec = f"{user_net}:small_net"
+    p = bench_cli("run", "--model", spec, "--model-kwargs", "width=4", "--batch-size", "100", "--epochs", "1",
+                  "--target", "0.3", "--precision", "bf16", "--device", "cpu", "--data", small_data,
+                  "--results", results, "--no-progress-bar", check=0)
+    cli_row = json.loads(p.stdout)
+    api_row = bench.run(model=spec, model_kwargs={"width": 4}, data=small_data, results=results, **SMALL)
+    assert cli_row["status"] == api_row["status"] == "ok"
+    runs = pd.read_parquet(results / "runs").set_index("run_id")
+    assert set(runs.index) == {cli_row["run_id"], api_row["run_id"]}
+    for _, r in runs.iterrows():
+        assert r["model"] == "mynet.small_net" and r["model_source"] == spec
+        assert r["model_source_hash"] == hashlib.sha256(user_net.read_bytes()).hexdigest()
+        assert json.loads(r["model_honours"]) == {"num_classes": True, "inplace": False}
+        assert json.loads(r["model_kwargs"]) == {"width": 4}
+    assert runs["config_key"].nunique() == 1  # the CLI and the API ran the same configuration
+    board = bench.report([results])
+    assert list(board["model"]) == ["mynet.small_net"] and board["runs"].iloc[0] == 2
+    shown = bench_cli("report", results, check=0).stdout
+    assert "mynet.small_net(width=4)" in shown
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(nonsense=1), "unknown setting 'nonsense'"),
+    (dict(model="missing.py:net"), "model file not found"),
+    (dict(model="resnet9", model_kwargs={"width": "wide"}), "keyword 'width' takes a number"),
+    (dict(model=print), "put it in a .py file"),
+])
+def test_bad_settings_raise_one_clear_bencherror_and_write_nothing(settings, message, tmp_path):
+    def local_net():
+        pass
+    if settings.get("model") is print:
+        settings["model"] = local_net
+    with pytest.raises(BenchError, match=re.escape(message)):
+        bench.run(data="/nonexistent", results=tmp_path / "r", **settings)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_runconfig_and_overrides_and_the_clis_names():
+    cfg = bench.make_config(bench.RunConfig(model="resnet9", model_kwargs={"width": 0.25}), {"wd": 0.001})
+    assert cfg.weight_decay == 0.001 and cfg.model_kwargs == {"width": 0.25}
+    other = bench.make_config(None, {"model": "wrn"})
+    assert other.model_kwargs == {} and bench.make_config(None, {"model_kwargs": {"width": 1}}).model_kwargs == \
+        {"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 1}
+    assert bench.make_config(None, {"model": bench.make_config}).model == "bench.api:make_config"
+
+
+def test_import_bench_stays_cheap_and_bench_report_is_module_and_function():
+    code = ("import sys, bench; assert 'torch' not in sys.modules and 'pandas' not in sys.modules; "
+            "from bench import report; assert callable(report) and report.build and bench.report is report")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_bench_models_lists_keywords_params_and_flops_and_a_users_file(user_net):
+    table = bench_cli("models", f"{user_net}:small_net", check=0).stdout
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert re.search(r"darknet .*blocks: tuple\[int, \.\.\.\] = 1,2,4,6,3 .* 31,410,922 .* 2\.40", table)
+    assert re.search(r"mynet.small_net .*width: int = 16 .*num_classes .*", table)
+    rows = {r["model"]: r for r in json.loads(bench_cli("models", f"{user_net}:small_net", "--json", check=0).stdout)}
+    assert rows["wrn"]["keywords"]["depth"] == {"type": "int", "default": 22, "required": False}
+    assert rows["resnet9"]["param_count"] == 6_573_120 and rows["darknet"]["flops_per_image"] == 2_403_790_848
+    mine = rows["mynet.small_net"]
+    assert mine["source"] == f"{user_net}:small_net" and mine["honours"] == {"num_classes": True, "inplace": False}
+    assert mine["keywords"] == {"width": {"type": "int", "default": 16, "required": False}}
+    assert mine["param_count"] == 3 * 16 * 9 + 2 * 16 + 16 * 32 * 9 + 2 * 32 + 32 * 10 + 10
+
+
+def test_bench_models_refuses_a_missing_file_in_one_line(tmp_path, capsys):
+    from bench.cli import main
+    assert main(["models", f"{tmp_path}/nope.py:small_net"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model file not found" in err

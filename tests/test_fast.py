@@ -1,0 +1,249 @@
+"""The `fast` recipe's ideas (bench/fast.py, models/fastnet.py), each checked on its own; real
+images where the idea depends on the data."""
+import json
+import tomllib
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import models
+from bench import fast
+from bench.flops import flops_per_image
+from bench.config import RECIPES, BenchError, RunConfig, from_recipe, validate
+from bench.loader import DeviceLoader
+
+from .conftest import ROOT, bench
+
+
+def small_images(small_data):
+    from bench import data
+    return data.load(str(small_data))
+
+
+def test_whitening_layer_whitens_real_patches(small_data):
+    ds = small_images(small_data)
+    conv = nn.Conv2d(3, 24, 2)
+    fast.whiten_init(conv, ds.train_x, ds.mean, ds.std, eps=1e-8)
+    assert not conv.weight.requires_grad and conv.bias.requires_grad
+    with torch.no_grad():  # held-out images: the test split, not the ones the covariance came from
+        out = conv(fast.normalise(ds.test_x, ds.mean, ds.std))[:, :12]
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12).double()
+    cov = torch.cov(flat.T)
+    assert torch.allclose(cov, torch.eye(12, dtype=torch.double), atol=0.25), cov.diagonal()
+    assert flat.mean(0).abs().max() < 0.2                      # the bias centres it
+    assert torch.equal(conv.weight[12:], -conv.weight[:12])   # both signs, for the GELU after it
+
+
+def test_without_whitening_patches_are_far_from_white(small_data):
+    ds = small_images(small_data)
+    x = fast.normalise(ds.test_x, ds.mean, ds.std)
+    patches = F.unfold(x, 2).transpose(1, 2).reshape(-1, 12).double()
+    cov = torch.cov(patches.T)
+    assert (cov - torch.eye(12, dtype=torch.double)).abs().max() > 0.5  # neighbouring pixels correlate
+
+
+def test_dirac_makes_a_conv_the_identity_on_its_first_channels():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+    fast.dirac_init(nn.Sequential(conv))
+    x = torch.randn(2, 8, 10, 10)
+    y = conv(x)
+    assert torch.allclose(y[:, :8], x, atol=1e-6)
+    assert not torch.allclose(y[:, 8:], torch.zeros_like(y[:, 8:]))  # the others keep their random init
+
+
+def test_prepare_switches_each_idea_on_its_own(small_data):
+    ds = small_images(small_data)
+    for flags in ({}, {"whiten": True}, {"dirac": True}, {"bn_weight_frozen": True}):
+        torch.manual_seed(0)
+        m = models.create("fastnet", widths=[8, 16, 16])
+        before = {k: v.clone() for k, v in m.state_dict().items()}
+        fast.prepare(m, RunConfig(model="fastnet", model_kwargs={}, **flags), ds.train_x, ds.mean, ds.std)
+        changed = {k for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
+        frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
+        if not flags:
+            assert not changed and not frozen
+        if flags.get("whiten"):
+            assert changed == {"0.weight", "0.bias"} and frozen == {"0.weight"}
+        if flags.get("dirac"):
+            assert changed and all(k.endswith("weight") and not k.startswith("0.") for k in changed)
+        if flags.get("bn_weight_frozen"):
+            assert not changed and frozen and all(".2." in n or ".5." in n for n in frozen)
+
+
+def test_bn_biases_get_the_scaled_lr_and_their_own_decay():
+    m = models.create("fastnet", widths=[8, 16, 16])
+    cfg = RunConfig(model="fastnet", model_kwargs={}, bn_bias_lr_scale=64.0, weight_decay=1e-3)
+    groups = fast.param_groups(m, cfg)
+    bn_biases = {id(mod.bias) for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)}
+    assert {id(p) for p in groups[1]["params"]} == bn_biases
+    assert groups[1]["lr_scale"] == 64.0 and groups[1]["weight_decay"] == pytest.approx(1e-3 / 64)
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+    one = fast.param_groups(m, RunConfig(model="fastnet", model_kwargs={}))
+    assert len(one) == 1 and len(one[0]["params"]) == len(list(m.parameters()))
+
+
+def test_lookahead_matches_a_hand_computation():
+    p = nn.Parameter(torch.tensor([0.0]))
+    net = nn.Module()
+    net.p = p
+    la = fast.Lookahead(net, every=2, decay=0.5, total=4)
+    avg = 0.0
+    for step, value in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
+        with torch.no_grad():
+            p.fill_(value)           # what an optimizer step would have produced
+        la.update(step)
+        if step % 2 == 0:
+            d = 0.5 ** 2 * (step / 4) ** 3
+            avg = d * avg + (1 - d) * value
+            assert p.item() == pytest.approx(avg)   # the net is reset to the average
+    # step 2: d = 0.25/8, avg = 2 * (1 - d); step 4: d = 0.25
+    assert p.item() == pytest.approx(0.25 * 2 * (1 - 0.25 / 8) + 0.75 * 4.0)
+
+
+def test_lookahead_applies_the_average_at_the_last_step():
+    p = nn.Parameter(torch.tensor([0.0]))
+    net = nn.Module()
+    net.p = p
+    la = fast.Lookahead(net, every=5, decay=0.9, total=3)   # no regular update before the end
+    for step in (1, 2, 3):
+        with torch.no_grad():
+            p.fill_(float(step))
+        la.update(step)
+    assert p.item() == 0.0  # the average never moved: decay ramps from 1, no update fell on a multiple of 5
+
+
+def test_alternating_flip_flips_each_image_on_alternate_epochs():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)  # synthetic: only indices matter
+    ld = DeviceLoader(x, torch.arange(64), (0.0,) * 3, (1.0,) * 3, 16, "cpu", seed=5, flip_mode="alternate")
+    flips = torch.stack([ld.draws(e)[3] for e in range(1, 7)])
+    assert (flips[1:] != flips[:-1]).all()            # every image changes every epoch
+    assert 10 < int(flips[0].sum()) < 54              # the first epoch's bits are random
+    again = DeviceLoader(x, torch.arange(64), (0.0,) * 3, (1.0,) * 3, 16, "cpu", seed=5, flip_mode="alternate")
+    assert torch.equal(again.draws(3)[3], flips[2])   # the seed alone decides
+    other = DeviceLoader(x, torch.arange(64), (0.0,) * 3, (1.0,) * 3, 16, "cpu", seed=6, flip_mode="alternate")
+    assert not torch.equal(other.draws(1)[3], flips[0])
+    rand = DeviceLoader(x, torch.arange(64), (0.0,) * 3, (1.0,) * 3, 16, "cpu", seed=5)
+    assert torch.equal(rand.draws(3)[0], ld.draws(3)[0])  # the order and crops are the random loader's
+
+
+def test_translate_crops_within_its_own_padding():
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    ld = DeviceLoader(x, torch.arange(32), (0.0,) * 3, (1.0,) * 3, 16, "cpu", seed=0, pad=2)
+    _, dx, dy, _, _ = ld.draws(1)
+    assert set(dx.tolist()) <= set(range(5)) and len(set(dx.tolist())) > 2
+    padded = F.pad(x.float(), (2,) * 4, mode="reflect")
+    for xb, yb in ld.epoch(1):
+        i = int(yb[0])
+        want = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        assert torch.equal(xb[0], want.flip(2) if ld.draws(1)[3][i] else want)
+
+
+def test_tta_views():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(fast.tta_logits(net, x, 1), net(x))
+    assert torch.allclose(fast.tta_logits(net, x, 2), net(x) + net(x.flip(3)))
+    calls = []
+    net.register_forward_hook(lambda m, i, o: calls.append(i[0]))
+    six = fast.tta_logits(net, x, 6)
+    assert len(calls) == 6
+    pad = F.pad(x, (1,) * 4, mode="reflect")
+    assert torch.equal(calls[2], pad[:, :, :8, :8]) and torch.equal(calls[4], pad[:, :, 2:, 2:])
+    assert torch.allclose(six, 0.5 * (net(x) + net(x.flip(3))) + 0.25 * sum(
+        net(v) + net(v.flip(3)) for v in (pad[:, :, :8, :8], pad[:, :, 2:, 2:])), atol=1e-6)
+
+
+def test_tta_switches_and_tta_views_counts():
+    assert fast.views(RunConfig()) == 1 and fast.views(RunConfig(tta=True)) == 2
+    assert fast.views(RunConfig(tta=True, tta_views=6)) == 6 and fast.views(RunConfig(tta_views=6)) == 1
+    assert fast.views(from_recipe("fast")) == 6 and fast.views(from_recipe("fast", tta=False)) == 1
+    c = RunConfig(tta=True, tta_views=6, tta_last_only=True, epochs=3)
+    assert [fast.eval_views(c, e) for e in (1, 2, 3, None)] == [1, 1, 6, 6]
+
+
+def test_triangle_schedule():
+    s = fast.triangle(100, 2.0, div=5, pct=25, final_div=10, mom=0.85)
+    lrs = [lr for lr, _ in s]
+    assert lrs[0] == pytest.approx(0.4) and max(lrs) == pytest.approx(2.0) and lrs.index(2.0) == 25
+    assert lrs[-1] == pytest.approx(0.2) and {m for _, m in s} == {0.85}
+
+
+@pytest.mark.parametrize("bad, words", [({"tta_views": 3}, "tta-views"), ({"schedule": "cosine"}, "schedule"),
+                                        ({"whiten": True, "model": "resnet9", "model_kwargs": {}}, "whiten"),
+                                        ({"lookahead_decay": 1.0}, "lookahead-decay")])
+def test_bad_fast_settings_are_refused(bad, words):
+    with pytest.raises(BenchError, match=words):
+        validate(from_recipe("fast", **bad), cuda_available=False)
+
+
+def test_new_settings_at_their_defaults_keep_old_config_keys():
+    # pinned from before the settings existed (main at 347cf74): resumed sweeps must still match
+    assert from_recipe("dawn").key() == "b346edf6ab365531"
+    assert from_recipe("cpu").key() == "91d71d32114c1c0b"
+    assert from_recipe("cpu", translate=2).key() != "91d71d32114c1c0b"
+
+
+def test_fastnet_is_airbench_sized():
+    m = models.create("fastnet", widths=[64, 256, 256])
+    m[0].weight.requires_grad_(False)
+    flops = flops_per_image(m)
+    assert 0.65e9 < flops < 0.75e9   # airbench's net counts 0.708 GFLOP per training image the same way
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_ablation_preset_switches_each_idea_off_once():
+    doc = tomllib.loads((ROOT / "configs" / "fast-ablation.toml").read_text())
+    assert doc["base"]["recipe"] == "fast"
+    from bench import sweep
+    cells = sweep.expand(ROOT / "configs" / "fast-ablation.toml", doc["sweep"], doc["base"], doc["axes"],
+                         doc.get("exclude", []))
+    on = from_recipe("fast")
+    offs = []
+    for c in {c.cfg.key(): c for c in cells}.values():
+        diff = [k for k in ("whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale", "lookahead_every",
+                            "alt_flip", "translate", "tta_views", "label_smoothing")
+                if getattr(c.cfg, k) != getattr(on, k)]
+        assert len(diff) <= 1, diff
+        offs += diff
+    assert set(offs) == set({"whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale",
+                                   "lookahead_every", "alt_flip", "translate", "tta_views", "label_smoothing"})
+
+
+def test_fast_with_every_idea_off_still_trains(small_data, tmp_path):
+    off = dict(whiten=False, dirac=False, bn_weight_frozen=False, bn_bias_lr_scale=1.0, lookahead_every=0,
+               alt_flip=False, translate=4, tta=False, schedule="one_cycle", compile=False, warmup_steps=0,
+               stop_at_target=False)
+    for name, extra in (("off", off), ("on", dict(compile=False, warmup_steps=0, stop_at_target=False))):
+        cfg = from_recipe("fast", model_kwargs={"widths": [16, 32, 32]}, batch_size=100, epochs=2, lr=0.5,
+                          device="cpu", precision="fp32", target=0.99, seed=0, **extra)
+        p = bench("run", "--config-json", json.dumps(cfg.to_dict()), "--data", str(small_data),
+                  "--results", str(tmp_path / name), "--no-progress-bar")
+        assert p.returncode == 0, p.stderr[-3000:]
+    off_run = pd.read_parquet(tmp_path / "off" / "runs").iloc[0]
+    on_run = pd.read_parquet(tmp_path / "on" / "runs").iloc[0]
+    for name, r in (("off", off_run), ("on", on_run)):
+        assert r.status == "ok" and r.epochs_completed == 2
+        losses = pd.read_parquet(tmp_path / name / "epochs").sort_values("epoch").train_loss.tolist()
+        assert losses[1] < losses[0], losses   # it learns
+    assert off_run.tta_views == 1 and on_run.tta_views == 6 and bool(on_run.whiten) and not off_run.whiten
+    assert off_run.config_key != on_run.config_key
+
+
+def test_fast_recipe_trains_within_airbench_flops(tmp_path):
+    """The recipe's budget (issue #17): no more training FLOPs than airbench's 9.9 epochs, counted
+    on both nets the same way (airbench's built by its own package)."""
+    pytest.importorskip("airbench")
+    import subprocess
+    import sys
+    out = tmp_path / "flops.json"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fast_flops.py"), "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    f = json.loads(out.read_text())["figures"]
+    assert f["airbench94"]["images"] == 476 * 1024 and f["fast"]["images"] == 480 * 1024
+    assert f["fast"]["total_flops"] <= f["airbench94"]["total_flops"]
+    assert 0.6e9 < f["airbench94"]["flops_per_image_bias_frozen"] < 0.8e9
