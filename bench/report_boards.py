@@ -101,6 +101,8 @@ def _leader_row(r, gaps):
 
 def _tasks(board):
     """Ranked (data set, target) tasks, the main one first: the most ranked groups, then the most runs."""
+    if board.empty or "ranked" not in board.columns:  # e.g. a results folder of GAN runs only
+        return []
     ranked = board[board["ranked"]]
     if ranked.empty:
         return []

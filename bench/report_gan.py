@@ -175,7 +175,8 @@ def sample_grid_html(results_dirs, runs):
                 continue
             data = base64.b64encode(png.read_bytes()).decode("ascii")
             fd = row.get("final_acc")  # the final quality: the FD
-            caption = (f"{_label(row)} on {row['device_name']}: epoch {row.get('epochs_completed')}, "
+            done = row.get("epochs_completed")
+            caption = (f"{_label(row)} on {row['device_name']}: epoch {int(done) if pd.notna(done) else '?'}, "
                        f"{row.get('fd_label') or 'FD'} {fd:.1f}" if fd is not None and fd == fd else _label(row))
             figures.append(f'<figure class="gan-samples"><img alt="{_e(caption)}" width="274" height="274" '
                            f'src="data:image/png;base64,{data}"><figcaption>{_e(caption)} '

@@ -85,12 +85,23 @@ def _epochs_for(d, run_id, epoch_tables):
     return epoch_tables.get(d / "epochs" / f"{safe_name(run_id)}.parquet")
 
 
+def _higher_is_better(name):
+    from . import workload
+    try:
+        return workload.get(name or "classify").higher_is_better
+    except KeyError:  # rows of a workload this checkout lacks: assume an accuracy
+        return True
+
+
 def check_run(r, epochs):
     out = []
     status = r.get("status")
     if status not in STATUSES:
         out.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    for c in ("final_acc", "best_acc", "target"):
+    # the run's quality metric: test accuracy (a fraction), or another workload's (a GAN's FD)
+    quality = r.get("quality") or "test_acc"
+    higher = _higher_is_better(r.get("workload"))
+    for c in ("final_acc", "best_acc", "target") if quality == "test_acc" else ():
         v = _num(r.get(c))
         if v is not None and not 0 <= v <= 1:
             out.append(f"{c} {v} is outside [0, 1]")
@@ -109,12 +120,14 @@ def check_run(r, epochs):
             out.append("finished run has no epoch file")
         return out
     epochs = epochs.sort_values("epoch")
-    accs = list(epochs["test_acc"])
-    if any(not 0 <= a <= 1 for a in accs):
+    accs = list(epochs[quality]) if quality in epochs.columns else []
+    if quality == "test_acc" and any(not 0 <= a <= 1 for a in accs):
         out.append("an epoch's test_acc is outside [0, 1]")
     best, final = _num(r.get("best_acc")), _num(r.get("final_acc"))
-    if accs and best is not None and abs(best - max(accs)) > EPS:
-        out.append(f"best_acc {best} is not the best epoch's accuracy {max(accs)}")
+    top = (max if higher else min)(accs) if accs else None
+    if accs and best is not None and abs(best - top) > EPS:
+        what = "accuracy" if quality == "test_acc" else quality
+        out.append(f"best_acc {best} is not the best epoch's {what} {top}")
     if accs and final is not None and abs(final - accs[-1]) > EPS:
         out.append(f"final_acc {final} is not the last epoch's accuracy {accs[-1]}")
     done = _num(r.get("epochs_completed"))
@@ -122,7 +135,7 @@ def check_run(r, epochs):
         out.append(f"epochs_completed {int(done)} but the epoch file has {len(accs)} epochs")
     target = _num(r.get("target"))
     if target is not None and accs:
-        s = summary.summarize(epochs, target, r.get("quality") or "test_acc")
+        s = summary.summarize(epochs, target, quality, higher)
         if s["reached_target"] != bool(r.get("reached_target")):
             out.append("reached_target disagrees with the epoch accuracies")
         elif s["reached_target"] and _num(r.get("epoch_reached")) is not None \
