@@ -289,13 +289,18 @@ class Runner:
         row.update(**rss.stop(), finished_at=datetime.now(timezone.utc))
         self.rows.append(row)
         if self.rank == 0:
+            if self.save and row["status"] == "ok":  # before the row: a save that fails makes the run fail
+                path = checkpoint_path(self.save, row["seed"], len(self.seeds))
+                try:
+                    save_checkpoint(wl, row, path)
+                except Exception as e:  # noqa: BLE001 - disk full, a path gone meanwhile: the row says so
+                    row.update(status="crashed", error=f"could not save the checkpoint to {path}: "
+                                                       f"{getattr(e, 'strerror', None) or e}")
             if rec["epochs"]:
                 results.write(self.results_dir, "epochs", row["run_id"], rec["epochs"])
             results.write(self.results_dir, "runs", row["run_id"], [row])
             if rec["epochs"] and hasattr(wl, "save_artifacts"):  # a GAN's sample grid (bench/workloads/gan.py)
                 wl.save_artifacts(self.results_dir, row["run_id"])
-            if self.save and row["status"] == "ok":
-                save_checkpoint(wl, row, checkpoint_path(self.save, row["seed"], len(self.seeds)))
 
     # --- signals and time limit -----------------------------------------------------------
 
