@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from . import summary
+from . import columns, summary
 from .results import KINDS, SCHEMA_VERSION, STATUSES, safe_name
 from .ui import say
 
@@ -51,6 +51,9 @@ def check_dir(d):
             if missing:
                 problems.append((str(p), f"missing required columns: {', '.join(missing)}"))
                 continue
+            unknown = sorted(set(df.columns) - set(columns.names(kind)))
+            if unknown:
+                problems.append((str(p), f"columns not in the schema (bench/columns.py): {', '.join(unknown)}"))
             if "schema_version" in df.columns:
                 bad = [v for v in df["schema_version"].unique() if _num(v) is None or not 0 < int(v) <= SCHEMA_VERSION]
                 if bad:
