@@ -91,11 +91,10 @@ def _hash(values):
 
 def group_runs(runs):
     """Add hardware_key, config_id (configuration only) and group_id (configuration + hardware + code)."""
-    runs = runs.copy()
-    for c in CONFIG_COLUMNS + ["device_name", "gpu_count", "hardware_id", "code_hash"]:
-        if c not in runs.columns:
-            runs[c] = None
-    runs = runs.astype({c: object for c in CONFIG_COLUMNS + ["device_name", "gpu_count", "code_hash"]})
+    absent = [c for c in CONFIG_COLUMNS + ["device_name", "gpu_count", "hardware_id", "code_hash"] if c not in runs.columns]
+    # added in one piece: column by column fragments the frame (and pandas warns on stderr)
+    runs = pd.concat([runs, pd.DataFrame({c: [None] * len(runs) for c in absent}, index=runs.index)], axis=1)
+    runs = runs.astype({c: object for c in CONFIG_COLUMNS + ["device_name", "gpu_count", "code_hash"]}).copy()
     runs["code_hash"] = runs["code_hash"].where(runs["code_hash"].notna(), None)
     # rows from before hardware_id existed: the device and GPU count are all they tell
     fallback = ["dev-" + _hash([d, g])[:8] for d, g in zip(runs["device_name"], runs["gpu_count"])]

@@ -14,12 +14,14 @@ import pandas as pd  # noqa: E402
 
 from .report_fmt import config_name, cut, missing  # noqa: E402
 
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})  # text stays text: small and searchable
+# text stays text (small and searchable); a fixed salt and no date make a regenerated page identical
+plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "cifar-bench"})
 
 
 def _svg(fig):
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.15)  # tight: labels are never cut
+    fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.15,  # tight: labels are never cut
+                metadata={"Date": None})
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
 
