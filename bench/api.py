@@ -127,7 +127,11 @@ def describe_model(name):
             net = registry.create(name)
         except Exception as e:  # noqa: BLE001 - the user's code: one line
             raise BenchError(f"model {name!r} at its defaults: {' '.join(str(e).split())}") from None
-    info.update(param_count=registry.param_count(net), flops_per_image=flops_per_image(net))
+    try:
+        flops = flops_per_image(net)
+    except Exception:  # noqa: BLE001 - a model whose forward is not one training step (the GAN pair)
+        flops = None
+    info.update(param_count=registry.param_count(net), flops_per_image=flops)
     return info
 
 

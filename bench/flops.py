@@ -109,7 +109,10 @@ def _copy_to(model, device):
     memo hands it an empty meta twin for every parameter and buffer (a GPU model is not
     duplicated in GPU memory to be counted)."""
     if device != "meta":
-        return copy.deepcopy(model).to(device)
+        twin = copy.deepcopy(model)
+        on_meta = any(t.is_meta for t in list(twin.parameters()) + list(twin.buffers()))
+        # a model built on the meta device has no data to copy: FLOPs need only the shapes
+        return twin.to_empty(device=device) if on_meta else twin.to(device)
     memo = {}
     for p in model.parameters():
         memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
