@@ -205,8 +205,9 @@ def test_readers_survive_bad_files(tmp_path, small_data):
 
 def test_empty_directory(tmp_path):
     (tmp_path / "empty").mkdir()
-    p = bench("report", tmp_path / "empty", check=0)
-    assert "no run results found" in p.stderr
+    p = bench("report", tmp_path / "empty", "--out", tmp_path / "rep", check=2)  # an error, and nothing written
+    assert "no run results in" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "rep").exists()
     p = bench("report", tmp_path / "nowhere")
     assert p.returncode == 2 and "results directory not found" in p.stderr
     assert results.read(tmp_path / "empty", "runs").empty
@@ -216,7 +217,7 @@ def test_empty_directory(tmp_path):
 
 def test_names_cannot_leave_the_results_directory(tmp_path):
     for evil in ("../../escape", "/etc/passwd", "..", ".hidden", "a/../../b"):
-        p = results.write(tmp_path / "r", "runs", evil, [{"run_id": evil}])
+        p = results.write(tmp_path / "r", "runs", evil, [{**results.new_row("runs"), "run_id": evil}])
         assert p.resolve().parent == (tmp_path / "r" / "runs").resolve()
         assert not p.name.startswith(".")
     assert not (tmp_path / "escape.parquet").exists()
@@ -234,7 +235,7 @@ def test_checkpoints_refuse_code(tmp_path):
 
     evil = tmp_path / "evil.pt"
     torch.save({"format": "cifar-bench-checkpoint/1", "x": Payload()}, evil)
-    with pytest.raises(BenchError, match="cannot load checkpoint"):
+    with pytest.raises(BenchError, match="is not a cifar-bench checkpoint"):
         load_checkpoint(str(evil))
     assert not (tmp_path / "pwned").exists()
 
