@@ -249,7 +249,8 @@ def test_no_shell_with_user_strings():
 WRITER = """
 import os, sys
 from bench import results
-rows = [{"run_id": "r", "error": os.urandom(1000).hex()} for _ in range(20000)]   # ~40 MB, incompressible
+rows = [{**results.new_row("runs"), "run_id": "r", "error": os.urandom(1000).hex()}
+        for _ in range(20000)]   # ~40 MB, incompressible
 while True:
     results.write(sys.argv[1], "runs", "big", rows)
 """
