@@ -192,6 +192,12 @@ class RunsCode:
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------
 
+def _sigint_as_at_a_terminal():
+    """A shell starts background jobs with SIGINT ignored, and Python then installs no Ctrl-C
+    handler: give the child the default disposition a command typed at a terminal has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_mid_run_exits_130_with_its_clocks_and_finished_epochs(small_data, tmp_path):
     """SIGINT (what Ctrl-C sends) while epoch 2's steps run: exit 130 like the sweep; the row is
     `interrupted` and its training clock holds epoch 1 and the part of epoch 2 that ran; the
@@ -203,7 +209,7 @@ def test_ctrl_c_mid_run_exits_130_with_its_clocks_and_finished_epochs(small_data
         proc = subprocess.Popen([sys.executable, "-m", "bench", "run", *TINY, "--data", str(small_data),
                                  "--results", str(res), "--no-progress-bar"], cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, env={**os.environ, "BENCH_FAULT": "hang:14"},
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
         try:
             deadline = time.monotonic() + 600
             # the end-of-epoch line (a busy machine also prints progress lines within the epoch)

@@ -114,7 +114,7 @@ def test_run_ends_with_a_line_for_people_and_json_only_on_request(small_data, tm
     assert p.stdout == "", "no JSON blob unless --json"
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("target 1% reached at epoch 1 in ") and "of training; best " in last, last
-    assert "the whole run (2 epochs x 12 steps) would take about" in p.stderr
+    # (the whole-run ETA line needs a first epoch slower than this one: tested with a clock above)
     p = bench(*args, "--seed", "1", "--json", check=0)
     out = json.loads(p.stdout)
     assert out["status"] == "ok" and out["reached_target"] and out["results"].endswith(".parquet")
