@@ -15,19 +15,11 @@ interface; GELU has no in-place form.
 from torch import nn
 
 from .registry import register_model
+from .resnet9 import Scale  # the logits' fixed scale, as ResNet-9's
 
 WHITEN_OUT = 24      # 12 whitened patch directions (3 channels x 2 x 2), each with both signs
 BN_MOMENTUM = 0.4    # PyTorch's convention (weight of the new batch): running stats follow fast
 BN_EPS = 1e-12       # frozen unit weights and tiny eps: the BN is a pure per-channel standardiser
-
-
-class Scale(nn.Module):
-    def __init__(self, s):
-        super().__init__()
-        self.s = s
-
-    def forward(self, x):
-        return x * self.s
 
 
 def bn(c):
