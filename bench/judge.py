@@ -167,11 +167,8 @@ def _load(pt, meta):
 
 
 def _file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .data import _file_checksum  # one file hash for both caches
+    return _file_checksum(path)
 
 
 # --- the distance -----------------------------------------------------------------------------
