@@ -27,6 +27,7 @@
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
 #     timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+# (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
 # (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
 # Each step goes on when another fails; the last lines say which ones failed.
@@ -80,6 +81,14 @@ mkdir -p "$R"
 # the checkpoint stays outside OUT: OUT is packed and brought back, a 26 MB checkpoint need not be
 CKPT="$(mktemp -d)/dawn-seed0.pt"
 
+# One archive of every results folder, after the lesson's table and at the end: copying OUT back from
+# a GPU machine may keep only a few files and shallow folders (results/runs/*.parquet is three levels
+# down), and a lost row cannot be re-measured.
+pack() {
+  tar czf "$OUT/results.tgz" -C "$R" .
+  if [ -d "${G:-}" ]; then tar czf "$OUT/gan-results.tgz" -C "$G" .; fi
+}
+
 fingerprint() { bench env > "$OUT/fingerprint.json" && cat "$OUT/fingerprint.json"; }
 step fingerprint fingerprint fingerprint
 
@@ -110,6 +119,7 @@ else
 fi
 LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
 step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
+want lesson && pack
 
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
 step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
@@ -194,5 +204,6 @@ for cell in "${GAN_CELLS[@]}"; do
     --precision "$prec" "$ip" --results "$G" --no-progress-bar
 done
 [ -d "$G/runs" ] && step gan gan-report bench report "$G" --out "$OUT/gan/report"
-echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}"
+pack
+echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}; rows packed in $OUT/results.tgz"
 [ ${#FAILED[@]} -eq 0 ]

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 
 import pandas as pd
 
@@ -43,6 +44,11 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     assert len(inf) == 1 and inf.run_id.iloc[0] == seed0.run_id and inf.images.iloc[0] == 200
     assert inf.top1_acc.iloc[0] == seed0.final_acc
     assert (out / "report" / "index.html").exists() and (out / "report" / "leaderboard.md").exists()
+    with tarfile.open(out / "results.tgz") as tar:   # every row in one file, for a copy that keeps few
+        packed = {n for n in tar.getnames() if n.startswith("./runs/")}
+    assert packed == {f"./runs/{r}.parquet" for r in runs.run_id}
+    with tarfile.open(out / "gan-results.tgz") as tar:
+        assert any(n.startswith("./runs/dcgan-") for n in tar.getnames())
 
 
 def test_airbench_gets_the_same_images_in_its_format(small_data, tmp_path):
