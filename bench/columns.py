@@ -115,6 +115,8 @@ RUNS = [
                                         "for the first seed of a process, the reset for later ones", "s", "median", "s"),
     C("data_time_s", F, "measurement", "data load and decode (part of setup)", "s", "median", "s"),
     C("warmup_time_s", F, "measurement", "warm-up steps and compile (part of setup)", "s", "median", "s"),
+    C("warmup_compiles", I, "measurement", "graphs torch.compile compiled during setup's warm-up (0 for a "
+                                           "process's later seeds); null without compile", agg="max"),
     C("timed_compiles", I, "measurement", "graphs torch.compile compiled during the timed steps (0: all in the "
                                           "warm-up); null without compile", agg="max"),
     C("final_acc", F, "measurement", "quality after the last epoch (test accuracy)", "frac", "mean", "acc"),

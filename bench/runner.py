@@ -116,7 +116,8 @@ class Runner:
             self.workload.reset(seed)
             meters.sync(self.device)
             if index:
-                row.update(setup_time_s=time.perf_counter() - t1, data_time_s=0.0, warmup_time_s=0.0)
+                row.update(setup_time_s=time.perf_counter() - t1, data_time_s=0.0, warmup_time_s=0.0,
+                           warmup_compiles=0 if self.cfg.compile else None)
             self._train(row, rec)
             row["status"] = "ok"
         except BenchError:
@@ -190,8 +191,11 @@ class Runner:
                 f"{','.join(map(str, self.seeds))} on {self.device}; data {ds.name} ({fields.get('train_images')} "
                 f"train / {fields.get('test_images')} test images)")
         t1 = time.perf_counter()
+        graphs0 = meters.compiled_graphs() if cfg.compile else None
         if cfg.warmup_steps:
             wl.warmup(cfg.warmup_steps)
+        if graphs0 is not None:  # the proof that compilation happened, and before the clock
+            row["warmup_compiles"] = meters.compiled_graphs() - graphs0
         self.workload = wl  # only now: a seed after a failed setup must set up again
         meters.sync(self.device)
         row.update(data_time_s=data_time, warmup_time_s=time.perf_counter() - t1,

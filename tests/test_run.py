@@ -150,3 +150,4 @@ def test_compiled_darknet_trains_like_eager(small_data, tmp_path):
     assert comp.test_acc.tolist() == pytest.approx(eager.test_acc.tolist(), abs=0.02)
     row = pd.read_parquet(tmp_path / "compiled" / "runs").iloc[0]
     assert row.compile and row.compile_mode == "default" and row.timed_compiles == 0
+    assert row.warmup_compiles > 0 and pd.isna(pd.read_parquet(tmp_path / "eager" / "runs").iloc[0].warmup_compiles)
