@@ -127,8 +127,9 @@ def canonical_kwargs(model, kwargs):
 # model family at its best known settings (sources in the comments). Flags override them.
 RECIPES = {
     # The lesson's notebook: Darknet([1,2,4,6,3]), bs 256, lr 1.3, wd 1e-4, 30 epochs,
-    # use_clr_beta=(20, 20, 0.95, 0.85). The RunConfig defaults are this recipe.
-    "lesson": {},
+    # use_clr_beta=(20, 20, 0.95, 0.85). The RunConfig defaults are this recipe but for the
+    # momentum: fastai 0.7's SGD_Momentum is torch's SGD with plain momentum, not Nesterov's.
+    "lesson": dict(nesterov=False),
     # Page's ResNet-9 (DAWNBench 2018, 1xV100): bs 512, label smoothing, flip TTA. On the CPU
     # (seed 0) it reached 91.05% of cifar10-jpeg after 18 epochs, short of 94% (see README).
     "resnet9": dict(model="resnet9", model_kwargs={"width": 1.0}, batch_size=512, epochs=18,
