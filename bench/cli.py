@@ -173,6 +173,9 @@ def build_parser(recipe=None):
     s.add_argument("--data", help="data source (default: the file's data, else $BENCH_DATA, else download)")
     s.add_argument("--dry-run", action="store_true", help="print the matrix and stop")
     s.add_argument("--retry-failed", action="store_true", help="run again cells whose runs all failed")
+    s.add_argument("--retry-interrupted", action="store_true",
+                   help="run again cells whose runs were all interrupted (SIGTERM, SIGINT, preemption), not "
+                        "those that failed on their own (a requeued Slurm task uses this)")
     s.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), for N machines (default: all cells)")
     s.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="per-run limit (default: the file's time_limit_s, else none)")

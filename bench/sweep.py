@@ -34,6 +34,7 @@ invocation that runs anything writes its device-time account to RESULTS/sweeps/<
 """
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from datetime import datetime, timezone
@@ -90,8 +91,8 @@ def main(a):
     for c in cells:
         st = seen.get(c.cfg.key(), [])
         state[c.cfg.key()] = "done" if "ok" in st else (f"failed ({st[-1]})" if st else "pending")
-    todo = [c for c in cells if state[c.cfg.key()] == "pending"
-            or (a.retry_failed and state[c.cfg.key()].startswith("failed"))]
+    retry = functools.partial(_retry, a.retry_failed, getattr(a, "retry_interrupted", False))
+    todo = [c for c in cells if state[c.cfg.key()] == "pending" or retry(seen.get(c.cfg.key(), []))]
     title = (f"sweep {name}: {len(cells)} runs ({len(cells) - len(todo)} already recorded, {len(todo)} to run)"
              + (f", shard {a.shard}" if a.shard else ""))
     if not a.dry_run and todo:
@@ -112,7 +113,7 @@ def main(a):
     account = Account(name, str(a.file), a.shard, a.isolate_seeds, started, t_invocation)
     if a.stop_after is not None and a.stop_after <= 0:
         raise BenchError(f"--stop-after must be positive, got {a.stop_after}")
-    _run_cells(todo, name, source, results_dir, a.retry_failed, a.isolate_seeds, account, a.stop_after)
+    _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
     account.write(results_dir, todo[0].cfg)
     return 0
 
@@ -134,18 +135,27 @@ def shard_cells(cells, i, n, isolate_seeds=False):
     return [c for k, g in enumerate(groups_of(cells, isolate_seeds)) if k % n == i for c in g]
 
 
-def _claim(stack, results_dir, cell, retry_failed):
+def _retry(failed, interrupted, statuses):
+    """Whether a cell with these recorded run statuses runs again: never once a run is ok; with
+    --retry-failed after any failure; with --retry-interrupted only when every run was stopped from
+    outside (a signal or preemption), never after the configuration itself failed."""
+    if not statuses or "ok" in statuses:
+        return False
+    return failed or (interrupted and set(statuses) == {"interrupted"})
+
+
+def _claim(stack, results_dir, cell, retry):
     """The cell's claim, or None when another sweep holds it or recorded it meanwhile."""
     c = stack.enter_context(claims.claim(results_dir, cell.cfg.key()))
     if c is None:
         return None, "being run by another sweep"
     st = status_by_key(results_dir, warn=None).get(cell.cfg.key(), [])
-    if "ok" in st or (st and not retry_failed):
+    if "ok" in st or (st and not retry(st)):
         return None, "recorded meanwhile by another sweep"
     return c, None
 
 
-def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, account, stop_after=None):
+def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, stop_after=None):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     done, durations = 0, []
     live = console.is_terminal
@@ -160,7 +170,7 @@ def _run_cells(todo, name, source, results_dir, retry_failed, isolate_seeds, acc
             with contextlib.ExitStack() as stack:
                 claimed, fds = [], []
                 for cell in group:
-                    lock, why = _claim(stack, results_dir, cell, retry_failed)
+                    lock, why = _claim(stack, results_dir, cell, retry)
                     if lock is None:
                         done += 1
                         counts["skipped"] += 1

@@ -19,6 +19,8 @@ MUTATIONS = [
      '''    tmp = d / f".{path.name}.{os.getpid()}.tmp"
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', '''    tmp = path
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', "killed_midway"),
+    ("a requeue retries only interrupted cells", "bench/sweep.py", 'set(statuses) == {"interrupted"}',
+     '"interrupted" in statuses', "retry_interrupted"),
     ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",
      "sigkill_of_the_sweep_then_resume"),
     ("flock claim", "bench/claims.py", "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",

@@ -211,6 +211,7 @@ def test_the_script_for_gpu_cells_asks_for_their_gpus(small_data, tmp_path):
     cmd = lines[-1]
     assert cmd.startswith(f"exec {sys.executable} -m bench sweep {s} --results {tmp_path / 'r'} --data {small_data}")
     assert cmd.endswith('--time-limit 600 --shard "$SLURM_ARRAY_TASK_ID/3" $retry')
+    assert 'then retry=--retry-interrupted; fi' in p.stdout   # a requeue reruns what was stopped, not failures
     assert not (tmp_path / "r").exists()
     default = bench("sweep", s, "--slurm", "--dry-run", "--data", small_data, check=0).stdout
     assert "#SBATCH --array=0-1" in default and "#SBATCH --gpus-per-task=4" in default  # one task a cell

@@ -109,6 +109,28 @@ def test_dry_run_prints_the_matrix_only(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_retry_interrupted_reruns_only_cells_stopped_from_outside(tmp_path):
+    """What a requeued Slurm task passes: cells whose runs were all interrupted run again; one that
+    failed on its own (diverged, crashed) does not, nor one with an ok run. The recorded rows are
+    written here, not trained (a test's stand-in for earlier runs)."""
+    from datetime import datetime, timezone
+
+    from bench import results
+    from bench.row import base_row
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    recorded = [["interrupted"], ["interrupted", "diverged"], ["crashed"], ["interrupted", "ok"]]
+    for k, (cell, statuses) in enumerate(zip(cells_of(s), recorded)):
+        for j, status in enumerate(statuses):
+            row = base_row(cell.cfg, f"run-{k}-{j}", "cpu", 1, datetime.now(timezone.utc))
+            results.write(res, "runs", row["run_id"], [{**row, "status": status}])
+    p = bench("sweep", s, "--results", res, "--retry-interrupted", "--dry-run", check=0)
+    assert "4 runs (3 already recorded, 1 to run)" in p.stderr, p.stderr
+    p = bench("sweep", s, "--results", res, "--retry-failed", "--dry-run", check=0)
+    assert "4 runs (1 already recorded, 3 to run)" in p.stderr, p.stderr
+    assert [sweep._retry(False, True, st) for st in recorded] == [True, False, False, False]
+
+
 def test_sweep_runs_every_cell_once(finished_sweep):
     _, results, p, _ = finished_sweep
     runs = pd.read_parquet(results / "runs")
