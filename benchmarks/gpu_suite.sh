@@ -7,6 +7,7 @@
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
 #   4. issue #17's `fast` recipe and airbench's train94 to the target, side by side on one clock with the
 #      same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
+#      then (only when SUITE_STEPS names `ablation`) its ablation, configs/fast-ablation.toml, resumable
 #   5. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
 #      (and, with SUITE_STEPS=airbench, airbench with 2-view TTA as measured before)
 #   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
@@ -16,7 +17,7 @@
 #      budget allows, and their own report -> OUT/gan (results, report)
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=540] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
-# SUITE_STEPS picks some of: fingerprint lesson compile fast gan dawn infer airbench overhead pipeline
+# SUITE_STEPS picks some of: fingerprint lesson compile fast ablation gan dawn infer airbench overhead pipeline
 # inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
@@ -51,7 +52,7 @@ FAILED=()
 export PYTHONUNBUFFERED=1
 
 elapsed() { echo $(( $(date +%s) - START )); }
-ALL=fingerprint,lesson,compile,fast,gan,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
+ALL=fingerprint,lesson,compile,fast,ablation,gan,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
 # a smoke run checks every step; a GPU run spends its minutes on the ones not measured yet
 STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,fast,gan,dawn,infer)}
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
@@ -141,6 +142,35 @@ else
   step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
     --runs "$FAST_RUNS" --tta-views 6
 fi
+
+# 4b. Issue #17's ablation (configs/fast-ablation.toml: the recipe, then each idea switched off), as far
+# as the budget allows; a later call resumes it. Only when SUITE_STEPS names `ablation`.
+if [ "$MODE" = "--cpu-smoke" ]; then
+  ABLATION="$OUT/ablation-smoke.toml"
+  cat > "$ABLATION" <<'TOML'
+[sweep]
+name = "fast-ablation-smoke"
+seeds = [0]
+[base]
+recipe = "fast"
+model_kwargs = { widths = [8, 16, 16] }
+device = "cpu"
+compile = false
+warmup_steps = 0
+tta = false
+epochs = 1
+limit_train = 1024
+batch_size = 256
+stop_at_target = false
+target = 0.2
+[axes]
+lookahead_every = [5, 0]
+TOML
+else
+  ABLATION="$HERE/../configs/fast-ablation.toml"
+fi
+ABLATION_STOP=$(( BUDGET_S - 60 - $(elapsed) ))
+step ablation ablation bench sweep "$ABLATION" --results "$R" --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
 
 # 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
 RESERVE=40; want airbench && RESERVE=100

@@ -27,8 +27,10 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     runs = pd.read_parquet(out / "results" / "runs")
-    assert len(runs) == 6 and set(runs.status) == {"ok"}   # 3 lesson-table runs + 2 dawn seeds + 1 fast
-    fast = runs[runs.recipe == "fast"]
+    assert len(runs) == 8 and set(runs.status) == {"ok"}   # 3 lesson-table + 2 dawn + 1 fast + 2 ablation
+    ablation = runs[runs.sweep == "fast-ablation-smoke"]
+    assert sorted(ablation.lookahead_every) == [0, 5]
+    fast = runs[(runs.recipe == "fast") & runs.sweep.isna()]
     assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
