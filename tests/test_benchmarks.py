@@ -15,7 +15,7 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     p = subprocess.run([str(ROOT / "benchmarks" / "gpu_suite.sh"), str(tmp_path / "out"), "--cpu-smoke"],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=2700)  # 15 min on a busy CPU
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     assert "failed steps: none" in p.stdout
     out = tmp_path / "out"
@@ -35,7 +35,7 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
     assert sorted(zip(lesson.inplace, lesson.seed)) == [(False, 0), (True, 0), (True, 1)]
-    assert len(pd.read_parquet(out / "results" / "sweeps")) == 1
+    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation-smoke", "lesson-smoke"]
     compiled = json.loads((out / "benchmarks" / "compile_speed.json").read_text())["figures"]["models"]["darknet"]
     assert [r["mode"] for r in compiled] == ["eager", "default"] and all(r["status"] == "ok" for r in compiled)
     assert compiled[0]["timed_compiles"] is None and compiled[1]["timed_compiles"] == 0
