@@ -91,7 +91,7 @@ def main(a):
     for c in cells:
         st = seen.get(c.cfg.key(), [])
         state[c.cfg.key()] = "done" if "ok" in st else (f"failed ({st[-1]})" if st else "pending")
-    retry = functools.partial(_retry, a.retry_failed, getattr(a, "retry_interrupted", False))
+    retry = functools.partial(_retry, a.retry_failed, a.retry_interrupted)
     todo = [c for c in cells if state[c.cfg.key()] == "pending" or retry(seen.get(c.cfg.key(), []))]
     title = (f"sweep {name}: {len(cells)} runs ({len(cells) - len(todo)} already recorded, {len(todo)} to run)"
              + (f", shard {a.shard}" if a.shard else ""))
