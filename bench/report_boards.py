@@ -131,7 +131,7 @@ def thresholds_board(rep):
     rows = []
     for _, r in rep.board.iterrows():
         cells = [Cell(fmt_num(r[c], "s2") + f" ({r[c.replace('time_to_', 'reached_')[:-2]]})") for c in cols]
-        rows.append([_config(r), _device(r), fmt_num(r["target"], "pct")] + cells + [r["group_id"]])
+        rows.append([_config(r), _device(r), fmt_num(r["target"], "target")] + cells + [r["group_id"]])
     return Board("thresholds", "Time to several accuracies", ["configuration", "device", "target"] + heads + ["group"],
                  rows, note=("Median seconds on the training clock to the first epoch at or over each accuracy, over "
                              "the finished runs that got there (how many of them in brackets); from the epoch files."),
@@ -206,7 +206,7 @@ def sweeps_board(rep):
 
 def unranked_board(rep):
     b = rep.board[~rep.board["ranked"]] if len(rep.board) else rep.board
-    rows = [[_config(r), _device(r), fmt_num(r["target"], "pct"), f"{int(r['reached'])}/{int(r['runs'])}"
+    rows = [[_config(r), _device(r), fmt_num(r["target"], "target"), f"{int(r['reached'])}/{int(r['runs'])}"
              + (f" +{int(r['failed_runs'])}✗" if r["failed_runs"] else ""), fmt_num(r["epochs"], "int"),
              fmt_num(r["best_acc"], "acc"), fmt_num(r["mean_final_acc"], "acc"), fmt_num(r["mean_train_images_per_s"], "ips"),
              fmt_num(r.get("mfu"), "mfu"), fmt_num(r["setup_time_s"], "s"), _mem(r), _flags(r), r["group_id"]]

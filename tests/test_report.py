@@ -490,3 +490,21 @@ def test_the_committed_cpu_results_are_legible_at_100_columns():
         assert "…" not in row[0]
     wide = bench("report", cpu, "--wide", env={"COLUMNS": "250"}, check=0).stdout
     assert "MFU" in wide and "MFU" not in p.stdout
+
+
+def test_a_target_keeps_its_decimals():
+    from bench.report_fmt import fmt_num
+    assert fmt_num(0.906, "target") == "90.6%"    # as "pct" it read 91%: not the bar the runs aimed at
+    assert fmt_num(0.94, "target") == "94%"
+    assert fmt_num(0.8525, "target") == "85.25%"
+    assert fmt_num(0.0653, "pct") == "7%"          # MFU and the like stay whole percents
+
+
+
+def test_the_fast_recipes_cpu_target_reads_as_set():
+    from pathlib import Path
+
+    from bench import report_md
+    md = report_md.render(report.build([Path(__file__).resolve().parent.parent / "results" / "cpu"]))
+    fast = [line for line in md.splitlines() if line.startswith("| fastnet") and "| 90.6% |" in line]
+    assert fast, "the fast recipe's CPU runs (target 0.906) should show a 90.6% target"
