@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from common import parser  # first: puts the project on the path
+from common import parser, save  # first: puts the project on the path
 
 from bench import data as data_mod
 from bench import results
@@ -165,7 +165,7 @@ def port_to_cpu():
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], smoke=False)  # --epochs and a small --data make a small run
     p.add_argument("--results", required=True)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--budget-s", type=float, default=None, help="stop starting runs after this long")
@@ -212,6 +212,7 @@ def run_all(a, ds, work, device, data_s):
         loader_cls, make_net = port_to_cpu()
         sync = lambda: None  # noqa: E731
     t_start = time.perf_counter()
+    figures = []
     for i in range(a.runs):
         if a.budget_s and i and time.perf_counter() - t_start > a.budget_s:
             break
@@ -227,6 +228,10 @@ def run_all(a, ds, work, device, data_s):
         row, epoch = row_for(ds, seed, a.epochs, device, m, acc, a.target, started, a.tta_views)
         results.write(results_dir, "epochs", row["run_id"], [epoch])
         results.write(results_dir, "runs", row["run_id"], [row])
+        figures.append({k: row[k] for k in ("run_id", "seed", "final_acc", "tta_views", "train_time_s",
+                                            "airbench_event_time_s", "setup_time_s", "train_images_per_s")}
+                       | {"eval_s": m["eval_s"]})
+        save(a.out, "airbench_side_by_side", {"device": device, "runs": figures}, device, a)  # after each run
         ev = "" if m["event_s"] is None else f", airbench's events {m['event_s']:.2f} s"
         print(f"airbench94 ({device}) seed {seed}: {acc:.4f} ({a.tta_views} views) in {m['train_s']:.2f} s"
               f"{ev} (eval {m['eval_s']:.2f} s)", flush=True)

@@ -10,11 +10,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measure import fingerprint  # noqa: E402
 
 
-def parser(description):
+def parser(description, smoke=True):
+    """The shared flags; smoke=False for a script with no tiny sizes of its own (its --help must not
+    offer a flag it would ignore)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", default=os.environ.get("BENCH_DATA"), help="CIFAR-10 source (default $BENCH_DATA)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs, measures nothing")
+    if smoke:
+        p.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs, measures nothing")
     p.add_argument("--out", help="also write the figures as JSON here")
     return p
 
@@ -31,6 +34,6 @@ def save(path, name, figures, device, args):
     if not path:
         return
     doc = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-           "smoke": bool(args.smoke), "figures": figures, "fingerprint": fingerprint(device, 1)}
+           "smoke": bool(getattr(args, "smoke", False)), "figures": figures, "fingerprint": fingerprint(device, 1)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1, default=str) + "\n")

@@ -82,7 +82,7 @@ def test_airbench_cpu_port_records_a_run(real_members, tmp_path):
     res = tmp_path / "res"
     env = dict(os.environ, BENCH_CACHE=str(tmp_path / "cache"))
     p = subprocess.run([sys.executable, script, "--device", "cpu", "--data", str(archive), "--results", str(res),
-                        "--runs", "2", "--epochs", "2", "--seed", "7"],
+                        "--runs", "2", "--epochs", "2", "--seed", "7", "--out", str(tmp_path / "ab.json")],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     runs = pd.read_parquet(res / "runs").sort_values("seed")
@@ -97,6 +97,10 @@ def test_airbench_cpu_port_records_a_run(real_members, tmp_path):
     assert set(runs.tta_views) == {6} and (runs.setup_time_s >= runs.data_time_s).all()
     trained = runs.train_images_per_s * runs.train_time_s   # 2 epochs of its 1 batch: 2 steps x 1024
     assert ((trained - 2048).abs() < 1e-6).all(), list(trained)
+    # --out: the same figures as the rows, with the command and the fingerprint
+    doc = json.loads((tmp_path / "ab.json").read_text())
+    assert "--seed 7" in doc["command"] and doc["fingerprint"]
+    assert [(r["seed"], r["final_acc"]) for r in doc["figures"]["runs"]] == list(zip(runs.seed, runs.final_acc))
     v = subprocess.run([sys.executable, "-m", "bench", "verify", str(res)], capture_output=True, text=True, cwd=ROOT)
     assert v.returncode == 0, v.stdout + v.stderr
 
