@@ -48,6 +48,14 @@ PY=${PYTHON:-python3}
 # `python -m bench`, not the `bench` script: an image may not put its venv's bin/ on PATH
 bench() { "$PY" -m bench "$@"; }
 mkdir -p "$OUT/benchmarks" "$OUT/results"
+# airbench from its wheel in .whl/ when the image lacks it (no registry there); both the `fast` and
+# the `airbench` steps run it, so it is installed before either
+airbench_from_wheel() {
+  "$PY" -c "import airbench" 2>/dev/null && return 0
+  ls .whl/airbench-*.whl >/dev/null 2>&1 || { echo "=== airbench is not installed and .whl/ has no wheel of it"; return 0; }
+  "$PY" -m pip install -q --no-index --no-deps --target /tmp/airbench-site .whl/airbench-*.whl \
+    && export PYTHONPATH=/tmp/airbench-site${PYTHONPATH:+:$PYTHONPATH}
+}
 START=$(date +%s)
 FAILED=()
 export PYTHONUNBUFFERED=1
@@ -78,6 +86,7 @@ else
   MAXB=(--memory-limit 8GiB --start 1024 --max 8192 --granularity 256)
   DAWN_SEEDS=20; INFER=()
 fi
+if [ "$MODE" != "--cpu-smoke" ] && { want fast || want airbench; }; then airbench_from_wheel; fi
 R="${SUITE_RESULTS:-$OUT/results}"
 mkdir -p "$R"
 # the checkpoint stays outside OUT: OUT is packed and brought back, a 26 MB checkpoint need not be
@@ -190,10 +199,6 @@ if [ "$MODE" = "--cpu-smoke" ]; then
   step airbench airbench-export "$PY" "$HERE/airbench_side_by_side.py" --export-only --results "$R"
   want airbench && echo "=== airbench: its GPU run needs CUDA; its CPU port (--device cpu, ~30 min) is tested in tests/test_benchmarks.py"
 else
-  if want airbench && ! "$PY" -c "import airbench" 2>/dev/null && ls .whl/airbench-*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --target /tmp/airbench-site .whl/airbench-*.whl \
-      && export PYTHONPATH=/tmp/airbench-site${PYTHONPATH:+:$PYTHONPATH}
-  fi
   left=$(( BUDGET_S - $(elapsed) - 30 ))
   step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
 fi
