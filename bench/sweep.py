@@ -57,14 +57,17 @@ def status_by_key(results_dir, warn=say):
 
 
 def print_matrix(cells, state, title):
-    axes = list(cells[0].axes) if cells else []
-    t = Table(title=title, title_justify="left")
+    # every setting any cell changes, in order of first appearance: [[cells]] each change their own
+    axes = list(dict.fromkeys(a for c in cells for a in c.axes))
+    t = Table(title=title, title_justify="left",
+              caption=r"blank: the \[base] value" if any(set(c.axes) != set(axes) for c in cells) else None)
     t.add_column("#", justify="right")
     for a in axes:
         t.add_column(a)
     t.add_column("state")
     for c in cells:
-        t.add_row(str(c.index), *[str(c.axes[a]) for a in axes], state.get(c.cfg.key(), "pending"))
+        t.add_row(str(c.index), *[str(c.axes[a]) if a in c.axes else "" for a in axes],
+                  state.get(c.cfg.key(), "pending"))
     console.print(t)
 
 

@@ -109,6 +109,34 @@ def test_dry_run_prints_the_matrix_only(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_dry_run_shows_what_each_explicit_cell_changes(tmp_path):
+    """[[cells]] each change their own settings: the matrix has a column for every one of them
+    (it used to take the first cell's only, so a preset like lesson-gpu.toml showed seeds alone)."""
+    s = write(tmp_path, """
+[sweep]
+seeds = [0]
+[base]
+model = "darknet"
+model_kwargs = { blocks = [1, 1], nf = 8 }
+precision = "bf16"
+device = "cpu"
+[[cells]]
+[[cells]]
+precision = "fp32"
+[[cells]]
+inplace = false
+batch_size = 64
+""")
+    p = bench("sweep", s, "--results", tmp_path / "r", "--dry-run", env={"COLUMNS": "200"}, check=0)
+    assert p.returncode == 0, p.stderr
+    header = next(line for line in p.stderr.splitlines() if "state" in line)
+    for name in ("seed", "precision", "inplace", "batch_size"):
+        assert name in header, header
+    rows = [line for line in p.stderr.splitlines() if "pending" in line]
+    assert len(rows) == 3 and "fp32" in rows[1] and "False" in rows[2] and "64" in rows[2]
+    assert "fp32" not in rows[0] + rows[2] and "blank: the [base] value" in p.stderr
+
+
 def test_retry_interrupted_reruns_only_cells_stopped_from_outside(tmp_path):
     """What a requeued Slurm task passes: cells whose runs were all interrupted run again; one that
     failed on its own (diverged, crashed) does not, nor one with an ok run. The recorded rows are
