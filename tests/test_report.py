@@ -500,7 +500,6 @@ def test_a_target_keeps_its_decimals():
     assert fmt_num(0.0653, "pct") == "7%"          # MFU and the like stay whole percents
 
 
-
 def test_the_fast_recipes_cpu_target_reads_as_set():
     from pathlib import Path
 
