@@ -171,6 +171,11 @@ def build_parser(recipe=None):
     s.add_argument("file", help="sweep file, e.g. configs/smoke.toml")
     s.add_argument("--results", default="results", help="results directory (default: results/)")
     s.add_argument("--data", help="data source (default: the file's data, else $BENCH_DATA, else download)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override the file for this invocation, e.g. --set epochs=2 --set seeds=[0]: a [sweep] "
+                        "key replaces the file's; any run setting is forced on every cell, over [base], [axes] "
+                        "and [[cells]] (repeatable; the rows record the settings, so a shortened cell is a "
+                        "cell of its own)")
     s.add_argument("--dry-run", action="store_true", help="print the matrix and stop")
     s.add_argument("--retry-failed", action="store_true", help="run again cells whose runs all failed")
     s.add_argument("--retry-interrupted", action="store_true",

@@ -61,7 +61,7 @@ def main(a):
 def submit(a):
     if a.shard:
         raise BenchError("--slurm makes its own shards (one per array task): leave out --shard")
-    path, meta, base, axes, exclude, explicit = sweep.load(a.file)
+    path, meta, base, axes, exclude, explicit = sweep.load(a.file, a.set)
     cells = _cells(path, meta, base, axes, exclude, explicit)
     n = len(sweep.groups_of(cells, a.isolate_seeds)) if a.array is None else a.array  # one task a configuration
     if n < 1:
@@ -149,6 +149,8 @@ def script(name, file, results_dir, data, n, gpus, a):
         cmd += ["--time-limit", f"{a.time_limit:g}"]
     if a.isolate_seeds:
         cmd += ["--isolate-seeds"]
+    for x in a.set:
+        cmd += ["--set", x]
     lines = ["#!/bin/bash",
              f"# Sweep {name} as a Slurm job array, written by `bench sweep --slurm`. Task i of {n} runs shard i/{n};",
              "# cells are claimed in the results directory, so no cell runs twice, whatever overlaps.",
@@ -167,7 +169,7 @@ def script(name, file, results_dir, data, n, gpus, a):
 # --- status ---------------------------------------------------------------------------------------
 
 def status(a):
-    path, meta, base, axes, exclude, explicit = sweep.load(a.file)
+    path, meta, base, axes, exclude, explicit = sweep.load(a.file, a.set)
     cells = _cells(path, meta, base, axes, exclude, explicit)
     results_dir = Path(a.status or a.results)
     name = meta.get("name", path.stem)

@@ -74,7 +74,7 @@ def print_matrix(cells, state, title):
 def main(a):
     t_invocation = time.monotonic()
     started = datetime.now(timezone.utc)
-    path, meta, base, axes, exclude, explicit = load(a.file)
+    path, meta, base, axes, exclude, explicit = load(a.file, a.set)
     import torch
     have_gpu = torch.cuda.is_available()
     cells = expand(path, meta, base, axes, exclude, explicit, check_gpu=True if a.dry_run else have_gpu)
@@ -97,7 +97,7 @@ def main(a):
     retry = functools.partial(_retry, a.retry_failed, a.retry_interrupted)
     todo = [c for c in cells if state[c.cfg.key()] == "pending" or retry(seen.get(c.cfg.key(), []))]
     title = (f"sweep {name}: {len(cells)} runs ({len(cells) - len(todo)} already recorded, {len(todo)} to run)"
-             + (f", shard {a.shard}" if a.shard else ""))
+             + (f", shard {a.shard}" if a.shard else "") + (f", with {' '.join(a.set)}" if a.set else ""))
     if not a.dry_run and todo:
         from . import data as data_mod
         source = data_mod.resolve_source(source)
@@ -113,7 +113,7 @@ def main(a):
         say(f"removed a temporary file left by a killed run: {removed}")
     (results_dir / ".locks").mkdir(parents=True, exist_ok=True)
     (results_dir / "logs").mkdir(parents=True, exist_ok=True)
-    account = Account(name, str(a.file), a.shard, a.isolate_seeds, started, t_invocation)
+    account = Account(name, " ".join([str(a.file)] + [f"--set {x}" for x in a.set]), a.shard, a.isolate_seeds, started, t_invocation)
     if a.stop_after is not None and a.stop_after <= 0:
         raise BenchError(f"--stop-after must be positive, got {a.stop_after}")
     _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)

@@ -18,7 +18,9 @@ class Cell:
     cfg: RunConfig
 
 
-def load(path):
+def load(path, sets=()):
+    """The file's sections; `sets` ("KEY=VALUE" from --set) override it: a [sweep] key (seeds,
+    time_limit_s, ...) replaces the file's, any other setting is forced on every cell (see expand)."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"sweep file not found: {path}")
@@ -36,7 +38,35 @@ def load(path):
     bad = set(meta) - SWEEP_KEYS
     if bad:
         raise BenchError(f"{path}: unknown key {sorted(bad)[0]!r} in [sweep]; keys: {', '.join(sorted(SWEEP_KEYS))}")
+    meta = dict(meta)
+    for text in sets:
+        key, value = parse_set(text)
+        if key in SWEEP_KEYS:
+            meta[key] = value
+            if key in ("seeds", "repeats"):
+                meta.pop("seeds" if key == "repeats" else "repeats", None)
+                meta["set_seeds"] = True  # every cell's, a [[cells]] block's own seeds included
+        elif key == "recipe":
+            raise BenchError("--set cannot change the recipe (the file's cells are built on it): edit [base]")
+        else:
+            _set({}, key, value, f"--set {text}")  # an unknown setting fails here, before anything runs
+            meta.setdefault("set", {})[key] = value
     return path, meta, doc.get("base", {}), doc.get("axes", {}), doc.get("exclude", []), doc.get("cells", [])
+
+
+def parse_set(text):
+    """KEY=VALUE with VALUE a TOML value (2, 0.5, true, [0, 1], "x"); a bare word is a string."""
+    key, eq, raw = text.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise BenchError(f"--set takes KEY=VALUE (e.g. --set epochs=2), got {text!r}")
+    try:
+        return key, tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        if raw.strip().replace("-", "").replace("_", "").replace(".", "").isalnum():
+            return key, raw.strip()
+        raise BenchError(f"--set {text}: {raw.strip()!r} is not a value (quote a string, e.g. "
+                         f"{key}='\"...\"')") from None
 
 
 def _set(values, key, v, where):
@@ -92,7 +122,8 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
     points = []
     for spec in explicit:
         spec = dict(spec)
-        points.append((spec, _seeds(spec.pop("seeds", seeds), f"{where}: [[cells]] seeds")))
+        own = spec.pop("seeds", seeds)
+        points.append((spec, seeds if meta.get("set_seeds") else _seeds(own, f"{where}: [[cells]] seeds")))
     names = list(axes)
     for combo in itertools.product(*(axes[k] for k in names)):
         point = dict(zip(names, combo))
@@ -106,6 +137,8 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
             for k, v in point.items():
                 if k != "recipe":
                     _set(values, k, v, f"{where} [axes]")
+            for k, v in meta.get("set", {}).items():  # --set wins over [base], [axes] and [[cells]]
+                _set(values, k, v, f"--set {k}")
             if "seed" not in point:
                 values["seed"] = seed
             if limit is not None and "time_limit_s" not in values:

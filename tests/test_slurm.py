@@ -211,6 +211,9 @@ def test_the_script_for_gpu_cells_asks_for_their_gpus(small_data, tmp_path):
     cmd = lines[-1]
     assert cmd.startswith(f"exec {sys.executable} -m bench sweep {s} --results {tmp_path / 'r'} --data {small_data}")
     assert cmd.endswith('--time-limit 600 --shard "$SLURM_ARRAY_TASK_ID/3" $retry')
+    shortened = bench("sweep", s, "--slurm", "--dry-run", "--set", "epochs=1", "--set", "seeds=[0, 1]",
+                      "--data", small_data, check=0).stdout.splitlines()[-1]
+    assert "--set epochs=1 --set 'seeds=[0, 1]' --shard" in shortened  # every task runs the shortened cells
     assert 'then retry=--retry-interrupted; fi' in p.stdout   # a requeue reruns what was stopped, not failures
     assert not (tmp_path / "r").exists()
     default = bench("sweep", s, "--slurm", "--dry-run", "--data", small_data, check=0).stdout

@@ -281,3 +281,45 @@ precision = ["fp32", "bf16"]
     # the axes' product adds fp32 (in-place) seeds 0-1; its bf16 cells are already listed
     assert len(cells) == 7 and len({c.cfg.key() for c in cells}) == 7
     assert [c for c in sweep.groups_of(cells, False)][0] == cells[:3]
+
+
+def test_set_overrides_every_cell_and_the_seeds(tmp_path):
+    """--set forces a setting on every cell, over [base], [axes] and [[cells]] (so a preset can be
+    shortened from the command line), and --set seeds replaces a [[cells]] block's own seeds too."""
+    p = write(tmp_path, """
+[sweep]
+seeds = [0, 1]
+[base]
+model = "darknet"
+model_kwargs = { blocks = [1, 1], nf = 8 }
+epochs = 5
+[[cells]]
+seeds = [0, 1, 2]
+[[cells]]
+epochs = 7
+precision = "fp32"
+[axes]
+"model_kwargs.width" = [0.5, 1]
+""")
+    plain = cells_of(p)
+    assert len(plain) == 3 + 2 + 2 - 2 + 2  # (the axis' 0.5 cells repeat the first block's seeds 0-1)
+    cells = sweep.expand(*sweep.load(p, ["epochs=2", "seeds=[3]", "model_kwargs.nf=4", "precision=bf16"]),
+                         check_gpu=False)
+    assert {c.cfg.epochs for c in cells} == {2} and {c.cfg.seed for c in cells} == {3}
+    assert {c.cfg.precision for c in cells} == {"bf16"} and {c.cfg.model_kwargs["nf"] for c in cells} == {4}
+    assert sorted(c.cfg.model_kwargs["width"] for c in cells) == [0.5, 1]  # the axis survives; duplicates go
+    assert sweep.load(p, ["time_limit_s=60"])[1]["time_limit_s"] == 60
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("epochs", "--set takes KEY=VALUE"),
+    ("speed=3", "unknown setting 'speed'"),
+    ("recipe=dawn", "--set cannot change the recipe"),
+    ("precision=fp 16", "is not a value"),
+    ("epochs=two", "epochs must be"),
+])
+def test_bad_set_is_one_clear_line(arg, message, tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--results", tmp_path / "r", "--set", arg, "--dry-run", check=2)
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r").exists()
