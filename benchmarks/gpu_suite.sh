@@ -155,32 +155,15 @@ fi
 
 # 4b. Issue #17's ablation (configs/fast-ablation.toml: the recipe, then each idea switched off), as far
 # as the budget allows; a later call resumes it. Only when SUITE_STEPS names `ablation`.
+# The smoke runs the preset itself: a third of its cells (one shard), each shrunk from the command line.
+ABLATION=("$HERE/../configs/fast-ablation.toml")
 if [ "$MODE" = "--cpu-smoke" ]; then
-  ABLATION="$OUT/ablation-smoke.toml"
-  cat > "$ABLATION" <<'TOML'
-[sweep]
-name = "fast-ablation-smoke"
-seeds = [0]
-[base]
-recipe = "fast"
-model_kwargs = { widths = [8, 16, 16] }
-device = "cpu"
-compile = false
-warmup_steps = 0
-tta = false
-epochs = 1
-limit_train = 1024
-batch_size = 256
-stop_at_target = false
-target = 0.2
-[axes]
-lookahead_every = [5, 0]
-TOML
-else
-  ABLATION="$HERE/../configs/fast-ablation.toml"
+  ABLATION+=(--set seeds=[0] --set device=cpu --set compile=false --set warmup_steps=0 --set tta=false
+             --set epochs=1 --set limit_train=1024 --set batch_size=256 --set target=0.2
+             --set "model_kwargs.widths=[8, 16, 16]" --shard 0/4)
 fi
 ABLATION_STOP=$(( BUDGET_S - 60 - $(elapsed) ))
-step ablation ablation bench sweep "$ABLATION" --results "$R" --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
+step ablation ablation bench sweep "${ABLATION[@]}" --results "$R" --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
 
 # 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
 RESERVE=40; want airbench && RESERVE=100

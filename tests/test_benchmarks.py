@@ -27,15 +27,16 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     runs = pd.read_parquet(out / "results" / "runs")
-    assert len(runs) == 8 and set(runs.status) == {"ok"}   # 3 lesson-table + 2 dawn + 1 fast + 2 ablation
-    ablation = runs[runs.sweep == "fast-ablation-smoke"]
-    assert sorted(ablation.lookahead_every) == [0, 5]
+    assert len(runs) == 9 and set(runs.status) == {"ok"}   # 3 lesson-table + 2 dawn + 1 fast + 3 ablation
+    ablation = runs[runs.sweep == "fast-ablation"]  # the preset's shard 0/4, shrunk: the recipe and two ideas off
+    assert sorted(ablation.bn_bias_lr_scale) == [1.0, 64.0, 64.0] and sorted(ablation.label_smoothing) == [0.0, 0.2, 0.2]
+    assert set(ablation.epochs) == {1} and set(ablation.model_kwargs.map(lambda s: json.loads(s)["widths"][0])) == {8}
     fast = runs[(runs.recipe == "fast") & runs.sweep.isna()]
     assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
     assert sorted(zip(lesson.inplace, lesson.seed)) == [(False, 0), (True, 0), (True, 1)]
-    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation-smoke", "lesson-smoke"]
+    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation", "lesson-smoke"]
     compiled = json.loads((out / "benchmarks" / "compile_speed.json").read_text())["figures"]["models"]["darknet"]
     assert [r["mode"] for r in compiled] == ["eager", "default"] and all(r["status"] == "ok" for r in compiled)
     assert compiled[0]["timed_compiles"] is None and compiled[1]["timed_compiles"] == 0

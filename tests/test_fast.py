@@ -199,8 +199,8 @@ def test_ablation_preset_switches_each_idea_off_once():
     doc = tomllib.loads((ROOT / "configs" / "fast-ablation.toml").read_text())
     assert doc["base"]["recipe"] == "fast"
     from bench import sweep
-    cells = sweep.expand(ROOT / "configs" / "fast-ablation.toml", doc["sweep"], doc["base"], doc["axes"],
-                         doc.get("exclude", []))
+    cells = sweep.expand(*sweep.load(ROOT / "configs" / "fast-ablation.toml"), check_gpu=True)
+    assert len(cells) == 11 * 3
     on = from_recipe("fast")
     offs = []
     for c in {c.cfg.key(): c for c in cells}.values():
