@@ -82,7 +82,7 @@ def test_env_prints_the_fingerprint():
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     if head:  # a git checkout (CI's is one)
         assert fp["git_commit"] == head and fp["git_dirty"] in (True, False)
-    # a copy whose git metadata is not its own (the H200 runs read the session's first commit) is told
+    # a copy whose git metadata is not its own (the first H200 rows read an older commit's) is told
     fp = json.loads(bench("env", env={"BENCH_GIT_COMMIT": "7f473fd"}, check=0).stdout)
     assert fp["git_commit"] == "7f473fd" and fp["git_dirty"] is None
 
