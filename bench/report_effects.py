@@ -53,12 +53,23 @@ def speed(runs, ga, gb):
 def _setting_table(runs, config_columns):
     runs = runs.drop_duplicates("group_id").set_index("group_id")
     kw = runs["model_kwargs"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
-    cols = {c: runs[c] for c in config_columns if c != "model_kwargs"}
+    cols = {c: _as_declared(c, runs[c]) for c in config_columns if c != "model_kwargs"}
     for k in sorted({k for d in kw for k in d}):
         cols[f"model_kwargs.{k}"] = kw.map(lambda d, k=k: d.get(k))
     cols["hardware_key"] = runs["hardware_key"]
     cols["code_hash"] = runs["code_hash"]
     return pd.DataFrame(cols).astype(object).map(lambda v: json.dumps(v, default=str))
+
+
+def _as_declared(name, col):
+    """An int setting read back as float (a column with nulls from older rows) shows as declared:
+    `tta_views: B = 6`, not 6.0."""
+    from .config import FIELDS
+    f = FIELDS.get(name)
+    if f is None or "int" not in str(f.type) or "float" in str(f.type):
+        return col
+    return pd.Series([int(v) if isinstance(v, float) and v.is_integer() else v for v in col], index=col.index,
+                     dtype=object)
 
 
 def axis_effects(runs, board, config_columns):

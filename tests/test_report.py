@@ -507,3 +507,13 @@ def test_the_fast_recipes_cpu_target_reads_as_set():
     md = report_md.render(report.build([Path(__file__).resolve().parent.parent / "results" / "cpu"]))
     fast = [line for line in md.splitlines() if line.startswith("| fastnet") and "| 90.6% |" in line]
     assert fast, "the fast recipe's CPU runs (target 0.906) should show a 90.6% target"
+
+
+def test_int_settings_read_back_as_float_show_as_declared():
+    """A column with nulls from older rows reads back as float: the effects board must still say
+    `tta_views: B = 6`, not 6.0, and leave float and bool settings alone."""
+    from bench.report_effects import _as_declared
+    views = _as_declared("tta_views", pd.Series([float("nan"), 6.0, 2.0], dtype=object)).tolist()
+    assert views[1:] == [6, 2] and all(type(v) is int for v in views[1:]) and views[0] != views[0]
+    assert [type(v) for v in _as_declared("lr", pd.Series([1.0, 0.4])).tolist()] == [float, float]
+    assert _as_declared("inplace", pd.Series([True, False], dtype=object)).tolist() == [True, False]
