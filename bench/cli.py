@@ -175,7 +175,7 @@ def build_parser(recipe=None):
                    help="override the file for this invocation, e.g. --set epochs=2 --set seeds=[0]: a [sweep] "
                         "key replaces the file's; any run setting is forced on every cell, over [base], [axes] "
                         "and [[cells]] (repeatable; the rows record the settings, so a shortened cell is a "
-                        "cell of its own)")
+                        "cell of its own; default: the file as written)")
     s.add_argument("--dry-run", action="store_true", help="print the matrix and stop")
     s.add_argument("--retry-failed", action="store_true", help="run again cells whose runs all failed")
     s.add_argument("--retry-interrupted", action="store_true",
