@@ -48,6 +48,8 @@ def load(path, sets=()):
                 meta["set_seeds"] = True  # every cell's, a [[cells]] block's own seeds included
         elif key == "recipe":
             raise BenchError("--set cannot change the recipe (the file's cells are built on it): edit [base]")
+        elif key == "seed":  # each cell takes its seed from the seeds list, which would override this
+            raise BenchError(f"--set {text}: give the seeds as a list, e.g. --set seeds=[{value}]")
         else:
             _set({}, key, value, f"--set {text}")  # an unknown setting fails here, before anything runs
             meta.setdefault("set", {})[key] = value

@@ -315,6 +315,7 @@ precision = "fp32"
     ("epochs", "--set takes KEY=VALUE"),
     ("speed=3", "unknown setting 'speed'"),
     ("recipe=dawn", "--set cannot change the recipe"),
+    ("seed=3", "give the seeds as a list, e.g. --set seeds=[3]"),
     ("precision=fp 16", "is not a value"),
     ("epochs=two", "epochs must be"),
 ])
