@@ -8,6 +8,7 @@ The runner calls these at a handful of places, each marked `# fast:` there:
   - schedule(cfg, total): the one-cycle schedule, or airbench's asymmetric triangle;
   - Lookahead.maybe(model, cfg, total) and .update(step): an EMA of the weights, copied back into
     the net every `lookahead_every` steps and at the last step;
+  - optimizers(model, cfg, lr): SGD for everything, or with `muon_lr` Muon for the conv filters;
   - tta_logits(net, x, views): 1 view (none), 2 (mirror) or 6 (mirror x three 1-pixel shifts);
   - loader_options(cfg): `translate` pixels of reflection padding, alternating flips.
 With every switch off (and the defaults of translate/tta) a run is exactly what it was before.
@@ -57,6 +58,9 @@ def check(cfg, error):
         raise error(f"lookahead-decay must be in [0, 1), got {cfg.lookahead_decay!r}")
     if not cfg.bn_bias_lr_scale > 0 or not cfg.final_div > 0:
         raise error("bn-bias-lr-scale and final-div must be positive")
+    if cfg.muon_lr < 0 or not 0 <= cfg.muon_momentum < 1:
+        raise error(f"muon-lr must be >= 0 (0 = off) and muon-momentum in [0, 1), "
+                    f"got {cfg.muon_lr!r} and {cfg.muon_momentum!r}")
     if cfg.whiten and cfg.model != "fastnet":
         raise error(f"whiten needs a model with a 2x2 whitening layer first (fastnet), not {cfg.model!r}")
 
@@ -157,6 +161,65 @@ def param_groups(model, cfg):
     else:
         other.extend(bn_bias)
     return [g for g in groups if g["params"]]
+
+
+def optimizers(model, cfg, lr):
+    """[SGD] for every weight, or with `muon_lr` [SGD for the rest, Muon for the trainable conv
+    filters]. Each group's `lr_scale` is its lr / the schedule's lr: the runner sets the lrs each step."""
+    groups = param_groups(model, cfg)
+    muon = []
+    if cfg.muon_lr:
+        filters = {id(p) for p in model.parameters() if p.dim() == 4 and p.requires_grad}
+        for g in groups:
+            muon += [p for p in g["params"] if id(p) in filters]
+            g["params"] = [p for p in g["params"] if id(p) not in filters]
+        groups = [g for g in groups if g["params"]]
+    opts = [torch.optim.SGD(groups, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov,
+                            weight_decay=cfg.weight_decay)] if groups else []
+    if muon:
+        opts.append(Muon([dict(params=muon, lr_scale=cfg.muon_lr / cfg.lr)], lr=cfg.muon_lr,
+                         momentum=cfg.muon_momentum))
+    return opts
+
+
+def orthogonalise(g, steps=3, eps=1e-7):
+    """The nearest semi-orthogonal matrix to the 2-D `g`, roughly (singular values pushed into about
+    0.7..1.2, not exactly 1): a quintic Newton-Schulz iteration with the coefficients published with
+    Muon (3.4445, -4.7750, 2.0315), tuned to raise small singular values fast. Three steps suffice
+    for the update's direction (Keller Jordan, "Muon: an optimizer for hidden layers", 2024)."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g / (g.norm() + eps)           # spectral norm <= Frobenius norm = 1: inside the basin
+    wide = x.shape[0] <= x.shape[1]
+    if not wide:
+        x = x.T                        # x @ x.T is then the smaller Gram matrix
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x if wide else x.T
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon (momentum, orthogonalised) for conv filters followed by BatchNorm: the Nesterov momentum
+    of the gradient, flattened to (out, in*k*k) and orthogonalised, is the step. Before each step the
+    filter is rescaled to Frobenius norm sqrt(out): BatchNorm makes the scale irrelevant to the
+    output, and a fixed norm keeps the step's relative size (its effective lr) what the schedule says.
+    No weight decay: the fixed norm does its job."""
+
+    def __init__(self, params, lr, momentum, nesterov=True):
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            mom = group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                buf.mul_(mom).add_(p.grad)
+                d = p.grad.add(buf, alpha=mom) if group["nesterov"] else buf
+                p.mul_(p.shape[0] ** 0.5 / p.norm())
+                p.add_(orthogonalise(d.flatten(1).float()).view_as(p).to(p.dtype), alpha=-group["lr"])
 
 
 def schedule(cfg, total):

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (name, file, text, replacement, tests that must fail)
 MUTATIONS = [
+    ("Muon holds each filter's norm", "bench/fast.py", "p.mul_(p.shape[0] ** 0.5 / p.norm())", "pass",
+     "muon_steps_along"),
     ("atomic write", "bench/results.py",
      '''    tmp = d / f".{path.name}.{os.getpid()}.tmp"
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', '''    tmp = path

@@ -86,6 +86,70 @@ def test_bn_biases_get_the_scaled_lr_and_their_own_decay():
     assert len(one) == 1 and len(one[0]["params"]) == len(list(m.parameters()))
 
 
+def test_orthogonalise_keeps_the_singular_vectors_and_pulls_the_values_near_one():
+    torch.manual_seed(0)
+    # filters flattened: (out, in x 3 x 3), never square. (A square random matrix has singular values
+    # near 0 that three steps cannot lift; the update just moves less along them.)
+    for shape in ((16, 72), (72, 16), (64, 216)):
+        g = torch.randn(shape, dtype=torch.double) * 7
+        u, s, vh = torch.linalg.svd(g, full_matrices=False)
+        x = fast.orthogonalise(g)
+        assert x.shape == g.shape
+        core = u.T @ x @ vh.T          # diagonal if x shares g's singular vectors
+        off = core - torch.diag(core.diagonal())
+        assert off.abs().max() < 1e-8, shape
+        assert core.diagonal().min() > 0.6 and core.diagonal().max() < 1.25, core.diagonal()
+        assert torch.allclose(fast.orthogonalise(g / 100), x, atol=1e-6)   # the gradient's scale is dropped
+
+
+def test_muon_steps_along_the_orthogonalised_nesterov_momentum_at_a_fixed_norm():
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(8, 4, 3, 3) * 3)
+    opt = fast.Muon([w], lr=0.1, momentum=0.6)
+    buf = torch.zeros_like(w)
+    for _ in range(3):
+        g = torch.randn_like(w)
+        before = w.detach().clone()
+        w.grad = g.clone()
+        opt.step()
+        buf = 0.6 * buf + g
+        held = before * (8 ** 0.5 / before.norm())
+        assert torch.allclose(w, held - 0.1 * fast.orthogonalise((g + 0.6 * buf).flatten(1)).view_as(w), atol=1e-5)
+
+
+def test_muon_takes_the_trainable_filters_and_sgd_the_rest(small_data):
+    ds = small_images(small_data)
+    cfg = from_recipe("fast_muon", model_kwargs={"widths": [8, 16, 16]})
+    m = models.create("fastnet", widths=[8, 16, 16])
+    fast.prepare(m, cfg, ds.train_x, ds.mean, ds.std)
+    sgd, muon = fast.optimizers(m, cfg, cfg.lr)
+    filters = {id(p) for p in m.parameters() if p.dim() == 4 and p.requires_grad}
+    assert len(filters) == 6 and not m[0].weight.requires_grad   # the six 3x3 convs; whitening frozen
+    assert {id(p) for g in muon.param_groups for p in g["params"]} == filters
+    in_sgd = [id(p) for g in sgd.param_groups for p in g["params"]]
+    assert not filters & set(in_sgd) and len(in_sgd) + len(filters) == len(list(m.parameters()))
+    assert muon.param_groups[0]["lr_scale"] == pytest.approx(0.24 / 1.66)
+    assert muon.param_groups[0]["momentum"] == 0.6 and muon.param_groups[0]["nesterov"]
+    only_sgd = fast.optimizers(m, from_recipe("fast_muon", muon_lr=0.0), 1.0)
+    assert len(only_sgd) == 1 and isinstance(only_sgd[0], torch.optim.SGD)
+
+
+def test_a_training_step_steps_both_optimisers(small_data):
+    from bench import workload
+    cfg = from_recipe("fast_muon", model_kwargs={"widths": [8, 16, 16]}, batch_size=100, device="cpu",
+                      precision="fp32", compile=False, warmup_steps=0)
+    wl = workload.get("classify")(cfg, torch.device("cpu"))
+    wl.setup(small_images(small_data))
+    before = [p.detach().clone() for p in wl.model.parameters()]
+    wl.step(next(iter(wl.batches(1))), 0)
+    sgd, muon = wl.opts
+    assert len(muon.state) == 6 and all("momentum_buffer" in s for s in muon.state.values())
+    assert wl.model[-2].weight in sgd.state                       # the head
+    moved = [not torch.equal(b, p) for b, p in zip(before, wl.model.parameters()) if p.requires_grad]
+    assert all(moved)
+    assert muon.param_groups[0]["lr"] == pytest.approx(0.24) and muon.param_groups[0]["momentum"] == 0.6
+
+
 def test_lookahead_matches_a_hand_computation():
     p = nn.Parameter(torch.tensor([0.0]))
     net = nn.Module()
@@ -174,7 +238,8 @@ def test_triangle_schedule():
 
 @pytest.mark.parametrize("bad, words", [({"tta_views": 3}, "tta-views"), ({"schedule": "cosine"}, "schedule"),
                                         ({"whiten": True, "model": "resnet9", "model_kwargs": {}}, "whiten"),
-                                        ({"lookahead_decay": 1.0}, "lookahead-decay")])
+                                        ({"lookahead_decay": 1.0}, "lookahead-decay"),
+                                        ({"muon_lr": -0.1}, "muon-lr"), ({"muon_momentum": 1.0}, "muon-momentum")])
 def test_bad_fast_settings_are_refused(bad, words):
     with pytest.raises(BenchError, match=words):
         validate(from_recipe("fast", **bad), cuda_available=False)
@@ -233,17 +298,19 @@ def test_fast_with_every_idea_off_still_trains(small_data, tmp_path):
     assert off_run.config_key != on_run.config_key
 
 
-def test_fast_recipe_trains_within_airbench_flops(tmp_path):
+@pytest.mark.parametrize("recipe, images", [("fast", 480 * 1024), ("fast_muon", 250 * 1948)])
+def test_fast_recipe_trains_within_airbench_flops(tmp_path, recipe, images):
     """The recipe's budget (issue #17): no more training FLOPs than airbench's 9.9 epochs, counted
     on both nets the same way (airbench's built by its own package)."""
     pytest.importorskip("airbench")
     import subprocess
     import sys
     out = tmp_path / "flops.json"
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fast_flops.py"), "--out", str(out)],
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fast_flops.py"), "--recipe", recipe,
+                        "--out", str(out)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     f = json.loads(out.read_text())["figures"]
-    assert f["airbench94"]["images"] == 476 * 1024 and f["fast"]["images"] == 480 * 1024
-    assert f["fast"]["total_flops"] <= f["airbench94"]["total_flops"]
+    assert f["airbench94"]["images"] == 476 * 1024 and f[recipe]["images"] == images
+    assert f[recipe]["total_flops"] <= f["airbench94"]["total_flops"]
     assert 0.6e9 < f["airbench94"]["flops_per_image_bias_frozen"] < 0.8e9

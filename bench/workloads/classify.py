@@ -73,8 +73,7 @@ class Classify(Workload):
 
     def _new_optimizer(self):
         cfg = self.cfg
-        self.opt = torch.optim.SGD(fast.param_groups(self.model, cfg), lr=self.schedule[0][0], momentum=cfg.mom_max,
-                                   nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        self.opts = fast.optimizers(self.model, cfg, self.schedule[0][0])  # SGD, or SGD + Muon for the filters
         self.scaler = precision.grad_scaler(self.device, cfg.precision)
         self.lookahead = fast.Lookahead.maybe(self.model, cfg, len(self.schedule))  # a weight EMA, or None
 
@@ -101,16 +100,21 @@ class Classify(Workload):
     def step(self, batch, step):
         x, y = batch
         lr, mom = self.schedule[step or 0]
-        for g in self.opt.param_groups:
-            g["lr"], g["momentum"] = lr * g.get("lr_scale", 1.0), mom  # lr_scale: BatchNorm biases
+        for opt in self.opts:
+            sgd = isinstance(opt, torch.optim.SGD)  # Muon keeps its own momentum
+            for g in opt.param_groups:
+                g["lr"] = lr * g.get("lr_scale", 1.0)  # lr_scale: BatchNorm biases, Muon's filters
+                if sgd:
+                    g["momentum"] = mom
         with precision.autocast(self.device, self.cfg.precision):
             loss = self.criterion(self.train_net(x), y)
         if self.fault and step is not None:
             loss = faults.inject(self.fault, step, loss)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
+        for opt in self.opts:
+            self.scaler.step(opt)
         self.scaler.update()
-        self.opt.zero_grad(set_to_none=True)
+        self.model.zero_grad(set_to_none=True)
         if self.lookahead is not None and step is not None:
             self.lookahead.update(step + 1)
         return loss.detach()
