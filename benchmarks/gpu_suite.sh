@@ -5,8 +5,8 @@
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
 #      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps)
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
-#   4. issue #17's `fast` recipe and airbench's train94 to the target, side by side on one clock with the
-#      same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
+#   4. issue #17's `fast` and `fast_muon` recipes and airbench's train94 to the target, side by side on one
+#      clock with the same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
 #      then (only when SUITE_STEPS names `ablation`) its ablation, configs/fast-ablation.toml, resumable
 #   5. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
 #      (and, with SUITE_STEPS=airbench, airbench with 2-view TTA as measured before)
@@ -135,17 +135,21 @@ want lesson && pack
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
 step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
 
-# 4. Issue #17's `fast` recipe against airbench's train94, both to the target, on one clock: the
-# side-by-side script keeps airbench's data loading and net build off its clock, as the harness does,
-# and evaluates with the same 6 views as the recipe. The recipe's seeds share one process (one compile).
+# 4. Issue #17's recipes (`fast`, and `fast_muon` with Muon for the filters) against airbench's
+# train94, all to the target, on one clock: the side-by-side script keeps airbench's data loading and
+# net build off its clock, as the harness does, and evaluates with the same 6 views as the recipes.
+# Each recipe's seeds share one process (one compile). SUITE_FAST_RECIPES picks which (default both).
 if [ "$MODE" = "--cpu-smoke" ]; then
   # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
-  FAST=(--recipe fast --device cpu --no-compile --warmup-steps 0 --no-tta --epochs 1 --limit-train 1024
+  FAST=(--device cpu --no-compile --warmup-steps 0 --no-tta --epochs 1 --limit-train 1024
         --batch-size 256 --model-kwargs widths=8,16,16 --target 0.2); FAST_RUNS=1
 else
-  FAST=(--recipe fast --device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
+  FAST=(--device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
 fi
-step fast fast bench run "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" --results "$R" --no-progress-bar
+for RECIPE in ${SUITE_FAST_RECIPES:-fast fast_muon}; do
+  step fast "$RECIPE" bench run --recipe "$RECIPE" "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" \
+    --results "$R" --no-progress-bar
+done
 if [ "$MODE" = "--cpu-smoke" ]; then
   want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
 else
