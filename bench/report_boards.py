@@ -118,7 +118,7 @@ def leaderboards(rep):
         where = "" if hw > 1 else f" on {_device(g.iloc[0])}"
         narrow = ["#", "configuration"] + (["device"] if hw > 1 else []) + ["runs", "time s", "min–max", "acc"]
         out.append(Board(f"leader-{i}", f"{'Leaderboard' if i == 0 else 'Also ranked'}: {ds}, target "
-                         f"{float(target) * 100:.1f}%{where}", LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
+                         f"{fmt_num(float(target), 'target')}{where}", LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
                          note=("runs: reached the target / finished (+failed); time: median seconds to target; "
                                "vs above: against the next faster rank."), left=("configuration", "device", "flags", "group"),
                          narrow=tuple(narrow), plot="curves" if i == 0 else None, optional=LEADER_OPTIONAL))

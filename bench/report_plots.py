@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report_fmt import config_name, cut, missing  # noqa: E402
+from .report_fmt import config_name, cut, fmt_num, missing  # noqa: E402
 
 # text stays text (small and searchable); a fixed salt and no date make a regenerated page identical
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "cifar-bench"})
@@ -56,7 +56,7 @@ def plot_curves(runs, epochs, board, limit=10):
                     label=f"{gid(b['group_id'])}  {cut(config_name(b), 46)} (n={len(ids)})")
     for t in sorted(set(board.head(limit)["target"].dropna())):
         ax.axhline(float(t), color="k", ls="--", lw=0.8)
-        ax.annotate(f" target {float(t) * 100:.1f}%", (0, float(t)), xycoords=("axes fraction", "data"),
+        ax.annotate(f" target {fmt_num(float(t), 'target')}", (0, float(t)), xycoords=("axes fraction", "data"),
                     va="bottom", fontsize=8)
     if ts and max(ts) / min(ts) > 20:  # runs of very different lengths: a log axis shows them all
         ax.set_xscale("log")

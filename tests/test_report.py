@@ -7,7 +7,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench import report
+from bench import report, report_boards
 
 from .conftest import bench
 
@@ -498,6 +498,13 @@ def test_a_target_keeps_its_decimals():
     assert fmt_num(0.94, "target") == "94%"
     assert fmt_num(0.8525, "target") == "85.25%"
     assert fmt_num(0.0653, "pct") == "7%"          # MFU and the like stay whole percents
+
+
+def test_a_board_title_keeps_the_targets_decimals():
+    from pathlib import Path
+    titles = [b.title for b in report_boards.leaderboards(report.build([Path(__file__).resolve().parent.parent
+                                                                       / "results" / "cpu"]))]
+    assert any("target 90.66%" in t for t in titles), titles   # fast_muon's CPU runs: 0.9066, not "90.7%"
 
 
 def test_the_fast_recipes_cpu_target_reads_as_set():
