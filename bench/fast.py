@@ -215,7 +215,10 @@ class Muon(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                state = self.state[p]
+                if "momentum_buffer" not in state:  # not setdefault: that would allocate every step
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
                 buf.mul_(mom).add_(p.grad)
                 d = p.grad.add(buf, alpha=mom) if group["nesterov"] else buf
                 p.mul_(p.shape[0] ** 0.5 / p.norm())
