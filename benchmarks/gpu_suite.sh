@@ -7,7 +7,8 @@
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
 #   4. issue #17's `fast` and `fast_muon` recipes and airbench's train94 to the target, side by side on one
 #      clock with the same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
-#      then (only when SUITE_STEPS names `ablation`) its ablation, configs/fast-ablation.toml, resumable
+#      then (only when SUITE_STEPS names `ablation`) the ablations of both (configs/fast-muon-ablation.toml,
+#      configs/fast-ablation.toml), resumable
 #   5. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
 #      (and, with SUITE_STEPS=airbench, airbench with 2-view TTA as measured before)
 #   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
@@ -157,17 +158,21 @@ else
     --runs "$FAST_RUNS" --tta-views 6
 fi
 
-# 4b. Issue #17's ablation (configs/fast-ablation.toml: the recipe, then each idea switched off), as far
-# as the budget allows; a later call resumes it. Only when SUITE_STEPS names `ablation`.
-# The smoke runs the preset itself: a third of its cells (one shard), each shrunk from the command line.
-ABLATION=("$HERE/../configs/fast-ablation.toml")
+# 4b. Issue #17's ablations (configs/fast-muon-ablation.toml, then configs/fast-ablation.toml: the recipe,
+# then each idea switched off), as far as the budget allows; a later call resumes them. Only when
+# SUITE_STEPS names `ablation`. The smoke runs each preset itself: one shard of its cells, each shrunk
+# from the command line.
+ABLATION_SHRINK=()
 if [ "$MODE" = "--cpu-smoke" ]; then
-  ABLATION+=(--set seeds=[0] --set device=cpu --set compile=false --set warmup_steps=0 --set tta=false
-             --set epochs=1 --set limit_train=1024 --set batch_size=256 --set target=0.2
-             --set "model_kwargs.widths=[8, 16, 16]" --shard 0/4)
+  ABLATION_SHRINK=(--set seeds=[0] --set device=cpu --set compile=false --set warmup_steps=0 --set tta=false
+                   --set epochs=1 --set limit_train=1024 --set batch_size=256 --set target=0.2
+                   --set "model_kwargs.widths=[8, 16, 16]" --shard 0/4)
 fi
-ABLATION_STOP=$(( BUDGET_S - 60 - $(elapsed) ))
-step ablation ablation bench sweep "${ABLATION[@]}" --results "$R" --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
+for PRESET in fast-muon-ablation fast-ablation; do
+  ABLATION_STOP=$(( BUDGET_S - 60 - $(elapsed) ))
+  step ablation "$PRESET" bench sweep "$HERE/../configs/$PRESET.toml" "${ABLATION_SHRINK[@]}" --results "$R" \
+    --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
+done
 
 # 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
 RESERVE=40; want airbench && RESERVE=100

@@ -27,10 +27,13 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     runs = pd.read_parquet(out / "results" / "runs")
-    assert len(runs) == 10 and set(runs.status) == {"ok"}  # 3 lesson-table + 2 dawn + 1 fast + 1 fast_muon + 3 ablation
+    assert len(runs) == 13 and set(runs.status) == {"ok"}  # 3 lesson-table + 2 dawn + 1 fast + 1 fast_muon + 3 + 3 ablation
     ablation = runs[runs.sweep == "fast-ablation"]  # the preset's shard 0/4, shrunk: the recipe and two ideas off
     assert sorted(ablation.bn_bias_lr_scale) == [1.0, 64.0, 64.0] and sorted(ablation.label_smoothing) == [0.0, 0.2, 0.2]
     assert set(ablation.epochs) == {1} and set(ablation.model_kwargs.map(lambda s: json.loads(s)["widths"][0])) == {8}
+    muon_ablation = runs[runs.sweep == "fast-muon-ablation"]  # the same shard of fast_muon's preset
+    assert sorted(muon_ablation.bn_weight_frozen) == [False, True, True] and set(muon_ablation.muon_lr) == {0.24}
+    assert sorted(muon_ablation.label_smoothing) == [0.0, 0.2, 0.2] and set(muon_ablation.epochs) == {1}
     fast = runs[(runs.recipe == "fast") & runs.sweep.isna()]
     assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
     muon = runs[runs.recipe == "fast_muon"]
@@ -38,7 +41,8 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
     assert sorted(zip(lesson.inplace, lesson.seed)) == [(False, 0), (True, 0), (True, 1)]
-    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation", "lesson-smoke"]
+    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation", "fast-muon-ablation",
+                                                                          "lesson-smoke"]
     compiled = json.loads((out / "benchmarks" / "compile_speed.json").read_text())["figures"]["models"]["darknet"]
     assert [r["mode"] for r in compiled] == ["eager", "default"] and all(r["status"] == "ok" for r in compiled)
     assert compiled[0]["timed_compiles"] is None and compiled[1]["timed_compiles"] == 0

@@ -260,22 +260,30 @@ def test_fastnet_is_airbench_sized():
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_ablation_preset_switches_each_idea_off_once():
-    doc = tomllib.loads((ROOT / "configs" / "fast-ablation.toml").read_text())
-    assert doc["base"]["recipe"] == "fast"
+ABLATIONS = {  # preset -> (recipe, the settings its cells switch off, one each)
+    "fast-ablation.toml": ("fast", {"whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale", "lookahead_every",
+                                    "alt_flip", "translate", "tta_views", "label_smoothing"}),
+    "fast-muon-ablation.toml": ("fast_muon", {"muon_lr", "whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale",
+                                              "alt_flip", "translate", "tta_views", "label_smoothing"}),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(ABLATIONS))
+def test_ablation_preset_switches_each_idea_off_once(preset):
+    recipe, ideas = ABLATIONS[preset]
+    doc = tomllib.loads((ROOT / "configs" / preset).read_text())
+    assert doc["base"]["recipe"] == recipe
     from bench import sweep
-    cells = sweep.expand(*sweep.load(ROOT / "configs" / "fast-ablation.toml"), check_gpu=True)
-    assert len(cells) == 11 * 3
-    on = from_recipe("fast")
-    offs = []
-    for c in {c.cfg.key(): c for c in cells}.values():
-        diff = [k for k in ("whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale", "lookahead_every",
-                            "alt_flip", "translate", "tta_views", "label_smoothing")
-                if getattr(c.cfg, k) != getattr(on, k)]
+    cells = sweep.expand(*sweep.load(ROOT / "configs" / preset), check_gpu=True)
+    on = from_recipe(recipe)
+    watched = ideas | {"lookahead_every", "muon_lr", "lr", "epochs", "batch_size"}
+    offs, configs = [], {json.dumps({**c.cfg.to_dict(), "seed": 0}, sort_keys=True): c for c in cells}.values()
+    for c in configs:
+        diff = [k for k in sorted(watched) if getattr(c.cfg, k) != getattr(on, k)]
         assert len(diff) <= 1, diff
         offs += diff
-    assert set(offs) == set({"whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale",
-                                   "lookahead_every", "alt_flip", "translate", "tta_views", "label_smoothing"})
+    assert len(offs) == len(configs) - 1 and set(offs) == ideas   # the recipe itself, then each idea once
+    assert len(cells) == len(configs) * 3
 
 
 def test_fast_with_every_idea_off_still_trains(small_data, tmp_path):
