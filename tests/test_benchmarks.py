@@ -36,7 +36,7 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     assert sorted(muon_ablation.label_smoothing) == [0.0, 0.2, 0.2] and set(muon_ablation.epochs) == {1}
     fast = runs[(runs.recipe == "fast") & runs.sweep.isna()]
     assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
-    muon = runs[runs.recipe == "fast_muon"]
+    muon = runs[(runs.recipe == "fast_muon") & runs.sweep.isna()]
     assert len(muon) == 1 and muon.muon_lr.iloc[0] == 0.24 and muon.batch_size.iloc[0] == 256
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
