@@ -282,7 +282,7 @@ def test_ablation_preset_switches_each_idea_off_once(preset):
         diff = [k for k in sorted(watched) if getattr(c.cfg, k) != getattr(on, k)]
         assert len(diff) <= 1, diff
         offs += diff
-    assert len(offs) == len(configs) - 1 and set(offs) == ideas   # the recipe itself, then each idea once
+    assert len(offs) == len(configs) - 1 and set(offs) == ideas   # one cell is the recipe; each other turns one idea off
     assert len(cells) == len(configs) * 3
 
 
