@@ -21,14 +21,16 @@
 # SUITE_STEPS picks some of: fingerprint lesson compile fast ablation gan dawn infer airbench overhead pipeline
 # inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
+# SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but ~150 s of the budget).
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
 # On a GPU machine with no package registry: airbench comes as a wheel (PyPI has 0.1.8 as an sdist
 # only) and the data archive travels beside the checkout; both folders are git-ignored. Prepare, once:
-#   pip wheel airbench==0.1.8 --no-deps -w .whl && mkdir -p .carry && cp ../shared/data/cifar10-jpeg.tar.xz .carry/
+#   pip wheel airbench==0.1.8 --no-deps -w .whl && mkdir -p .carry/cache && cp ../shared/data/cifar10-jpeg.tar.xz .carry/
+#   cp ~/.cache/cifar-bench/judge-* .carry/cache/   # the GANs' FD judge, so GPU and CPU distances share it
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
-#     timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+#     BENCH_CACHE=.carry/cache timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
 # (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
 # (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
@@ -130,6 +132,8 @@ else
   LESSON="$HERE/../configs/lesson-gpu.toml"
 fi
 LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
+# SUITE_LESSON_S caps the table's share, so that a call can leave time for the later steps too
+[ -n "${SUITE_LESSON_S:-}" ] && [ "$SUITE_LESSON_S" -lt "$LESSON_STOP" ] && LESSON_STOP=$SUITE_LESSON_S
 step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
 want lesson && pack
 
