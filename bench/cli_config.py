@@ -37,7 +37,7 @@ def _seed_list(text):
 
 # the settings that can change how much memory a training step takes: all `bench maxbatch` lists
 MAXBATCH_FIELDS = ("recipe", "model", "model_kwargs", "precision", "inplace", "channels_last", "compile",
-                   "device")
+                   "fused", "device")
 
 
 class _Only:
@@ -76,6 +76,9 @@ def add_config_args(p, only=None, recipe=None):
                    help="torch.compile; pair with --warmup-steps so compilation stays off the clock")
     g.add_argument("--compile-mode", choices=COMPILE_MODES,
                    help="torch.compile mode; reduce-overhead adds CUDA graphs")
+    g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
+                   help="fused optimizer steps (SGD, Adam): with fp16, no host sync for GradScaler's "
+                        "overflow check")
     g.add_argument("--workload", help="what is trained: classify (a CIFAR-10 classifier) or another registered "
                                       "workload")
     g.add_argument("--batch-size", type=int, help="global batch size, split over --world-size processes")
@@ -121,6 +124,8 @@ def show_defaults(p, cfg):
 def _shown(name, v):
     if name == "recipe":
         return v or "none: the lesson's settings"
+    if name == "fused" and v is None:
+        return "on CUDA, off on the CPU"
     if name == "time_limit_s" and v is None:
         return "none"
     if name == "limit_train" and v is None:

@@ -87,6 +87,14 @@ class RunConfig:
     muon_lr: float = setting(0.0, "Muon for the conv filters at this peak lr (scaled by the schedule like lr; "
                                   "each filter's norm held fixed); 0 = SGD for every weight")
     muon_momentum: float = setting(0.6, "Muon's Nesterov momentum (the SGD weights keep the schedule's)")
+    fused: bool | None = setting(None, "fused optimizer steps (SGD, Adam; Muon and RMSprop are the harness's own): "
+                                       "with fp16, GradScaler skips an overflowed step without a host sync; null "
+                                       "= on CUDA, off on the CPU; the `fused` column says what ran")
+
+    def fused_on(self, device):
+        """Whether the optimizers step with fused kernels on this device (a torch.device or its name).
+        Unfused, GradScaler reads found_inf with .item() every fp16 step: a host sync in the timed loop."""
+        return str(device).startswith("cuda") if self.fused is None else bool(self.fused)
 
     def to_dict(self):
         return dataclasses.asdict(self)

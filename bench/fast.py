@@ -163,9 +163,24 @@ def param_groups(model, cfg):
     return [g for g in groups if g["params"]]
 
 
-def optimizers(model, cfg, lr):
+def sgd(params, fused=False, **kw):
+    """torch.optim.SGD, fused or not. Fused, its momentum buffers start at zero: PyTorch's fused step
+    otherwise creates them with empty_like on its first step and, when fp16's first step overflows
+    (GradScaler's first scale often does), skips writing them, so the next step starts from
+    uninitialised memory. A zero buffer gives the first step the same arithmetic as PyTorch's copy
+    of the gradient (0 * momentum + grad)."""
+    opt = torch.optim.SGD(params, fused=fused or None, **kw)
+    if fused and opt.defaults["momentum"]:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return opt
+
+
+def optimizers(model, cfg, lr, fused=False):
     """[SGD] for every weight, or with `muon_lr` [SGD for the rest, Muon for the trainable conv
-    filters]. Each group's `lr_scale` is its lr / the schedule's lr: the runner sets the lrs each step."""
+    filters]. Each group's `lr_scale` is its lr / the schedule's lr: the runner sets the lrs each step.
+    `fused`: SGD's fused kernel (cfg.fused_on(device)), which also takes fp16's loss scale without a sync."""
     groups = param_groups(model, cfg)
     muon = []
     if cfg.muon_lr:
@@ -174,8 +189,8 @@ def optimizers(model, cfg, lr):
             muon += [p for p in g["params"] if id(p) in filters]
             g["params"] = [p for p in g["params"] if id(p) not in filters]
         groups = [g for g in groups if g["params"]]
-    opts = [torch.optim.SGD(groups, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov,
-                            weight_decay=cfg.weight_decay)] if groups else []
+    opts = [sgd(groups, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                fused=fused)] if groups else []
     if muon:
         opts.append(Muon([dict(params=muon, lr_scale=cfg.muon_lr / cfg.lr)], lr=cfg.muon_lr,
                          momentum=cfg.muon_momentum))
@@ -205,11 +220,16 @@ class Muon(torch.optim.Optimizer):
     output, and a fixed norm keeps the step's relative size (its effective lr) what the schedule says.
     No weight decay: the fixed norm does its job."""
 
+    # With fp16, GradScaler hands this optimizer its scale and found_inf as tensors instead of reading
+    # found_inf on the host (.item(), a sync every step): the step unscales and skips by itself.
+    _step_supports_amp_scaling = True
+
     def __init__(self, params, lr, momentum, nesterov=True):
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov))
 
     @torch.no_grad()
     def step(self, closure=None):
+        scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         for group in self.param_groups:
             mom = group["momentum"]
             for p in group["params"]:
@@ -219,10 +239,21 @@ class Muon(torch.optim.Optimizer):
                 if "momentum_buffer" not in state:  # not setdefault: that would allocate every step
                     state["momentum_buffer"] = torch.zeros_like(p.grad)
                 buf = state["momentum_buffer"]
-                buf.mul_(mom).add_(p.grad)
-                d = p.grad.add(buf, alpha=mom) if group["nesterov"] else buf
-                p.mul_(p.shape[0] ** 0.5 / p.norm())
-                p.add_(orthogonalise(d.flatten(1).float()).view_as(p).to(p.dtype), alpha=-group["lr"])
+                grad = p.grad if scale is None else p.grad / scale.to(p.grad.dtype)
+                if found_inf is None:
+                    buf.mul_(mom).add_(grad)
+                    d = grad.add(buf, alpha=mom) if group["nesterov"] else buf
+                    p.mul_(p.shape[0] ** 0.5 / p.norm())
+                    p.add_(orthogonalise(d.flatten(1).float()).view_as(p).to(p.dtype), alpha=-group["lr"])
+                    continue
+                # the same step, kept only where no gradient overflowed (torch.where: no host sync)
+                new_buf = buf * mom + grad
+                d = grad.add(new_buf, alpha=mom) if group["nesterov"] else new_buf
+                new_p = p * (p.shape[0] ** 0.5 / p.norm())
+                new_p.add_(orthogonalise(d.flatten(1).float()).view_as(p).to(p.dtype), alpha=-group["lr"])
+                skip = found_inf.to(torch.bool)
+                buf.copy_(torch.where(skip, buf, new_buf))
+                p.copy_(torch.where(skip, p, new_p))
 
 
 def schedule(cfg, total):

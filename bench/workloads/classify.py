@@ -73,7 +73,8 @@ class Classify(Workload):
 
     def _new_optimizer(self):
         cfg = self.cfg
-        self.opts = fast.optimizers(self.model, cfg, self.schedule[0][0])  # SGD, or SGD + Muon for the filters
+        # SGD, or SGD + Muon for the filters
+        self.opts = fast.optimizers(self.model, cfg, self.schedule[0][0], fused=cfg.fused_on(self.device))
         self.scaler = precision.grad_scaler(self.device, cfg.precision)
         self.lookahead = fast.Lookahead.maybe(self.model, cfg, len(self.schedule))  # a weight EMA, or None
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 import models
 
 from .. import judge as judge_mod
-from .. import loader
+from .. import loader, precision
 from ..config import BenchError
 
 from ..workload import Workload, register
@@ -208,7 +208,8 @@ class DCGANWorkload(GAN):
     defaults = {"workload": "dcgan", **DEFAULTS["dcgan"]}
 
     def _optimizer(self, net):
-        return torch.optim.Adam(net.parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))
+        return torch.optim.Adam(net.parameters(), lr=self.cfg.lr, betas=(0.5, 0.999),
+                                fused=self.cfg.fused_on(self.device) or None)  # fused: no fp16 sync
 
     def step(self, batch, step):
         real = batch[0]
@@ -232,7 +233,7 @@ class WGANWorkload(GAN):
     defaults = {"workload": "wgan", **DEFAULTS["wgan"]}
 
     def _optimizer(self, net):
-        return torch.optim.RMSprop(net.parameters(), lr=self.cfg.lr)
+        return precision.RMSprop(net.parameters(), lr=self.cfg.lr)  # torch's, but no fp16 sync
 
     def step(self, batch, step):
         losses = []
