@@ -3,8 +3,12 @@ real `bench run` in a fresh process (so each pays its own compilation, in its un
 side by side on one device. Throughput is the second epoch's (steady state: the first epoch's
 memory and autotuning settle); MFU is the run row's (bench/flops.py's peak table).
 
+A mode may end in +unfused or +fused: the optimizer's steps unfused (PyTorch's default, where fp16's
+GradScaler reads its overflow flag on the host every step, a sync) or fused (the harness's default on
+CUDA). The GPU default times eager and CUDA graphs both ways, so the cost of that sync is measured.
+
     BENCH_DATA=... python benchmarks/compile_speed.py --device cuda [--models darknet,darknet-wide,wrn]
-        [--modes eager,default,reduce-overhead,max-autotune-no-cudagraphs] --out FILE
+        [--modes eager,eager+unfused,default,reduce-overhead,max-autotune-no-cudagraphs] --out FILE
 """
 import json
 import subprocess
@@ -16,6 +20,8 @@ from common import device_of, parser, save
 
 import pandas as pd
 
+from bench.config import COMPILE_MODES
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {  # the lesson's Darknet (bottleneck and wide ResLayer) and fast.ai's wrn_22
     "darknet": ["--model", "darknet", "--model-kwargs", "blocks=1,2,4,6,3", "nf=32", "width=0.5"],
@@ -26,7 +32,10 @@ SMOKE_MODEL = ["--model", "darknet", "--model-kwargs", "blocks=1,1", "nf=8", "wi
 
 
 def variant(mode):
-    return ["--no-compile"] if mode == "eager" else ["--compile", "--compile-mode", mode]
+    """`bench run` flags for MODE[+fused|+unfused]."""
+    mode, _, steps = mode.partition("+")
+    flags = ["--no-compile"] if mode == "eager" else ["--compile", "--compile-mode", mode]
+    return flags + {"": [], "fused": ["--fused"], "unfused": ["--no-fused"]}[steps]
 
 
 def one(model_args, mode, a, device, results):
@@ -45,7 +54,8 @@ def one(model_args, mode, a, device, results):
     ep = pd.read_parquet(Path(results) / "epochs" / f"{run_id}.parquet").sort_values("epoch")
     ips = float(ep.train_images_per_s.iloc[-1]) if len(ep) else float("nan")
     mfu = row.get("mfu")
-    return {"mode": mode, "status": row.status, "images_per_s": ips, "warmup_s": float(row.warmup_time_s),
+    return {"mode": mode, "status": row.status, "fused": bool(row.fused), "images_per_s": ips,
+            "warmup_s": float(row.warmup_time_s),
             "timed_compiles": None if pd.isna(row.timed_compiles) else int(row.timed_compiles),
             "mfu": None if mfu is None or pd.isna(mfu) else float(mfu),
             "achieved_tflops": None if pd.isna(row.get("achieved_tflops")) else float(row.achieved_tflops),
@@ -55,8 +65,9 @@ def one(model_args, mode, a, device, results):
 def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--models", default="darknet", help=f"comma-separated: {', '.join(MODELS)} (default darknet)")
-    p.add_argument("--modes", help="comma-separated: eager and torch.compile modes (default "
-                                    "eager,default,reduce-overhead; with --smoke eager,default)")
+    p.add_argument("--modes", help="comma-separated: eager and torch.compile modes, each optionally +unfused "
+                                    "or +fused (default eager,eager+unfused,default,reduce-overhead,"
+                                    "reduce-overhead+unfused; with --smoke eager,default)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--precision", help="default fp16 on a GPU, bf16 on a CPU")
     p.add_argument("--results", help="keep the run rows here (default: a temporary directory)")
@@ -67,7 +78,13 @@ def main():
         results = a.results or tmp
         for name in a.models.split(","):
             args = SMOKE_MODEL if a.smoke else MODELS[name]
-            modes = a.modes or ("eager,default" if a.smoke else "eager,default,reduce-overhead")
+            modes = a.modes or ("eager,default" if a.smoke else
+                                "eager,eager+unfused,default,reduce-overhead,reduce-overhead+unfused")
+            for mode in modes.split(","):
+                base, _, steps = mode.partition("+")
+                if base not in ("eager", *COMPILE_MODES) or steps not in ("", "fused", "unfused"):
+                    p.error(f"unknown mode {mode!r}: eager or {', '.join(COMPILE_MODES)}, optionally +fused "
+                            f"or +unfused")
             rows = [one(args, mode, a, device, results) for mode in modes.split(",")]
             out[name] = rows
             base = rows[0].get("images_per_s")

@@ -143,3 +143,16 @@ def test_airbench_event_clock_sums_what_airbench_sums():
         assert a.elapsed_time(b) == end - start
     assert clock.total_ms == 1250.0
     assert train_steps(48, 9.9) * 1024 == 487_424   # not 9.9 x 50,000
+
+
+def test_compile_speed_times_the_optimizer_steps_both_ways():
+    """A mode's +unfused/+fused reaches `bench run`, so the GPU suite measures the fp16 sync's cost."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import compile_speed
+    assert compile_speed.variant("eager") == ["--no-compile"]
+    assert compile_speed.variant("eager+unfused") == ["--no-compile", "--no-fused"]
+    assert compile_speed.variant("reduce-overhead+fused") == ["--compile", "--compile-mode", "reduce-overhead",
+                                                              "--fused"]
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compile_speed.py"), "--modes", "eager+fuzed"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "unknown mode 'eager+fuzed'" in p.stderr and "Traceback" not in p.stderr
