@@ -154,6 +154,26 @@ def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     assert all(torch.equal(params[k], v) for k, v in w.model.state_dict().items())
 
 
+@pytest.mark.parametrize("name", ["dcgan", "wgan"])
+def test_a_gan_step_with_loss_scaling_never_reads_the_host(tiny, name):
+    """Both networks' updates, the WGAN's clipping and the loader, as fp16 runs them on a GPU (fused
+    steps, a GradScaler per network): no tensor is read on the host, so the timed loop never syncs."""
+    import itertools
+
+    from .test_precision import _no_host_reads
+    ds, _ = tiny
+    cfg = from_recipe(None, **{**gan.DEFAULTS[name], "model_kwargs": TINY_GAN, "batch_size": 60,
+                               "device": "cpu", "precision": "bf16", "fused": True})
+    w = {"dcgan": gan.DCGANWorkload, "wgan": gan.WGANWorkload}[name](cfg, "cpu")
+    w.setup(ds)
+    w.scaler_g, w.scaler_d = torch.amp.GradScaler("cpu"), torch.amp.GradScaler("cpu")
+    before = [p.detach().clone() for p in w.model.parameters()]
+    with _no_host_reads():
+        for k, b in enumerate(itertools.islice(w.batches(1), 2)):
+            w.step(b, k)
+    assert any(not torch.equal(a, p) for a, p in zip(before, w.model.parameters()))
+
+
 # --- end to end: the CLI, the rows, the report ------------------------------------------------
 
 def test_bench_run_wgan_writes_rows_samples_and_boards(tiny, small_data, tmp_path):
