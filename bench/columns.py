@@ -119,6 +119,9 @@ RUNS = [
                                            "process's later seeds); null without compile", agg="max"),
     C("timed_compiles", I, "measurement", "graphs torch.compile compiled during the timed steps (0: all in the "
                                           "warm-up); null without compile", agg="max"),
+    C("timed_syncs", I, "measurement", "synchronizing CUDA calls inside the timed steps, as torch's sync debug "
+                                       "mode sees them (0: none it can see; it misses torch.distributed's); null "
+                                       "off CUDA", agg="max"),
     C("final_acc", F, "measurement", "quality after the last epoch (test accuracy)", "frac", "mean", "acc"),
     C("best_acc", F, "measurement", "best quality of any epoch", "frac", "mean", "acc"),
     C("final_train_loss", F, "measurement", "mean training loss of the last epoch"),

@@ -9,11 +9,13 @@ calls them between epochs, after its own synchronize.
   PeakRss     the process's peak resident set (VmHWM), reset at start where the kernel allows
   Compiles    graphs torch.compile compiled since start
 """
+import contextlib
 import os
 import resource
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -109,6 +111,48 @@ class Compiles:
 
     def stop(self):
         return {"timed_compiles": self.total if self.enabled and compiled_graphs() is not None else None}
+
+
+class HostSyncs:
+    """Synchronizing CUDA calls inside the timed steps, as torch's sync debug mode reports them:
+    GradScaler's .item() beside an unfused optimizer, a tensor used as a bool, nonzero(), a blocking
+    copy to the host. The mode does not see every sync (torch.distributed, non_blocking copies from
+    pageable memory), so 0 means none it can see. Null off CUDA. Each one costs a Python warning, so
+    a run that syncs is timed a little slower than its syncs alone would make it."""
+
+    SYNC = "called a synchronizing CUDA operation"
+
+    def __init__(self, device, set_mode=None):
+        self.on = torch.device(device).type == "cuda" or set_mode is not None
+        self.set_mode = set_mode or torch.cuda.set_sync_debug_mode
+        self.total = 0
+
+    def start(self):
+        self.total = 0
+        return self
+
+    @contextlib.contextmanager
+    def steps(self):
+        """Around one epoch's timed steps: counts their syncs; other warnings pass through."""
+        if not self.on:
+            yield
+            return
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.filterwarnings("always", message=self.SYNC)
+            warnings.filterwarnings("ignore", message="Synchronization debug mode is a prototype")
+            self.set_mode("warn")
+            try:
+                yield
+            finally:
+                self.set_mode(0)
+        for w in seen:
+            if self.SYNC in str(w.message):
+                self.total += 1
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def stop(self):
+        return {"timed_syncs": self.total if self.on else None}
 
 
 def _proc_stat():

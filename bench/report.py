@@ -143,8 +143,9 @@ def _group_row(g, prices, thr):
         row[c] = _mean(ok, "energy_j" if c == "mean_energy_j" else c)
     for c in ("setup_time_s", "warmup_time_s", "peak_gpu_mem_bytes", "peak_host_rss_bytes"):
         row[c] = _median(ok, c)
-    tc = _num(ok, "timed_compiles")
-    row["timed_compiles"] = float(tc.max()) if len(tc) else math.nan
+    for c in ("timed_compiles", "timed_syncs"):
+        v = _num(ok, c)
+        row[c] = float(v.max()) if len(v) else math.nan
     row["contended_runs"] = int(g["contended"].sum())
     price = price_for(first["device_name"], prices)
     gpus = first["gpu_count"] if pd.notna(first["gpu_count"]) and first["gpu_count"] else 1

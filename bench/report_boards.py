@@ -68,6 +68,8 @@ def _flags(r):
         out.append(f"{int(r['contended_runs'])} contended")
     if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0:
         out.append("compiled on clock")
+    if not missing(r.get("timed_syncs")) and r["timed_syncs"] > 0:
+        out.append("host syncs on clock")
     return ", ".join(out) or "–"
 
 

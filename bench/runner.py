@@ -207,7 +207,8 @@ class Runner:
         cfg, wl, dev = self.cfg, self.workload, self.device
         mem, nvml = meters.GpuMemory(dev).start(), self.nvml.start()
         comp, host = meters.Compiles(cfg.compile).start(), meters.HostLoad().start()
-        self.meters = (mem, nvml, comp, host)
+        syncs = meters.HostSyncs(dev).start()  # the check of "no sync in the timed loop", on CUDA
+        self.meters = (mem, nvml, comp, host, syncs)
         self.progress = RunProgress(cfg.epochs, wl.steps_per_epoch, enabled=self.show_progress and self.rank == 0,
                                     live=self.live, quality=wl.quality, loss=wl.loss_names[0])
         steps, step = wl.steps_per_epoch, 0
@@ -219,10 +220,11 @@ class Runner:
             losses = torch.empty(steps, len(wl.loss_names), device=dev)
             comp.begin_epoch()
             t0 = rec["t_epoch0"] = time.perf_counter()
-            for k, batch in enumerate(wl.batches(epoch)):
-                losses[k] = wl.step(batch, step)
-                step += 1
-                self.progress.step(k + 1, wl.images_per_step)
+            with syncs.steps():
+                for k, batch in enumerate(wl.batches(epoch)):
+                    losses[k] = wl.step(batch, step)
+                    step += 1
+                    self.progress.step(k + 1, wl.images_per_step)
             meters.sync(dev)
             t1 = time.perf_counter()
             rec["t_epoch0"] = None
@@ -275,14 +277,14 @@ class Runner:
             steps = len(rec["epochs"]) * wl.steps_per_epoch
             if steps:  # over the finished epochs: an interrupted one's steps are in train_time only
                 row["train_images_per_s"] = steps * wl.images_per_step / rec["epochs"][-1]["elapsed_s"]
-            mem, nvml, comp, host = self.meters
+            mem, nvml, comp, host, syncs = self.meters
             own = host.own_cpu_s()
             if self.world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world \
                     and row["status"] in CONTINUE_AFTER:
                 t = torch.tensor([own], device=self.device)
                 dist.all_reduce(t)  # the other ranks on this host are this run, not other load
                 own = t.item()
-            row.update(**mem.stop(), **nvml.stop(), **comp.stop(), **host.stop(own))
+            row.update(**mem.stop(), **nvml.stop(), **comp.stop(), **host.stop(own), **syncs.stop())
         if rec["epochs"]:
             s = summary.summarize(rec["epochs"], cfg.target, wl.quality, wl.higher_is_better)
             row.update(reached_target=s["reached_target"], epoch_reached=s["epoch_reached"],

@@ -57,6 +57,7 @@ def one(model_args, mode, a, device, results):
     return {"mode": mode, "status": row.status, "fused": bool(row.fused), "images_per_s": ips,
             "warmup_s": float(row.warmup_time_s),
             "timed_compiles": None if pd.isna(row.timed_compiles) else int(row.timed_compiles),
+            "timed_syncs": None if pd.isna(row.timed_syncs) else int(row.timed_syncs),
             "mfu": None if mfu is None or pd.isna(mfu) else float(mfu),
             "achieved_tflops": None if pd.isna(row.get("achieved_tflops")) else float(row.achieved_tflops),
             "peak_gpu_mem_bytes": None if pd.isna(row.peak_gpu_mem_bytes) else int(row.peak_gpu_mem_bytes)}
@@ -94,7 +95,8 @@ def main():
                     continue
                 mfu = "–" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
                 print(f"{name:13s} {r['mode']:28s} {r['images_per_s']:10,.0f} img/s  {r['images_per_s'] / base:5.2f}x eager"
-                      f"  MFU {mfu:>6s}  warm-up+compile {r['warmup_s']:6.1f} s  timed compiles {r['timed_compiles']}",
+                      f"  MFU {mfu:>6s}  warm-up+compile {r['warmup_s']:6.1f} s  timed compiles {r['timed_compiles']}"
+                      f"  timed syncs {r['timed_syncs']}",
                       flush=True)
     save(a.out, "compile_speed", {"models": out, "batch_size": a.batch_size}, device, a)
 

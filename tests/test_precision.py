@@ -5,13 +5,14 @@ the unscaled one. The CPU's GradScaler runs the same code path as CUDA's."""
 import copy
 import dataclasses
 import types
+import warnings
 from unittest import mock
 
 import pandas as pd
 import pytest
 import torch
 
-from bench import fast, precision
+from bench import fast, meters, precision
 from bench.config import RunConfig
 from bench.workloads.gan import DCGANWorkload, WGANWorkload
 
@@ -193,3 +194,19 @@ def test_the_row_says_whether_the_steps_were_fused(small_data, tmp_path):
               check=0)
         r = pd.read_parquet(out / "runs").iloc[0]
         assert r.status == "ok" and r.fused == want
+
+
+def test_the_runner_counts_the_syncs_the_debug_mode_reports():
+    """meters.HostSyncs around an epoch's steps (the mode itself is CUDA's: a stand-in records it here)."""
+    modes = []
+    audit = meters.HostSyncs("cpu", set_mode=modes.append).start()
+    with pytest.warns(UserWarning, match="another warning"):  # other warnings pass through
+        with audit.steps():
+            for _ in range(3):
+                warnings.warn("called a synchronizing CUDA operation")
+            warnings.warn("another warning")
+    assert audit.stop() == {"timed_syncs": 3} and modes == ["warn", 0]
+    with pytest.raises(KeyboardInterrupt), audit.steps():  # the mode is switched off however steps end
+        raise KeyboardInterrupt
+    assert modes[-1] == 0
+    assert meters.HostSyncs("cpu").stop() == {"timed_syncs": None}  # off CUDA: not counted

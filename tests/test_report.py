@@ -237,10 +237,12 @@ def test_compilation_on_the_clock_is_called_out(finished_sweep, tmp_path):
     src = next((tmp_path / "results" / "runs").glob("*.parquet"))
     row = pd.read_parquet(src)
     row["timed_compiles"] = 3
+    row["timed_syncs"] = 5  # and host syncs inside the timed steps: a flag on its group
     row.to_parquet(src, index=False)
     bench("report", tmp_path / "results", "--out", tmp_path / "after", check=0)
     md = (tmp_path / "after" / "leaderboard.md").read_text()
     assert "## Compilation on the clock" in md and "up to 3 graph(s)" in md
+    assert "host syncs on clock" in md and "host syncs on clock" not in (tmp_path / "before" / "leaderboard.md").read_text()
     assert "Compilation on the clock" in (tmp_path / "after" / "index.html").read_text()
 
 
