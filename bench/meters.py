@@ -8,6 +8,7 @@ calls them between epochs, after its own synchronize.
   HostLoad    what else ran on the host meanwhile: other processes' CPU share, steal, load average
   PeakRss     the process's peak resident set (VmHWM), reset at start where the kernel allows
   Compiles    graphs torch.compile compiled since start
+  HostSyncs   synchronizing CUDA calls inside the timed steps (torch's sync debug mode, on CUDA)
 """
 import contextlib
 import os
