@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import precision
 from .schedule import one_cycle
 
 TTA_VIEWS = (1, 2, 6)
@@ -163,20 +164,6 @@ def param_groups(model, cfg):
     return [g for g in groups if g["params"]]
 
 
-def sgd(params, fused=False, **kw):
-    """torch.optim.SGD, fused or not. Fused, its momentum buffers start at zero: PyTorch's fused step
-    otherwise creates them with empty_like on its first step and, when fp16's first step overflows
-    (GradScaler's first scale often does), skips writing them, so the next step starts from
-    uninitialised memory. A zero buffer gives the first step the same arithmetic as PyTorch's copy
-    of the gradient (0 * momentum + grad)."""
-    opt = torch.optim.SGD(params, fused=fused or None, **kw)
-    if fused and opt.defaults["momentum"]:
-        for group in opt.param_groups:
-            for p in group["params"]:
-                opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    return opt
-
-
 def optimizers(model, cfg, lr, fused=False):
     """[SGD] for every weight, or with `muon_lr` [SGD for the rest, Muon for the trainable conv
     filters]. Each group's `lr_scale` is its lr / the schedule's lr: the runner sets the lrs each step.
@@ -189,7 +176,7 @@ def optimizers(model, cfg, lr, fused=False):
             muon += [p for p in g["params"] if id(p) in filters]
             g["params"] = [p for p in g["params"] if id(p) not in filters]
         groups = [g for g in groups if g["params"]]
-    opts = [sgd(groups, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+    opts = [precision.sgd(groups, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
                 fused=fused)] if groups else []
     if muon:
         opts.append(Muon([dict(params=muon, lr_scale=cfg.muon_lr / cfg.lr)], lr=cfg.muon_lr,

@@ -1,4 +1,6 @@
-"""The one place that maps a precision name to its dtype, autocast and loss scaling."""
+"""The one place that maps a precision name to its dtype, autocast and loss scaling, and the
+optimizers that take fp16's loss scale on the device (GradScaler then never reads its overflow
+flag on the host: no sync in the timed loop)."""
 import torch
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -57,3 +59,17 @@ class RMSprop(torch.optim.Optimizer):
             avg = torch._foreach_sqrt(sq)
             torch._foreach_add_(avg, group["eps"])
             torch._foreach_addcdiv_(params, grads, avg, value=-group["lr"])
+
+
+def sgd(params, fused=False, **kw):
+    """torch.optim.SGD, fused or not. Fused, its momentum buffers start at zero: PyTorch's fused step
+    otherwise creates them with empty_like on its first step and, when fp16's first step overflows
+    (GradScaler's first scale often does), skips writing them, so the next step starts from
+    uninitialised memory. A zero buffer gives the first step the same arithmetic as PyTorch's copy
+    of the gradient (0 * momentum + grad)."""
+    opt = torch.optim.SGD(params, fused=fused or None, **kw)
+    if fused and opt.defaults["momentum"]:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return opt

@@ -15,7 +15,7 @@ from common import device_of, parser, save  # first: puts the project on the pat
 
 import models
 from bench import data as data_mod
-from bench import fast, precision
+from bench import precision
 from bench.config import RunConfig
 from bench.loader import DeviceLoader, eval_batches
 from bench.measure import sync
@@ -57,7 +57,7 @@ def bare(cfg, ds):
         return correct / len(ds.test_x)
 
     def train(steps, epochs, clock=None):
-        opt = fast.sgd(model.parameters(), fused=cfg.fused_on(device), lr=sched[0][0], momentum=cfg.mom_max,
+        opt = precision.sgd(model.parameters(), fused=cfg.fused_on(device), lr=sched[0][0], momentum=cfg.mom_max,
                        nesterov=True, weight_decay=cfg.weight_decay)  # as the harness steps
         step = 0
         for epoch in epochs:

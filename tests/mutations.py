@@ -112,10 +112,10 @@ MUTATIONS = [
     ("fast: whitening bias centres", "bench/fast.py", "conv.bias.copy_((-w @ mu).float())", "pass",
      "whitens_real_patches"),
     # fp16 without a host sync (tests/test_precision.py)
-    ("fp16: fused SGD takes GradScaler's overflow flag on the device", "bench/fast.py",
+    ("fp16: fused SGD takes GradScaler's overflow flag on the device", "bench/precision.py",
      "    opt = torch.optim.SGD(params, fused=fused or None, **kw)", "    opt = torch.optim.SGD(params, **kw)",
      "never_reads_the_device or never_reads_the_host"),
-    ("fp16: fused SGD's momentum starts at zero", "bench/fast.py",
+    ("fp16: fused SGD's momentum starts at zero", "bench/precision.py",
      'opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)', "pass",
      "very_first_step"),
     ("fp16: Muon takes the loss scale itself", "bench/fast.py",

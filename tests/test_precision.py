@@ -137,7 +137,7 @@ def test_an_overflowed_step_moves_nothing(kind):
 def test_an_overflow_on_the_very_first_step_leaves_no_trace(kind):
     """fp16's first scale often overflows. PyTorch's fused SGD creates its momentum buffers with
     empty_like on its first step and skips writing them then: the next step would start from
-    uninitialised memory. The harness starts them at zero (bench/fast.py's sgd)."""
+    uninitialised memory. The harness starts them at zero (bench/precision.py's sgd)."""
     a, b = _net(), _net()
     oa, ob = _optimizers(kind, a), _optimizers(kind, b)
     sa, sb = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16), torch.amp.GradScaler("cpu", init_scale=2.0 ** 15)
