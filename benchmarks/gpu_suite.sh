@@ -73,6 +73,16 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
   want "$group" || return 0
   echo "=== [$(elapsed)s] $name"
   if ! "$@"; then FAILED+=("$name"); echo "=== $name FAILED"; fi
+  pack  # every row so far in OUT/results.tgz: a call cut short still brings back what finished
+}
+# fits SECONDS NAME: whether what is left of the budget allows a step that takes about SECONDS; if
+# not, it is skipped and said so (a later call runs it), rather than cut off by an outer timeout
+fits() {
+  [ "$MODE" = --cpu-smoke ] && return 0
+  local left=$(( BUDGET_S - $(elapsed) ))
+  [ "$left" -ge "$1" ] && return 0
+  echo "=== time budget: skipping $2 (about $1 s; $left s left)"
+  return 1
 }
 
 if [ "$MODE" = "--cpu-smoke" ]; then
@@ -95,7 +105,7 @@ mkdir -p "$R"
 # the checkpoint stays outside OUT: OUT is packed and brought back, a 26 MB checkpoint need not be
 CKPT="$(mktemp -d)/dawn-seed0.pt"
 
-# One archive of every results folder, after the lesson's table and at the end: copying OUT back from
+# One archive of every results folder, after every step: copying OUT back from
 # a GPU machine may keep only a few files and shallow folders (results/runs/*.parquet is three levels
 # down), and a lost row cannot be re-measured.
 pack() {
@@ -135,10 +145,9 @@ LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
 # SUITE_LESSON_S caps the table's share, so that a call can leave time for the later steps too
 [ -n "${SUITE_LESSON_S:-}" ] && [ "$SUITE_LESSON_S" -lt "$LESSON_STOP" ] && LESSON_STOP=$SUITE_LESSON_S
 step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
-want lesson && pack
 
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
-step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
+fits 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
 
 # 4. Issue #17's recipes (`fast`, and `fast_muon` with Muon for the filters) against airbench's
 # train94, all to the target, on one clock: the side-by-side script keeps airbench's data loading and
@@ -152,13 +161,13 @@ else
   FAST=(--device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
 fi
 for RECIPE in ${SUITE_FAST_RECIPES:-fast fast_muon}; do
-  step fast "$RECIPE" bench run --recipe "$RECIPE" "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" \
+  fits 150 "$RECIPE" && step fast "$RECIPE" bench run --recipe "$RECIPE" "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" \
     --results "$R" --no-progress-bar
 done
 if [ "$MODE" = "--cpu-smoke" ]; then
   want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
 else
-  step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
+  fits 90 airbench-vs-fast && step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
     --runs "$FAST_RUNS" --tta-views 6
 fi
 
