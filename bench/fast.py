@@ -176,8 +176,8 @@ def optimizers(model, cfg, lr, fused=False):
             muon += [p for p in g["params"] if id(p) in filters]
             g["params"] = [p for p in g["params"] if id(p) not in filters]
         groups = [g for g in groups if g["params"]]
-    opts = [precision.sgd(groups, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
-                fused=fused)] if groups else []
+    opts = [precision.sgd(groups, fused=fused, lr=lr, momentum=cfg.mom_max, nesterov=cfg.nesterov,
+                          weight_decay=cfg.weight_decay)] if groups else []
     if muon:
         opts.append(Muon([dict(params=muon, lr_scale=cfg.muon_lr / cfg.lr)], lr=cfg.muon_lr,
                          momentum=cfg.muon_momentum))
@@ -227,20 +227,15 @@ class Muon(torch.optim.Optimizer):
                     state["momentum_buffer"] = torch.zeros_like(p.grad)
                 buf = state["momentum_buffer"]
                 grad = p.grad if scale is None else p.grad / scale.to(p.grad.dtype)
-                if found_inf is None:
-                    buf.mul_(mom).add_(grad)
-                    d = grad.add(buf, alpha=mom) if group["nesterov"] else buf
-                    p.mul_(p.shape[0] ** 0.5 / p.norm())
-                    p.add_(orthogonalise(d.flatten(1).float()).view_as(p).to(p.dtype), alpha=-group["lr"])
-                    continue
-                # the same step, kept only where no gradient overflowed (torch.where: no host sync)
                 new_buf = buf * mom + grad
                 d = grad.add(new_buf, alpha=mom) if group["nesterov"] else new_buf
                 new_p = p * (p.shape[0] ** 0.5 / p.norm())
                 new_p.add_(orthogonalise(d.flatten(1).float()).view_as(p).to(p.dtype), alpha=-group["lr"])
-                skip = found_inf.to(torch.bool)
-                buf.copy_(torch.where(skip, buf, new_buf))
-                p.copy_(torch.where(skip, p, new_p))
+                if found_inf is not None:  # an overflowed fp16 step keeps both (torch.where: no host sync)
+                    skip = found_inf.to(torch.bool)
+                    new_buf, new_p = torch.where(skip, buf, new_buf), torch.where(skip, p, new_p)
+                buf.copy_(new_buf)
+                p.copy_(new_p)
 
 
 def schedule(cfg, total):

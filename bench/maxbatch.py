@@ -161,7 +161,7 @@ def _probe(spec):
         model = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs).to(device, memory_format=fmt)
         net = torch.compile(model) if cfg.compile else model
         opt = precision.sgd(model.parameters(), fused=cfg.fused_on(device), lr=0.01, momentum=0.9, nesterov=True,
-                       weight_decay=cfg.weight_decay)  # as the runner steps
+                            weight_decay=cfg.weight_decay)  # as the runner steps
         scaler = precision.grad_scaler(device, cfg.precision)
         x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=fmt)
         y = torch.randint(0, 10, (batch,), device=device)

@@ -58,7 +58,7 @@ def bare(cfg, ds):
 
     def train(steps, epochs, clock=None):
         opt = precision.sgd(model.parameters(), fused=cfg.fused_on(device), lr=sched[0][0], momentum=cfg.mom_max,
-                       nesterov=True, weight_decay=cfg.weight_decay)  # as the harness steps
+                            nesterov=True, weight_decay=cfg.weight_decay)  # as the harness steps
         step = 0
         for epoch in epochs:
             sync(device)

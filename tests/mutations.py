@@ -121,7 +121,7 @@ MUTATIONS = [
     ("fp16: Muon takes the loss scale itself", "bench/fast.py",
      "    _step_supports_amp_scaling = True\n\n    def __init__(self, params, lr, momentum",
      "    _step_supports_amp_scaling = False\n\n    def __init__(self, params, lr, momentum", "never_reads_the_device"),
-    ("fp16: Muon skips an overflowed step", "bench/fast.py", "p.copy_(torch.where(skip, p, new_p))", "p.copy_(new_p)",
+    ("fp16: Muon skips an overflowed step", "bench/fast.py", "new_buf, new_p = torch.where(skip, buf, new_buf), torch.where(skip, p, new_p)", "pass",
      "overflowed_step_moves_nothing"),
     ("fp16: an overflowed RMSprop step keeps its average", "bench/precision.py", "s.copy_(torch.where(skip, o, s))",
      "pass", "overflowed_step_moves_nothing"),
