@@ -104,7 +104,7 @@ class RunConfig:
         import models
 
         d = {k: v for k, v in self.to_dict().items() if FIELDS[k].metadata["key"]}
-        d["model_kwargs"] = canonical_kwargs(self.model, self.model_kwargs)
+        d["model_kwargs"] = models.keyed_kwargs(self.model, canonical_kwargs(self.model, self.model_kwargs))
         # a user's model: its name and source hash instead of the path (built-in keys unchanged)
         d.update(models.identity(self.model))
         # fields added after results were first recorded hash only when they differ from their
@@ -139,8 +139,10 @@ def canonical_kwargs(model, kwargs):
 RECIPES = {
     # The lesson's notebook: Darknet([1,2,4,6,3]), bs 256, lr 1.3, wd 1e-4, 30 epochs,
     # use_clr_beta=(20, 20, 0.95, 0.85). The RunConfig defaults are this recipe but for the
-    # momentum: fastai 0.7's SGD_Momentum is torch's SGD with plain momentum, not Nesterov's.
-    "lesson": dict(nesterov=False),
+    # momentum (fastai 0.7's SGD_Momentum is torch's SGD with plain momentum, not Nesterov's)
+    # and the initial BatchNorm scales (U(0, 1) in the lesson's PyTorch 0.3: models/darknet.py).
+    "lesson": dict(nesterov=False, model_kwargs={"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5,
+                                                 "bn_weight": "uniform"}),
     # Page's ResNet-9 (DAWNBench 2018, 1xV100): bs 512, label smoothing, flip TTA. On the CPU
     # (seed 0) it reached 91.05% of cifar10-jpeg after 18 epochs, short of 94% (see README).
     "resnet9": dict(model="resnet9", model_kwargs={"width": 1.0}, batch_size=512, epochs=18,

@@ -9,11 +9,11 @@ raise `ValueError` with one line naming what is expected.
 import importlib
 import pkgutil
 
-from .registry import (ModelSpec, check_kwargs, create, identity, is_user_spec, model_keywords, model_name,
-                       param_count, register_model, registered, resolve, row_fields)
+from .registry import (ModelSpec, check_kwargs, create, identity, is_user_spec, keyed_kwargs, model_keywords,
+                       model_name, param_count, register_model, registered, resolve, row_fields)
 
-__all__ = ["ModelSpec", "check_kwargs", "create", "identity", "is_user_spec", "model_keywords", "model_name",
-           "param_count", "register_model", "registered", "resolve", "row_fields"]
+__all__ = ["ModelSpec", "check_kwargs", "create", "identity", "is_user_spec", "keyed_kwargs", "model_keywords",
+           "model_name", "param_count", "register_model", "registered", "resolve", "row_fields"]
 
 for _m in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_m.name}")

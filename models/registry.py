@@ -17,16 +17,20 @@ from . import kwtypes
 
 RUN_SETTINGS = ("num_classes", "inplace")  # passed by the runner when the factory takes them
 _REGISTRY = {}
+_ADDED = {}  # model name -> keywords added after its results were first recorded
 
 
-def register_model(fn=None, *, name=None):
-    """Decorator: `@register_model` or `@register_model(name="other")` on a model factory."""
+def register_model(fn=None, *, name=None, added=()):
+    """Decorator: `@register_model` or `@register_model(name="other")` on a model factory.
+    `added` names keywords the factory gained after rows were recorded: at their defaults they
+    stay out of the configuration key, so those rows keep their keys (see `keyed_kwargs`)."""
     def add(f):
         key = name or f.__name__
         old = _REGISTRY.get(key)
         if old is not None and (old.__module__, old.__qualname__) != (f.__module__, f.__qualname__):
             raise ValueError(f"model name {key!r} is registered twice ({old.__module__} and {f.__module__})")
         _REGISTRY[key] = f
+        _ADDED[key] = tuple(added)
         return f
     return add(fn) if fn is not None else add
 
@@ -116,6 +120,15 @@ def model_keywords(name):
     """The keywords `name` accepts besides num_classes and inplace, with their defaults
     (a keyword without a default is left out: the user must give it)."""
     return {k: kw.default for k, kw in resolve(name).keywords.items() if not kw.required}
+
+
+def keyed_kwargs(name, canonical):
+    """The keywords that identify a configuration: `canonical` (defaults filled in) less the
+    keywords added later that sit at their defaults."""
+    if is_user_spec(name) or not _ADDED.get(name):
+        return canonical
+    defaults = model_keywords(name)
+    return {k: v for k, v in canonical.items() if not (k in _ADDED[name] and v == plain(defaults[k]))}
 
 
 def check_kwargs(name, kwargs):
