@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTATIONS = [
     ("Muon holds each filter's norm", "bench/fast.py", "p.mul_(p.shape[0] ** 0.5 / p.norm())", "pass",
      "muon_steps_along"),
+    ("the lesson's BatchNorm init", "models/darknet.py", "        nn.init.uniform_(bn.weight)", "        pass",
+     "lessons_init_is_its_pytorchs"),
+    ("a keyword added later keeps old keys", "models/registry.py",
+     "    if is_user_spec(name) or not _ADDED.get(name):", "    if True:", "old_keys_hold"),
     ("atomic write", "bench/results.py",
      '''    tmp = d / f".{path.name}.{os.getpid()}.tmp"
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', '''    tmp = path

@@ -71,6 +71,42 @@ def test_darknet_is_the_lessons_network_layer_for_layer():
     assert models.param_count(ours) == models.param_count(ref) == 31_410_922
 
 
+def pytorch_0_3_batchnorm_reset(self):
+    # PyTorch 0.3's _BatchNorm.reset_parameters: scales from U(0, 1), shifts at zero
+    self.reset_running_stats()
+    self.weight.data.uniform_()
+    self.bias.data.zero_()
+
+
+def test_lessons_init_is_its_pytorchs(monkeypatch):
+    """bn_weight="uniform" is the lesson's network as the lesson's PyTorch built it, draw for draw;
+    "ones" is today's PyTorch."""
+    torch.manual_seed(0)
+    today = list(LessonDarknet([1, 2], num_classes=10, nf=8).parameters())
+    with monkeypatch.context() as m:
+        m.setattr(nn.modules.batchnorm._BatchNorm, "reset_parameters", pytorch_0_3_batchnorm_reset)
+        torch.manual_seed(0)
+        then = list(LessonDarknet([1, 2], num_classes=10, nf=8).parameters())
+    for init, ref in (("ones", today), ("uniform", then)):
+        torch.manual_seed(0)
+        ours = list(models.create("darknet", blocks=(1, 2), nf=8, bn_weight=init).parameters())
+        assert len(ours) == len(ref) and all(torch.equal(a, b) for a, b in zip(ours, ref)), init
+    scales = torch.cat([b.weight for b in models.create("darknet", bn_weight="uniform").modules()
+                        if isinstance(b, nn.BatchNorm2d)])
+    assert 0 <= scales.min() and scales.max() < 1 and scales.std() > 0.2  # U(0, 1): sd 0.29
+
+
+def test_the_lesson_recipe_starts_from_the_lessons_init_and_old_keys_hold():
+    from bench.config import from_recipe
+    assert from_recipe("lesson").model_kwargs["bn_weight"] == "uniform"
+    base = RunConfig().model_kwargs
+    # added after rows were recorded: at its default the key is the one those rows carry
+    assert RunConfig(model_kwargs={**base, "bn_weight": "ones"}).key() == "e4610d93f5abdb4c"  # as in schema 1
+    assert RunConfig(model_kwargs={**base, "bn_weight": "uniform"}).key() != RunConfig().key()
+    with pytest.raises(ValueError, match="bn_weight"):
+        models.create("darknet", bn_weight="zeros")
+
+
 def test_darknet_parameter_count_by_hand():
     def conv(ni, nf, ks):  # weights + BatchNorm scale and shift
         return ni * nf * ks * ks + 2 * nf
