@@ -138,9 +138,8 @@ def canonical_kwargs(model, kwargs):
 # model family at its best known settings (sources in the comments). Flags override them.
 RECIPES = {
     # The lesson's notebook: Darknet([1,2,4,6,3]), bs 256, lr 1.3, wd 1e-4, 30 epochs,
-    # use_clr_beta=(20, 20, 0.95, 0.85). The RunConfig defaults are this recipe but for the
-    # momentum (fastai 0.7's SGD_Momentum is torch's SGD with plain momentum, not Nesterov's)
-    # and the initial BatchNorm scales (U(0, 1) in the lesson's PyTorch 0.3: models/darknet.py).
+    # use_clr_beta=(20, 20, 0.95, 0.85). The RunConfig defaults but for the momentum (fastai 0.7's
+    # SGD_Momentum is plain) and BatchNorm scales from U(0, 1), as its PyTorch 0.3 drew them.
     "lesson": dict(nesterov=False, model_kwargs={"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5,
                                                  "bn_weight": "uniform"}),
     # Page's ResNet-9 (DAWNBench 2018, 1xV100): bs 512, label smoothing, flip TTA. On the CPU
