@@ -213,9 +213,12 @@ def test_configs_presets_expand(tmp_path):
     assert {c.cfg.precision for c in lesson} == {"fp32", "fp16", "bf16"} and {c.cfg.inplace for c in lesson} == {True, False}
     assert all(c.cfg.model_kwargs["blocks"] == [1, 2, 4, 6, 3] for c in lesson)
     assert not any(c.cfg.nesterov for c in lesson)  # the lesson's fastai 0.7 SGD: plain momentum
+    assert all(c.cfg.model_kwargs["bn_weight"] == "uniform" for c in lesson)  # and its PyTorch 0.3's init
     table = sweep.expand(*sweep.load(ROOT / "configs" / "lesson-gpu.toml"), check_gpu=True)
     as_written = [c.cfg for c in table if c.cfg.batch_size == 256]  # the lesson's notebook, right after fp32
     assert as_written and not any(c.nesterov for c in as_written) and table[5].cfg.batch_size == 256
+    assert all(c.model_kwargs["bn_weight"] == "uniform" for c in as_written)
+    assert table[0].cfg.model_kwargs["bn_weight"] == "ones" and table[7].cfg.model_kwargs["bn_weight"] == "uniform"
     dawn = sweep.expand(*sweep.load(ROOT / "configs" / "dawnbench.toml"), check_gpu=True)
     per_config = pd.Series([c.cfg.key() for c in dawn]).groupby(
         [str({k: v for k, v in c.cfg.to_dict().items() if k != "seed"}) for c in dawn]).size()
