@@ -215,10 +215,10 @@ def test_configs_presets_expand(tmp_path):
     assert not any(c.cfg.nesterov for c in lesson)  # the lesson's fastai 0.7 SGD: plain momentum
     assert all(c.cfg.model_kwargs["bn_weight"] == "uniform" for c in lesson)  # and its PyTorch 0.3's init
     table = sweep.expand(*sweep.load(ROOT / "configs" / "lesson-gpu.toml"), check_gpu=True)
-    as_written = [c.cfg for c in table if c.cfg.batch_size == 256]  # the lesson's notebook, right after fp32
-    assert as_written and not any(c.nesterov for c in as_written) and table[5].cfg.batch_size == 256
+    as_written = [c.cfg for c in table if c.cfg.batch_size == 256]  # the lesson's notebook, right after the baseline
+    assert as_written and not any(c.nesterov for c in as_written) and table[3].cfg.batch_size == 256
     assert all(c.model_kwargs["bn_weight"] == "uniform" for c in as_written)
-    assert table[0].cfg.model_kwargs["bn_weight"] == "ones" and table[7].cfg.model_kwargs["bn_weight"] == "uniform"
+    assert table[0].cfg.model_kwargs["bn_weight"] == "ones" and table[5].cfg.model_kwargs["bn_weight"] == "uniform"
     dawn = sweep.expand(*sweep.load(ROOT / "configs" / "dawnbench.toml"), check_gpu=True)
     per_config = pd.Series([c.cfg.key() for c in dawn]).groupby(
         [str({k: v for k, v in c.cfg.to_dict().items() if k != "seed"}) for c in dawn]).size()
