@@ -94,4 +94,6 @@ def short(ann):
         return "any"
     if isinstance(ann, type) and not typing.get_args(ann):
         return ann.__name__
+    if typing.get_origin(ann) is typing.Literal:  # 'a'|'b': Literal['a', 'b'] would crowd the table
+        return "|".join(repr(a) for a in typing.get_args(ann))
     return str(ann).replace("typing.", "")

@@ -163,7 +163,22 @@ def create(name, num_classes=10, inplace=True, **kwargs):
     model = spec.factory(**settings, **kwargs)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if any(nn.parameter.is_lazy(p) for p in model.parameters()):
+        materialize(model)
     return model
+
+
+def materialize(model):
+    """Shapes for lazy modules (nn.LazyLinear, ...) from one CIFAR-sized batch, so that parameters
+    can be counted, FLOPs measured and optimizers built before training. In eval mode: no BatchNorm
+    statistic moves."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(2, 3, 32, 32))
+    model.train(was_training)
 
 
 def param_count(model):

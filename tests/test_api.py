@@ -87,6 +87,26 @@ def test_bad_settings_raise_one_clear_bencherror_and_write_nothing(settings, mes
     assert not (tmp_path / "r").exists()
 
 
+LAZY_NET = """
+from torch import nn
+
+
+def lazy_net(width: int = 8):  # nn.LazyLinear learns its input size from the first batch
+    return nn.Sequential(nn.Conv2d(3, width, 3, stride=2), nn.BatchNorm2d(width), nn.ReLU(), nn.Flatten(),
+                         nn.LazyLinear(10))
+"""
+
+
+def test_a_network_with_lazy_modules_is_counted_and_timed(small_data, tmp_path):
+    (tmp_path / "lazy.py").write_text(LAZY_NET)
+    spec = f"{tmp_path / 'lazy.py'}:lazy_net"
+    params = 3 * 8 * 9 + 8 + 2 * 8 + 8 * 15 * 15 * 10 + 10  # conv and bias, BatchNorm, a 1800 -> 10 linear
+    [row] = json.loads(bench_cli("models", spec, "--json", check=0).stdout)[-1:]
+    assert row["param_count"] == params and row["flops_per_image"] > 0
+    run = bench.run(model=spec, data=small_data, results=tmp_path / "results", **SMALL)
+    assert run["status"] == "ok" and run["param_count"] == params
+
+
 def test_a_runconfig_and_overrides_and_the_clis_names():
     cfg = bench.make_config(bench.RunConfig(model="resnet9", model_kwargs={"width": 0.25}), {"wd": 0.001})
     assert cfg.weight_decay == 0.001 and cfg.model_kwargs == {"width": 0.25}
