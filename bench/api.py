@@ -150,7 +150,7 @@ def models_main(a):
               title_justify="left")
     for h in ("model", "keywords (type = default)", "takes", "params", "GFLOP/img"):
         t.add_column(Text(h), justify="right" if h in ("params", "GFLOP/img") else "left",
-                     no_wrap=h.startswith("keywords"))
+                     no_wrap=h.startswith("keywords"), overflow="fold" if h == "model" else "ellipsis")
     for r in rows:
         kws = "\n".join(f"{k}: {v['type']}" + ("" if v["required"] else f" = {_literal(v['default'])}")
                         for k, v in r["keywords"].items()) or "-"

@@ -5,6 +5,7 @@ these checks make sure each one is what the network's code expects before any ru
 string never reaches arithmetic that wanted a number.
 """
 import collections.abc
+import re
 import types
 import typing
 
@@ -96,4 +97,5 @@ def short(ann):
         return ann.__name__
     if typing.get_origin(ann) is typing.Literal:  # 'a'|'b': Literal['a', 'b'] would crowd the table
         return "|".join(repr(a) for a in typing.get_args(ann))
-    return str(ann).replace("typing.", "")
+    # module paths dropped: Optional[torchvision.models.resnet.ResNet18_Weights] -> Optional[ResNet18_Weights]
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(ann))

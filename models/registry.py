@@ -103,16 +103,19 @@ def spec_for(name, factory, import_path, digest):
         hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
     except Exception:  # noqa: BLE001 - an annotation that does not evaluate: judge by defaults
         hints = {}
-    keywords, any_kw = {}, not params
+    keywords, any_kw, var_kw = {}, not params, False
     for k, p in params.items():
         if p.kind is p.VAR_KEYWORD:
-            any_kw = True
+            any_kw = var_kw = True
         elif p.kind not in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY) and k not in RUN_SETTINGS:
             ann = hints.get(k, kwtypes.ANY if p.annotation is p.empty else p.annotation)
             if ann is kwtypes.ANY and p.default is not p.empty:
                 ann = kwtypes.from_default(p.default)
             keywords[k] = Keyword(ann, p.default)
     honours = {k: k in params and params[k].kind is not params[k].POSITIONAL_ONLY for k in RUN_SETTINGS}
+    # num_classes through **kwargs: how torchvision's and timm's factories take it (`inplace` is
+    # no such convention, so it is passed only where the factory names it)
+    honours["num_classes"] = honours["num_classes"] or var_kw
     return ModelSpec(name, factory, import_path, digest, honours, keywords, any_kw)
 
 

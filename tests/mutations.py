@@ -23,6 +23,8 @@ MUTATIONS = [
      "    if is_user_spec(name) or not _ADDED.get(name):", "    if True:", "old_keys_hold"),
     ("lazy modules get their shapes", "models/registry.py", "        materialize(model)", "        pass",
      "lazy_modules"),
+    ("num_classes through **kwargs", "models/registry.py", 'honours["num_classes"] or var_kw',
+     'honours["num_classes"]', "num_classes_through"),
     ("atomic write", "bench/results.py",
      '''    tmp = d / f".{path.name}.{os.getpid()}.tmp"
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', '''    tmp = path

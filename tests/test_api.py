@@ -107,6 +107,17 @@ def test_a_network_with_lazy_modules_is_counted_and_timed(small_data, tmp_path):
     assert run["status"] == "ok" and run["param_count"] == params
 
 
+def test_a_torchvision_factory_gets_num_classes_through_its_kwargs(small_data, tmp_path):
+    """torchvision's resnet18(*, weights, progress, **kwargs) takes num_classes the way its (and timm's)
+    factories do; without it the harness would train a 1000-way head on CIFAR-10's 10 classes."""
+    [row] = json.loads(bench_cli("models", "torchvision.models:resnet18", "--json", check=0).stdout)[-1:]
+    assert row["honours"] == {"num_classes": True, "inplace": False}
+    assert row["param_count"] == 11_689_512 - 990 * 512 - 990  # ImageNet's 1000 classes less 990 of them
+    run = bench.run(model="torchvision.models:resnet18", data=small_data, results=tmp_path / "results", **SMALL)
+    assert run["status"] == "ok" and run["param_count"] == row["param_count"]
+    assert json.loads(run["model_honours"]) == row["honours"]
+
+
 def test_a_runconfig_and_overrides_and_the_clis_names():
     cfg = bench.make_config(bench.RunConfig(model="resnet9", model_kwargs={"width": 0.25}), {"wd": 0.001})
     assert cfg.weight_decay == 0.001 and cfg.model_kwargs == {"width": 0.25}
