@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (name, file, text, replacement, tests that must fail)
 MUTATIONS = [
-    ("Muon holds each filter's norm", "bench/fast.py", "p.mul_(p.shape[0] ** 0.5 / p.norm())", "pass",
-     "muon_steps_along"),
+    ("Muon holds each filter's norm", "bench/fast.py", "new_p = p * (p.shape[0] ** 0.5 / p.norm())",
+     "new_p = p.clone()", "muon_steps_along"),
     ("the lesson's BatchNorm init", "models/darknet.py", "        nn.init.uniform_(bn.weight)", "        pass",
      "lessons_init_is_its_pytorchs"),
     ("a keyword added later keeps old keys", "models/registry.py",
