@@ -6,10 +6,12 @@ It is NOT the FID: the FID uses Inception-v3 features trained on ImageNet. Label
 judge's weights, and only distances with the same judge (and the same sample count) compare.
 
 The judge is trained once from a fixed recipe (`JUDGE_RECIPE`: the `cpu` recipe's ResNet-9 at
-width 0.125, 3 epochs on 10,000 train images, seed 0) by the harness's own runner, and cached like the decoded data under
-$BENCH_CACHE (default ~/.cache/cifar-bench) as `judge-<key>.pt` beside a `.json` that carries the
-sha256 of the file; a file whose bytes differ is retrained, never trusted. The key is the recipe
-and the data checksum, not the device: carry the cache to another machine to use the same judge.
+width 0.125, 3 epochs on 10,000 train images, seed 0) by the harness's own runner, and stored as
+`judge-<key>.pt` beside a `.json` that carries the sha256 of the file; the key is the recipe and the
+data checksum, not the device. The judge for the shared JPEG copy is kept with the code
+(bench/judges/), because a retrain on another machine gives other weights; any other (recipe, data)
+is trained on first use and cached like the decoded data under $BENCH_CACHE (default
+~/.cache/cifar-bench). A file whose bytes differ from its checksum is never trusted.
 
 Features: the judge's penultimate layer (the global max pool, before the linear classifier), in
 float32, of images normalised by the train set's statistics as the judge was trained. Generated
@@ -36,6 +38,10 @@ from .config import BenchError, canonical_kwargs, from_recipe
 # 10,000-image subset, no test-time flips: a judge that the shared 2-core CPU trains in minutes
 # (its accuracy is in the README). Changing it changes every distance: a new judge, a new checksum.
 JUDGE_RECIPE = dict(recipe="cpu", seed=0, model_kwargs={"width": 0.125}, epochs=3, limit_train=10000, tta=False)
+# Judges kept with the code, one per (recipe, data) key: the same bytes on every machine. Retrained
+# elsewhere, the same recipe gives other weights (bf16 on another CPU rounds differently), and so
+# other distances; the judge for cifar10-jpeg lives here for that reason (bench/judges/README.md).
+COMMITTED = Path(__file__).parent / "judges"
 # the settings that decide the judge's weights (device, time limits and new fields do not)
 _KEY_FIELDS = ("model", "model_kwargs", "precision", "batch_size", "epochs", "seed", "lr", "div", "pct",
                "mom_max", "mom_min", "weight_decay", "nesterov", "label_smoothing", "cutout", "limit_train")
@@ -101,21 +107,24 @@ def weights_checksum(state_dict):
 
 
 def load_or_train(data_source, dataset, cache=None, warn=print, **overrides):
-    """The judge for this data set: from the cache if its checksum holds, else trained now."""
+    """The judge for this data set: the one kept with the code (COMMITTED) or the cached one, if its
+    checksum holds; else trained now into the cache."""
     from .data import cache_dir
 
     cfg = judge_config(**overrides)
+    name = f"judge-{cache_key(cfg, dataset.checksum)}"
     root = Path(cache) if cache else cache_dir()
-    stem = root / f"judge-{cache_key(cfg, dataset.checksum)}"
-    pt, meta_path = stem.with_suffix(".pt"), stem.with_suffix(".json")
-    if pt.exists() and meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-            if _file_sha256(pt) != meta.get("sha256"):
-                raise ValueError("checksum mismatch")
-            return _load(pt, meta)
-        except (ValueError, OSError, KeyError, RuntimeError, json.JSONDecodeError) as e:
-            warn(f"warning: cached judge {pt} is unusable ({e}); training it again")
+    for where in (COMMITTED, root):
+        pt, meta_path = (where / name).with_suffix(".pt"), (where / name).with_suffix(".json")
+        if pt.exists() and meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+                if _file_sha256(pt) != meta.get("sha256"):
+                    raise ValueError("checksum mismatch")
+                return _load(pt, meta)
+            except (ValueError, OSError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+                warn(f"warning: judge {pt} is unusable ({e}); not using it")
+    pt, meta_path = (root / name).with_suffix(".pt"), (root / name).with_suffix(".json")
     warn(f"training the FD judge ({cfg.model} {cfg.model_kwargs}, recipe {JUDGE_RECIPE['recipe']!r} "
          f"+ {overrides or 'no changes'}, {cfg.epochs} epochs); cached in {pt} for later runs")
     meta = _train(cfg, data_source, pt)
@@ -132,15 +141,13 @@ def _train(cfg, data_source, pt):
     pt.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = pt.with_name(f".{pt.name}.{os.getpid()}.tmp")
-        if hasattr(runner, "Runner"):  # the workload runner (bench/workload.py)
-            row = runner.Runner(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()[-1]
-        else:
-            row = runner.Run(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()
+        row = runner.Runner(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()[-1]
         if row.get("status") != "ok":
             raise BenchError(f"training the FD judge failed ({row.get('status')}): "
                              f"{str(row.get('error', '')).splitlines()[-1:]}")
         os.replace(tmp, pt)
-    return describe(pt, cfg, train_time_s=row.get("train_time_s"), device_name=row.get("device_name"))
+    return describe(pt, cfg, **{k: row.get(k) for k in ("train_time_s", "device_name", "hardware_id",
+                                                          "torch_version", "git_commit", "git_dirty")})
 
 
 def describe(pt, cfg, **extra):

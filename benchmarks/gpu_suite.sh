@@ -25,12 +25,12 @@
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
 # On a GPU machine with no package registry: airbench comes as a wheel (PyPI has 0.1.8 as an sdist
-# only) and the data archive travels beside the checkout; both folders are git-ignored. Prepare, once:
-#   pip wheel airbench==0.1.8 --no-deps -w .whl && mkdir -p .carry/cache && cp ../shared/data/cifar10-jpeg.tar.xz .carry/
-#   cp ~/.cache/cifar-bench/judge-* .carry/cache/   # the GANs' FD judge, so GPU and CPU distances share it
+# only) and the data archive travels beside the checkout, in git-ignored folders that
+# benchmarks/gpu_prepare.sh fills (BENCH_DATA=../shared/data/cifar10-jpeg.tar.xz benchmarks/gpu_prepare.sh).
+# The GANs' FD judge travels with the code (bench/judges/), so GPU and CPU distances share it.
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
-#     BENCH_CACHE=.carry/cache timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+#     timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
 # (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
 # (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
@@ -221,9 +221,8 @@ step report report bench report "$R" --out "$OUT/report" --thresholds 0.80,0.85,
 step verify verify bench verify "$R"
 
 # 8. the lesson's GANs: generator steps/s, peak memory, FD per epoch and samples, in their own results
-#    folder so the boards above stay the classifiers'. The FD judge (bench/judge.py) comes from the
-#    cache ($BENCH_CACHE): carry judge-*.pt/.json from the machine that trained it to keep one judge
-#    across machines; without it this machine trains its own (a new checksum, named in every row).
+#    folder so the boards above stay the classifiers'. The FD judge is the one kept with the code
+#    (bench/judges/), the same as on the CPU; every row names it.
 G="$OUT/gan/results"
 if [ "$MODE" = "--cpu-smoke" ]; then
   GAN=(--model-kwargs nf=8 nz=16 extra=1 --epochs 1 --limit-train 640 --batch-size 32 --warmup-steps 1)

@@ -138,6 +138,8 @@ MUTATIONS = [
     # GANs (issue #15)
     ("judge cache checksum", "bench/judge.py", 'if _file_sha256(pt) != meta.get("sha256"):', "if False:",
      "changed_file_is_not_trusted"),
+    ("the judge kept with the code is used", "bench/judge.py", "for where in (COMMITTED, root):",
+     "for where in (root,):", "kept_with_the_code"),
     ("WGAN weight clipping", "bench/workloads/gan.py", "torch._foreach_clamp_max_(self.critic_params, CLIP)", "pass",
      "trains_an_epoch"),
     ("a distance target", "bench/config.py", "    if workload.get(cfg.workload).higher_is_better:",

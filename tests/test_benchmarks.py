@@ -11,6 +11,20 @@ import pandas as pd
 from .conftest import ROOT, shared_archive
 
 
+def test_gpu_prepare_gathers_what_the_suite_carries(tmp_path):
+    """The data archive, byte for byte, and airbench's wheel (here already built: no registry in tests)."""
+    prep = str(ROOT / "benchmarks" / "gpu_prepare.sh")
+    (tmp_path / ".whl").mkdir()
+    (tmp_path / ".whl" / "airbench-0.1.8-py3-none-any.whl").write_bytes(b"built earlier")
+    env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable)
+    p = subprocess.run([prep, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / ".carry" / shared_archive().name).read_bytes() == shared_archive().read_bytes()
+    env["BENCH_DATA"] = str(tmp_path / "nowhere.tar.xz")
+    p = subprocess.run([prep, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "is not a file" in p.stderr
+
+
 def test_gpu_suite_cpu_smoke(tmp_path):
     env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])

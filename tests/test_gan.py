@@ -127,6 +127,33 @@ def test_the_judge_is_cached_and_a_changed_file_is_not_trusted(tiny, small_data,
     assert any("unusable (checksum mismatch)" in w for w in warnings)
 
 
+def test_the_shared_copy_gets_the_judge_kept_with_the_code(full_data, tmp_path, monkeypatch):
+    """bench/judges/, not a retrain: the same recipe retrained on another CPU gives other weights."""
+    ds = data.load(str(full_data))
+
+    def retrain(*a):
+        raise RuntimeError("retrained")
+    monkeypatch.setattr(judge, "_train", retrain)
+    j = judge.load_or_train(str(full_data), ds, cache=tmp_path / "empty")
+    (meta_path,) = judge.COMMITTED.glob("judge-*.json")
+    meta = json.loads(meta_path.read_text())
+    assert j.checksum == meta["weights_sha256"] and j.test_acc == meta["test_acc"] > 0.5
+    # its bytes are checked like a cached file's: a changed one is not used
+    bad = tmp_path / "judges"
+    bad.mkdir()
+    for p in judge.COMMITTED.glob("judge-*"):
+        (bad / p.name).write_bytes(p.read_bytes())
+    pt = bad / meta_path.with_suffix(".pt").name
+    blob = bytearray(pt.read_bytes())
+    blob[-100] ^= 0xFF
+    pt.write_bytes(bytes(blob))
+    monkeypatch.setattr(judge, "COMMITTED", bad)
+    warnings = []
+    with pytest.raises(RuntimeError, match="retrained"):
+        judge.load_or_train(str(full_data), ds, cache=tmp_path / "empty", warn=warnings.append)
+    assert any("unusable (checksum mismatch)" in w for w in warnings)
+
+
 @pytest.mark.parametrize("name", ["dcgan", "wgan"])
 def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     ds, _ = tiny
