@@ -5,7 +5,10 @@ Runs are grouped by configuration (every configuration column but the seed), har
 (`hardware_id`: device, GPU count, CPU model, cores, host memory; device name and GPU count for
 rows without one) and code (`code_hash`; a null is its own value). Repeats are aggregated:
   runs / failed_runs      runs with status ok / any other status
-  success_rate            share of ok runs that reached the target ("hit 0.94 in 6/7 runs")
+  attempted_runs          runs that trained to an outcome: ok, diverged or out of memory. A diverging
+                          or out-of-memory configuration failed at its task; a crash or a Ctrl-C says
+                          nothing of it, so those stay out (they are still counted in failed_runs)
+  success_rate            share of attempted runs that reached the target ("hit 0.94 in 6/7 runs")
   median_time_to_target_s over the ok runs that reached the target, with min/max, a bootstrap
                           95% interval of the median, and with 5 or more MLPerf's olympic mean
   mean_final_acc, ci95_final_acc  mean and 95% t-interval half-width over ok runs
@@ -36,6 +39,10 @@ except ImportError:  # a checkout from before bench/columns.py
                       "compile", "batch_size", "world_size", "epochs", "target", "lr", "div", "pct", "mom_max",
                       "mom_min", "weight_decay", "label_smoothing", "cutout", "tta", "warmup_steps", "stop_at_target"]
 DEFAULT_THRESHOLDS = (0.85, 0.90, 0.93, 0.94)
+# what a rank compares within: one data set, one train-set size (a subset is another task), one target
+TASK = ["dataset", "train_images", "target"]
+# statuses that are the configuration's own outcome, and so count against its success rate
+OUTCOMES = ("ok", "diverged", "oom")
 
 # Dollars per GPU-hour, on-demand list prices divided by the instance's GPUs. Approximate and dated;
 # --prices FILE ({"H100": 2.5, ...}; keys match device-name substrings) overrides them.
@@ -121,14 +128,16 @@ def _mean(frame, col):
 
 def _group_row(g, prices, thr):
     ok = g[g["status"] == "ok"]
+    attempted = int(g["status"].isin(OUTCOMES).sum())
     reached = ok[ok["reached_target"].fillna(False).astype(bool)]
     ttt = _num(reached, "time_to_target_s").tolist()
     acc = _num(ok, "final_acc").tolist()
     first = g.iloc[0]
     row = {c: first[c] for c in CONFIG_COLUMNS + ["device_name", "gpu_count", "hardware_key", "code_hash"]}
     row.update(group_id=first["group_id"], config_id=first["config_id"], runs=len(ok), failed_runs=len(g) - len(ok),
-               reached=len(reached), success_rate=len(reached) / len(ok) if len(ok) else math.nan,
-               cpu_count=first.get("cpu_count"), cpu_model=first.get("cpu_model"))
+               attempted_runs=attempted, reached=len(reached),
+               success_rate=len(reached) / attempted if attempted else math.nan,
+               cpu_count=first.get("cpu_count"), cpu_model=first.get("cpu_model"), clock=first.get("clock"))
     row["median_time_to_target_s"] = statistics.median(ttt) if ttt else math.nan
     row["min_time_to_target_s"] = min(ttt) if ttt else math.nan
     row["max_time_to_target_s"] = max(ttt) if ttt else math.nan
@@ -155,7 +164,7 @@ def _group_row(g, prices, thr):
     for col in [c for c in thr.columns if c != "run_id"]:
         v = thr.loc[thr["run_id"].isin(ok["run_id"]), col].dropna()
         row[col] = float(v.median()) if len(v) else math.nan
-        row[col.replace("time_to_", "reached_")[:-2]] = f"{len(v)}/{len(ok)}"
+        row[col.replace("time_to_", "reached_")[:-2]] = f"{len(v)}/{attempted}"
     return row
 
 
@@ -168,8 +177,9 @@ def aggregate(runs, prices, epochs=None, thresholds=DEFAULT_THRESHOLDS):
         return board
     board = board.sort_values(["ranked", "median_time_to_target_s", "mean_final_acc"],
                               ascending=[False, True, False], na_position="last").reset_index(drop=True)
+    board["task"] = [_key_str(r) for r in board[TASK].itertuples(index=False)]
     board["rank"] = None
-    for _, idx in board[board["ranked"]].groupby(["dataset", "target"]).groups.items():
+    for _, idx in board[board["ranked"]].groupby("task").groups.items():
         for i, j in enumerate(sorted(idx, key=lambda j: board.loc[j, "median_time_to_target_s"]), 1):
             board.loc[j, "rank"] = i
     return board

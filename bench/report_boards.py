@@ -6,12 +6,14 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from .report_effects import CONTENTION_RULE
+from .row import CLOCK
 from .report_fmt import config_name, fmt_num, fmt_range, missing, model_label, short_device
 from .report_stats import RESAMPLES
 from .summary import threshold_column
 
-RANK_RULE = ("A configuration is ranked by median time to target only if more than half of its finished "
-             "runs reached the target; the others are listed in their own section after the ranked ones. Time to "
+RANK_RULE = ("A configuration is ranked by median time to target only if more than half of its attempted "
+             "runs (finished, diverged or out of memory) reached the target; the others are listed in their own "
+             "section after the ranked ones. Runs that crashed or were interrupted are shown (✗) but not counted. Time to "
              "target is DAWNBench's clock: training time up to the end of the first epoch at or over the target, "
              "evaluation excluded.")
 STATS_RULE = (f"Spread: the fastest and slowest run (min–max) and a bootstrap 95% interval of the median "
@@ -57,13 +59,22 @@ def _device(r):
 
 
 def _config(r):
+    code = "unrecorded" if missing(r.get("code_hash")) else r["code_hash"]
     full = (f"{model_label(r)} · {r['precision']} · batch {r['batch_size']} · in-place {r['inplace']} · "
-            f"world {r['world_size']} · epochs {r['epochs']} · compile {r['compile']} · code {r.get('code_hash')}")
+            f"world {r['world_size']} · epochs {r['epochs']} · compile {r['compile']} · code {code}")
+    if other_clock(r):
+        full += f" · its clock: {other_clock(r)}"
     return Cell(config_name(r), full)
 
 
+def other_clock(r):
+    """What a row's clock covers, where it is not this harness's own (an outside code's, as airbench's)."""
+    c = r.get("clock")
+    return None if missing(c) or c == CLOCK else str(c)
+
+
 def _flags(r):
-    out = []
+    out = ["other clock"] if other_clock(r) else []
     if r.get("contended_runs"):
         out.append(f"{int(r['contended_runs'])} contended")
     if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0:
@@ -90,8 +101,16 @@ LEADER = ["#", "configuration", "device", "runs", "time s", "min–max", "95% CI
 LEADER_OPTIONAL = ("95% CI", "vs above", "±95% pp", "setup (warm) s", "kJ", "cost", "flags")
 
 
+def _runs(r):
+    """reached / attempted, then the runs that say nothing of the configuration (crashed, interrupted)."""
+    attempted = r.get("attempted_runs")
+    attempted = int(r["runs"]) if missing(attempted) else int(attempted)
+    lost = int(r["failed_runs"]) - (attempted - int(r["runs"]))
+    return f"{int(r['reached'])}/{attempted}" + (f" +{lost}✗" if lost else "")
+
+
 def _leader_row(r, gaps):
-    runs = f"{int(r['reached'])}/{int(r['runs'])}" + (f" +{int(r['failed_runs'])}✗" if r["failed_runs"] else "")
+    runs = _runs(r)
     setup = fmt_num(r["setup_time_s"], "s") + ("" if missing(r["warmup_time_s"]) else f" ({fmt_num(r['warmup_time_s'], 's')})")
     return [fmt_num(r["rank"], "int"), _config(r), _device(r), runs, fmt_num(r["median_time_to_target_s"], "s2"),
             fmt_range(r["min_time_to_target_s"], r["max_time_to_target_s"]),
@@ -101,27 +120,32 @@ def _leader_row(r, gaps):
             fmt_num(r["mean_energy_j"], "j"), fmt_num(r["cost_to_target_usd"], "usd"), _flags(r), r["group_id"]]
 
 
-def _tasks(board):
-    """Ranked (data set, target) tasks, the main one first: the most ranked groups, then the most runs."""
+def tasks(board):
+    """The ranked groups of each task (data set, train images, target), the main task first: the most
+    ranked groups, then the most runs."""
     if board.empty or "ranked" not in board.columns:  # e.g. a results folder of GAN runs only
         return []
     ranked = board[board["ranked"]]
-    if ranked.empty:
-        return []
-    size = ranked.groupby(["dataset", "target"]).agg(n=("group_id", "size"), runs=("runs", "sum"))
-    return list(size.sort_values(["n", "runs"], ascending=False).index)
+    size = ranked.groupby("task").agg(n=("group_id", "size"), runs=("runs", "sum"))
+    return [ranked[ranked["task"] == t] for t in size.sort_values(["n", "runs"], ascending=False).index]
+
+
+def _task_name(r):
+    n = "" if missing(r.get("train_images")) else f" ({int(r['train_images']):,} train images)"
+    return f"{r['dataset']}{n}, target {fmt_num(float(r['target']), 'target')}"
 
 
 def leaderboards(rep):
     out = []
-    for i, (ds, target) in enumerate(_tasks(rep.board)):
-        g = rep.board[rep.board["ranked"] & (rep.board["dataset"] == ds) & (rep.board["target"] == target)]
+    for i, g in enumerate(tasks(rep.board)):
         hw = g["hardware_key"].nunique()
         where = "" if hw > 1 else f" on {_device(g.iloc[0])}"
         narrow = ["#", "configuration"] + (["device"] if hw > 1 else []) + ["runs", "time s", "min–max", "acc"]
-        out.append(Board(f"leader-{i}", f"{'Leaderboard' if i == 0 else 'Also ranked'}: {ds}, target "
-                         f"{fmt_num(float(target), 'target')}{where}", LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
-                         note=("runs: reached the target / finished (+failed); time: median seconds to target; "
+        out.append(Board(f"leader-{i}", f"{'Leaderboard' if i == 0 else 'Also ranked'}: {_task_name(g.iloc[0])}{where}", LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
+                         note=("other clock (flags): timed by an outside code's clock, not this harness's; "
+                               "hover the configuration for what it covers. "
+                               "runs: reached the target / attempted (finished, diverged or out of memory), "
+                               "+N✗: crashed or interrupted, not counted; time: median seconds to target; "
                                "vs above: against the next faster rank."), left=("configuration", "device", "flags", "group"),
                          narrow=tuple(narrow), plot="curves" if i == 0 else None, optional=LEADER_OPTIONAL))
     return out
@@ -208,15 +232,15 @@ def sweeps_board(rep):
 
 def unranked_board(rep):
     b = rep.board[~rep.board["ranked"]] if len(rep.board) else rep.board
-    rows = [[_config(r), _device(r), fmt_num(r["target"], "target"), f"{int(r['reached'])}/{int(r['runs'])}"
-             + (f" +{int(r['failed_runs'])}✗" if r["failed_runs"] else ""), fmt_num(r["epochs"], "int"),
+    rows = [[_config(r), _device(r), fmt_num(r["target"], "target"), _runs(r), fmt_num(r["epochs"], "int"),
              fmt_num(r["best_acc"], "acc"), fmt_num(r["mean_final_acc"], "acc"), fmt_num(r["mean_train_images_per_s"], "ips"),
              fmt_num(r.get("mfu"), "mfu"), fmt_num(r["setup_time_s"], "s"), _mem(r), _flags(r), r["group_id"]]
             for _, r in b.iterrows()]
     return Board("unranked", "Throughput-only and unranked runs",
                  ["configuration", "device", "target", "reached", "epochs", "best acc", "final acc", "img/s", "MFU",
                   "setup s", "mem MiB", "flags", "group"], rows,
-                 note="Configurations where at most half the finished runs reached their target: no rank, no time.",
+                 note=("Configurations where at most half the attempted runs reached their target: no rank, no time. "
+                       "reached: reached / attempted (finished, diverged or out of memory), +N✗ crashed or interrupted."),
                  left=("configuration", "device", "flags", "group"),
                  narrow=("configuration", "target", "reached", "best acc", "img/s"), plot="throughput",
                  optional=("setup s", "flags"))

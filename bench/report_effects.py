@@ -72,6 +72,23 @@ def _as_declared(name, col):
                      dtype=object)
 
 
+def _distinct_contexts(effects, table):
+    """Pairs on one axis whose contexts read alike get the settings that tell their A groups apart."""
+    if effects.empty:
+        return effects
+    for _, idx in effects.groupby(["axis", "context"]).groups.items():
+        if len(idx) < 2:
+            continue
+        a = table.loc[list(effects.loc[idx, "group_a"])]
+        # settings every one of them recorded (older rows lack newer columns), the first few
+        differ = [c for c in a.columns if c not in ("hardware_key", "code_hash") and a[c].nunique() > 1
+                  and not a[c].isin(["null", "NaN"]).any()][:4]
+        for i in idx:
+            g = effects.at[i, "group_a"]
+            effects.at[i, "context"] += " · " + ", ".join(f"{c} {json.loads(table.at[g, c])}" for c in differ)
+    return effects
+
+
 def axis_effects(runs, board, config_columns):
     """Pairs of groups that differ in exactly one setting (hardware and code equal)."""
     if board.empty:
@@ -96,19 +113,20 @@ def axis_effects(runs, board, config_columns):
                  "mem_ratio_b_over_a": _ratio(_mem(by), _mem(bx))}
             e.update(speed(runs, x, y))
             out.append(e)
-    effects = pd.DataFrame(out)
+    effects = _distinct_contexts(pd.DataFrame(out), table)
     if len(effects):
         effects["summary"] = effects.apply(summary_line, axis=1)
     return effects
 
 
 def rank_gaps(runs, board):
-    """{group_id: compare() of its time to target against the rank above it (same data set, target)}."""
+    """{group_id: compare() of its time to target against the rank above it (same task: data set, train
+    images, target)}."""
     out = {}
     if board.empty:
         return out
     ranked = board[board["ranked"]].sort_values("median_time_to_target_s")
-    for _, g in ranked.groupby(["dataset", "target"]):
+    for _, g in ranked.groupby("task"):
         ids = list(g["group_id"])
         for above, gid in zip(ids, ids[1:]):
             out[gid] = compare(*(_values(runs, x, "time_to_target_s", True) for x in (above, gid)))

@@ -94,7 +94,7 @@ def short_device(name, gpu_count=None, cpu_count=None):
 
 
 def context_label(row):
-    return f"{short_model(row)} {row['precision']} bs{row['batch_size']} on {short_device(row['device_name'], row.get('gpu_count'), row.get('cpu_count'))}"
+    return f"{config_name(row)} on {short_device(row['device_name'], row.get('gpu_count'), row.get('cpu_count'))}"
 
 
 def json_num(v):

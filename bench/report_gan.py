@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .report_effects import contended_mask
+
 GAN_WORKLOADS = ("dcgan", "wgan")
 CONFIG = ["workload", "model_kwargs", "precision", "inplace", "channels_last", "compile", "batch_size",
           "epochs", "target", "lr", "train_images", "judge", "device_name"]
@@ -47,7 +49,23 @@ def _label(row):
     kw = str(row.get("model_kwargs") or "").replace('"', "").replace(" ", "")
     flags = [row["precision"], "inplace" if row["inplace"] else "out-of-place"]
     flags += ["channels_last"] * bool(row.get("channels_last")) + ["compile"] * bool(row.get("compile"))
-    return f"{row['workload']} {kw} bs{row['batch_size']} {' '.join(map(str, flags))}"
+    n = row.get("train_images")
+    size = f" {int(n):,} img" if pd.notna(n) else ""
+    return f"{row['workload']} {kw} bs{row['batch_size']} {' '.join(map(str, flags))}{size}"
+
+
+def _labels(g):
+    """A label per row of g (which has `config`): _label, plus the settings that tell apart
+    configurations whose _label is the same (lr, epochs, target, judge, ...)."""
+    base = g.apply(_label, axis=1)
+    out = base.copy()
+    for _, same in g.groupby(base, sort=False):
+        if same["config"].nunique() < 2:
+            continue
+        differ = [c for c in CONFIG if c != "device_name" and same[c].astype(str).nunique() > 1]
+        for i, r in same.iterrows():
+            out[i] = base[i] + " " + " ".join(f"{c}={r[c]}" for c in differ)
+    return out
 
 
 def _fd_label(g):
@@ -61,15 +79,18 @@ def summarise(runs):
     if g.empty:
         return pd.DataFrame()
     g["config"] = _config_key(g)
+    g["label"] = _labels(g)
+    g["contended"] = contended_mask(g)
     rows = []
     for _, grp in g.groupby("config", sort=False):
         ok = grp[grp["status"] == "ok"]
         first = grp.iloc[0]
         hit = ok[ok["reached_target"].fillna(False).astype(bool)]
         rows.append({
-            "configuration": _label(first), "workload": first["workload"], "precision": first["precision"],
+            "configuration": first["label"], "workload": first["workload"], "precision": first["precision"],
             "inplace": bool(first["inplace"]), "device": first["device_name"], "judge": first["judge"],
             "fd_label": _fd_label(grp), "runs": len(ok), "failed": len(grp) - len(ok),
+            "contended": int(grp["contended"].sum()),
             # a step consumes batch_size x critic_steps_per_gen_step real images
             "gen_steps_per_s": _median(ok.assign(_s=pd.to_numeric(ok["train_images_per_s"], errors="coerce")
                                                  / (ok["batch_size"] * ok["critic_steps_per_gen_step"])), "_s"),
@@ -108,7 +129,8 @@ def effect(board, axis, base, other):
                      f"gen_steps_per_s {base}": x["gen_steps_per_s"], f"gen_steps_per_s {other}": y["gen_steps_per_s"],
                      "speed ratio": y["gen_steps_per_s"] / x["gen_steps_per_s"],
                      f"peak_mib {base}": _mem(x), f"peak_mib {other}": _mem(y),
-                     "memory ratio": _mem(y) / _mem(x)})
+                     "memory ratio": _mem(y) / _mem(x),
+                     "contended runs": int(x["contended"] + y["contended"])})  # then not a finding
     return pd.DataFrame(rows)
 
 
@@ -122,7 +144,8 @@ def fd_by_epoch(runs, epochs):
     g = gan_runs(runs)
     if g.empty or epochs is None or epochs.empty or "fd" not in epochs.columns:
         return pd.DataFrame()
-    g["configuration"] = g.apply(_label, axis=1) + " | " + g["device_name"].astype(str)
+    g["config"] = _config_key(g)  # the device is part of it
+    g["configuration"] = _labels(g) + " | " + g["device_name"].astype(str)
     e = epochs.merge(g[["run_id", "configuration"]], on="run_id")
     if e.empty:
         return pd.DataFrame()
@@ -138,11 +161,12 @@ def gan_boards(runs, epochs):
     if board.empty:
         return []
     label = _fd_label(board)
-    speed = board[["configuration", "device", "runs", "failed", "gen_steps_per_s", "images_per_s",
+    speed = board[["configuration", "device", "runs", "failed", "contended", "gen_steps_per_s", "images_per_s",
                    "critic_per_gen", "peak_gpu_mib", "peak_rss_mib"]].sort_values("gen_steps_per_s", ascending=False)
     ttt = board[["configuration", "device", "fd_target", "reached", "median_time_to_target_s", "median_final_fd",
                  "median_best_fd", "fd_real_test", "judge"]].sort_values(["median_time_to_target_s", "median_best_fd"])
-    out = [("GAN speed and memory (a step: one generator update and its critic updates)", speed),
+    out = [("GAN speed and memory (a step: one generator update and its critic updates; contended: runs "
+            "measured while other processes held the CPU, whose speeds describe the crowd)", speed),
            (f"GAN time to the FD target (DAWNBench clock; {label}; lower FD is better, not FID)", ttt)]
     inplace = effect(board, "inplace", False, True)
     if not inplace.empty:

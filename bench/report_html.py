@@ -4,7 +4,7 @@ SVG plots embedded as data URIs. No network, no external file. Every string that
 result files goes through html.escape."""
 import html
 
-from .report_boards import boards
+from .report_boards import boards, tasks
 from .report_plots import plot_curves, plot_effects, plot_throughput_memory
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:20px auto;max-width:1880px;color:#222;padding:0 14px}
@@ -49,10 +49,8 @@ def table(board):
 
 
 def _plot(name, rep):
-    if name == "curves" and len(rep.epochs):
-        ranked = rep.board[rep.board["ranked"]]
-        main = ranked[(ranked["dataset"] == ranked.iloc[0]["dataset"]) & (ranked["target"] == ranked.iloc[0]["target"])]
-        main = main.sort_values("median_time_to_target_s")
+    if name == "curves" and len(rep.epochs) and tasks(rep.board):
+        main = tasks(rep.board)[0].sort_values("median_time_to_target_s")  # the main leaderboard's
         return "accuracy against training time", plot_curves(rep.runs, rep.epochs, main)
     if name == "curves-all" and len(rep.epochs) and len(rep.board) > 1:
         return "accuracy against training time, every configuration", plot_curves(rep.runs, rep.epochs, rep.board)

@@ -69,11 +69,17 @@ def check_dir(d):
         problems += [(str(p), m) for m in check_run(r, _epochs_for(d, r["run_id"], tables["epochs"]))]
     runs_by_sweep = {}
     for df in tables["runs"].values():
-        if len(df) == 1 and "sweep_run_id" in df.columns and df.iloc[0]["sweep_run_id"]:
+        if len(df) == 1 and "sweep_run_id" in df.columns and isinstance(df.iloc[0]["sweep_run_id"], str) \
+                and df.iloc[0]["sweep_run_id"]:
             runs_by_sweep.setdefault(df.iloc[0]["sweep_run_id"], []).append(df.iloc[0].to_dict())
     for p, df in tables["sweeps"].items():
         for _, r in df.iterrows():
             problems += [(str(p), m) for m in check_sweep(r.to_dict(), runs_by_sweep.get(r["sweep_run_id"]))]
+    summarised = {r for df in tables["sweeps"].values() for r in df["sweep_run_id"]}
+    for sid, rs in sorted(runs_by_sweep.items()):
+        if sid not in summarised:
+            say(f"note: {len(rs)} run(s) name sweep call {sid}, which has no row in {d / 'sweeps'} (a sweep "
+                "stopped before its summary, or recorded elsewhere): the report's device-time board lacks it")
     run_ids = {df.iloc[0]["run_id"] for df in tables["runs"].values() if len(df)}
     for p, df in tables["epochs"].items():
         ids = set(df["run_id"])

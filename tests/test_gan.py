@@ -301,3 +301,22 @@ def test_the_sample_grid_renders_in_chromium(tiny, tmp_path):
     img = mpimg.imread(shot)[..., :3]
     coloured = ((img.max(-1) - img.min(-1)) > 0.1).sum()  # the samples; the captions are black on white
     assert coloured > 2000, coloured
+
+
+def test_gan_boards_tell_configurations_apart_and_mark_contention():
+    """On the committed CPU rows: no two board rows read alike, a subset is named, and runs measured
+    while other processes held the CPU are counted (their speeds describe the crowd)."""
+    from bench import report_gan, results
+    from bench.report_effects import contended_mask
+
+    from .conftest import ROOT
+
+    runs, epochs = results.read(ROOT / "results" / "cpu", "runs"), results.read(ROOT / "results" / "cpu", "epochs")
+    gan = report_gan.gan_runs(runs)
+    boards = dict(report_gan.gan_boards(runs, epochs))
+    speed = next(df for t, df in boards.items() if t.startswith("GAN speed"))
+    per_epoch = next(df for t, df in boards.items() if t.startswith("GAN FD per epoch"))
+    assert speed.configuration.is_unique and per_epoch.configuration.is_unique
+    assert len(speed) == report_gan._config_key(gan).nunique()
+    assert speed.configuration.str.contains("10,000 img").any()
+    assert speed.contended.sum() == int(contended_mask(gan).sum()) > 0

@@ -526,3 +526,60 @@ def test_int_settings_read_back_as_float_show_as_declared():
     assert views[1:] == [6, 2] and all(type(v) is int for v in views[1:]) and views[0] != views[0]
     assert [type(v) for v in _as_declared("lr", pd.Series([1.0, 0.4])).tolist()] == [float, float]
     assert _as_declared("inplace", pd.Series([True, False], dtype=object)).tolist() == [True, False]
+
+
+def test_a_diverged_run_counts_against_its_configuration_and_a_crash_does_not(finished_sweep, tmp_path):
+    """Divergence and out-of-memory are the configuration's outcome; a crash or Ctrl-C says nothing of it."""
+    _, results, _, _ = finished_sweep
+    files = sorted((results / "runs").glob("*.parquet"))
+    rows = [pd.read_parquet(f).iloc[0] for f in files]
+    ends = {rows[0].run_id: "diverged", next(r.run_id for r in rows if r.inplace != rows[0].inplace): "crashed"}
+
+    def fail(row):
+        if row.run_id.iloc[0] in ends:
+            row["status"], row["reached_target"], row["time_to_target_s"] = ends[row.run_id.iloc[0]], False, None
+    d = _copy_with(results, tmp_path, fail, which=lambda i: True)
+    board = report.build([d]).board
+    for status in ("diverged", "crashed"):
+        b = board[board.inplace == next(r.inplace for r in rows if ends.get(r.run_id) == status)].iloc[0]
+        mates = [r for r in rows if r.inplace == b.inplace and r.run_id not in ends]
+        reached = sum(bool(r.reached_target) for r in mates)
+        attempted = len(mates) + (status == "diverged")
+        assert (b.runs, b.failed_runs, b.attempted_runs) == (len(mates), 1, attempted)
+        assert b.success_rate == pytest.approx(reached / attempted)
+        assert b.ranked == (reached / attempted > 0.5)
+        shown = report_boards._runs(b)
+        assert shown == f"{reached}/{attempted}" + (" +1✗" if status == "crashed" else "")
+
+
+def test_a_subset_is_its_own_task_and_its_title_says_so(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+    n = int(pd.read_parquet(sorted((results / "runs").glob("*.parquet"))[0]).train_images.iloc[0])
+
+    def half(row):
+        row["train_images"] = n // 2
+    rep = report.build([_copy_with(results, tmp_path, half)])  # every other run on half the images
+    boards = report_boards.leaderboards(rep)
+    titles = [b.title for b in boards]
+    assert any(f"({n:,} train images)" in t for t in titles) and any(f"({n // 2:,} train images)" in t for t in titles)
+    assert rep.board.groupby("task").train_images.nunique().max() == 1  # ranks never mix the two
+
+
+def test_a_row_on_another_clock_is_flagged(finished_sweep, tmp_path):
+    _, results, _, _ = finished_sweep
+
+    def outside(row):
+        row["clock"] = "an outside code's own timer around its whole training call"
+    rep = report.build([_copy_with(results, tmp_path, outside, which=lambda i: i == 0)])
+    flagged = rep.board[rep.board.apply(report_boards.other_clock, axis=1).notna()]
+    assert len(flagged) == 1 and "other clock" in report_boards._flags(flagged.iloc[0])
+    assert "outside code's own timer" in report_boards._config(flagged.iloc[0]).full
+    assert all("other clock" not in report_boards._flags(r) for _, r in rep.board.drop(flagged.index).iterrows())
+
+
+def test_a_row_without_a_code_hash_reads_unrecorded_not_nan():
+    r = {"model": "resnet9", "model_kwargs": "{}", "precision": "bf16", "batch_size": 256, "inplace": True,
+         "world_size": 1, "epochs": 2, "compile": False, "clock": None}
+    for absent in (float("nan"), None):
+        full = report_boards._config(dict(r, code_hash=absent)).full
+        assert "code unrecorded" in full and "nan" not in full and "None" not in full

@@ -63,6 +63,16 @@ def test_missing_epoch_file_and_columns(copy):
     assert "missing required columns: dataset" in p.stdout
 
 
+def test_runs_of_a_sweep_call_without_its_summary_are_noted(copy):
+    p = bench("verify", copy)
+    assert "no row in" not in p.stderr
+    sid = pd.read_parquet(sorted((copy / "runs").glob("*.parquet"))[0]).sweep_run_id.iloc[0]
+    for f in (copy / "sweeps").glob("*.parquet"):
+        f.unlink()
+    p = bench("verify", copy)
+    assert p.returncode == 0 and f"4 run(s) name sweep call {sid}, which has no row in" in p.stderr
+
+
 def test_search_doubles_then_bisects():
     calls = []
 
