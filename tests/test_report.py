@@ -583,3 +583,16 @@ def test_a_row_without_a_code_hash_reads_unrecorded_not_nan():
     for absent in (float("nan"), None):
         full = report_boards._config(dict(r, code_hash=absent)).full
         assert "code unrecorded" in full and "nan" not in full and "None" not in full
+
+
+# the commands in reports/README.md
+COMMITTED_REPORTS = {"cpu": ["results/cpu"], "h200": ["results/h200", "--thresholds", "0.80,0.85,0.90,0.93,0.94"]}
+
+
+@pytest.mark.parametrize("name", sorted(COMMITTED_REPORTS))
+def test_the_committed_reports_are_what_bench_report_makes(name, tmp_path):
+    from .conftest import ROOT
+    bench("report", *COMMITTED_REPORTS[name], "--out", tmp_path, check=0)  # from the project root
+    for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.json"):
+        assert (tmp_path / f).read_text() == (ROOT / "reports" / name / f).read_text(), \
+            f"reports/{name}/{f} is stale: regenerate it as reports/README.md says"
