@@ -39,6 +39,8 @@ except ImportError:  # a checkout from before bench/columns.py
                       "compile", "batch_size", "world_size", "epochs", "target", "lr", "div", "pct", "mom_max",
                       "mom_min", "weight_decay", "label_smoothing", "cutout", "tta", "warmup_steps", "stop_at_target"]
 DEFAULT_THRESHOLDS = (0.85, 0.90, 0.93, 0.94)
+# the software each group ran on, in leaderboard.json/.csv and the page's machines board
+SOFTWARE = ("torch_version", "cuda_version", "cudnn_version", "driver_version", "python_version", "git_commit")
 # what a rank compares within: one data set, one train-set size (a subset is another task), one target
 TASK = ["dataset", "train_images", "target"]
 # statuses that are the configuration's own outcome, and so count against its success rate
@@ -112,6 +114,13 @@ def group_runs(runs):
     return runs
 
 
+def _values(frame, col):
+    """The distinct values of a column in a group, as text ('a, b'), or None."""
+    v = {str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in frame[col].dropna()} \
+        if col in frame else set()
+    return ", ".join(sorted(v)) or None
+
+
 def _num(frame, col):
     return pd.to_numeric(frame[col], errors="coerce").dropna() if col in frame else pd.Series(dtype=float)
 
@@ -137,7 +146,8 @@ def _group_row(g, prices, thr):
     row.update(group_id=first["group_id"], config_id=first["config_id"], runs=len(ok), failed_runs=len(g) - len(ok),
                attempted_runs=attempted, reached=len(reached),
                success_rate=len(reached) / attempted if attempted else math.nan,
-               cpu_count=first.get("cpu_count"), cpu_model=first.get("cpu_model"), clock=first.get("clock"))
+               cpu_count=first.get("cpu_count"), cpu_model=first.get("cpu_model"), clock=first.get("clock"),
+               **{c: _values(g, c) for c in SOFTWARE})
     row["median_time_to_target_s"] = statistics.median(ttt) if ttt else math.nan
     row["min_time_to_target_s"] = min(ttt) if ttt else math.nan
     row["max_time_to_target_s"] = max(ttt) if ttt else math.nan

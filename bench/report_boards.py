@@ -195,6 +195,33 @@ def hardware_board(rep):
                  left=("configuration", "device", "hardware key"), empty="No configuration has results on more than one machine yet.")
 
 
+def _text(v):
+    """A value as its row wrote it: an int column read back as float (nulls beside it) shows as an int."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def machines_board(rep):
+    """Every machine the figures come from, with the software that ran there: a figure's fingerprint."""
+    runs = pd.concat([f for f in (rep.runs, rep.gan_runs) if f is not None and len(f)], ignore_index=True)
+    rows = []
+    for hw, g in runs.groupby(runs["hardware_id"].fillna(runs["device_name"].astype(str)), sort=False):
+        r = g.iloc[0]
+        commits = sorted({str(c)[:7] for c in g["git_commit"].dropna()}) if "git_commit" in g else []
+        soft = {c: ", ".join(sorted({_text(v) for v in g[c].dropna()})) or "–" if c in g else "–"
+                for c in ("torch_version", "cuda_version", "cudnn_version", "driver_version", "python_version")}
+        rows.append([Cell(short_device(r["device_name"], r.get("gpu_count"), r.get("cpu_count")), str(r["device_name"])),
+                     str(hw), fmt_num(r.get("cpu_count"), "int"), fmt_num(r.get("host_mem_bytes"), "gib"),
+                     fmt_num(r.get("gpu_mem_total_bytes"), "mib"), soft["driver_version"], soft["cuda_version"],
+                     soft["cudnn_version"], soft["torch_version"], soft["python_version"],
+                     Cell(", ".join(commits[:3]) + (f" +{len(commits) - 3}" if len(commits) > 3 else ""),
+                          ", ".join(commits)), str(len(g))])
+    return Board("machines", "Machines and software", ["device", "hardware id", "cores", "host GiB", "GPU MiB",
+                                                      "driver", "CUDA", "cuDNN", "torch", "Python", "commits", "runs"],
+                 rows, note="Where every run on this page ran: the fingerprint each row carries (bench env prints a "
+                            "machine's own). Commits: this project's, short.",
+                 left=("device", "hardware id", "torch", "commits"), narrow=("device", "cores", "torch", "commits", "runs"))
+
+
 def cost_board(rep):
     rows = [[str(i), _config(r), _device(r), fmt_num(r["gpu_count"], "int"), fmt_num(r["median_time_to_target_s"], "s2"),
              f"${r['price_per_hour']:.2f}", fmt_num(r["cost_to_target_usd"], "usd")]
@@ -271,6 +298,7 @@ def boards(rep):
         out += [thresholds_board(rep), effects_board(rep), hardware_board(rep), cost_board(rep), latency_board(rep),
                 sweeps_board(rep), unranked_board(rep), compile_board(rep), notes_board(rep)]
     out += gan_boards(rep)
+    out.append(machines_board(rep))
     if rep.warnings:
         out.append(Board("skipped", "Files skipped", items=list(rep.warnings)))
     out.append(Board("method", "How to read this", items=[

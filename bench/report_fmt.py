@@ -26,7 +26,7 @@ def fmt_num(v, kind):
         return "–"
     return {"s": lambda x: f"{x:.1f}" if x < 1000 else f"{x:,.0f}", "s2": lambda x: f"{x:.2f}" if x < 100 else f"{x:.1f}",
             "acc": lambda x: f"{x * 100:.2f}%", "pct": lambda x: f"{x * 100:.0f}%", "target": _target, "ips": lambda x: f"{x:,.0f}",
-            "mib": lambda x: f"{x / 2**20:,.0f}", "usd": lambda x: f"${x:.3f}", "j": lambda x: f"{x / 1000:,.1f}",
+            "mib": lambda x: f"{x / 2**20:,.0f}", "gib": lambda x: f"{x / 2**30:,.1f}", "usd": lambda x: f"${x:.3f}", "j": lambda x: f"{x / 1000:,.1f}",
             "x": lambda x: f"{x:.2f}x", "pp": lambda x: f"{x * 100:.2f}", "dpp": lambda x: f"{x * 100:+.2f}", "int": lambda x: f"{int(x)}",
             "mfu": lambda x: f"{x * 100:.1f}%", "tflops": lambda x: f"{x:.1f}", "gflop": lambda x: f"{x / 1e9:.2f}",
             "frac": lambda x: f"{x:.0%}"}[kind](float(v))

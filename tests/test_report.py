@@ -596,3 +596,19 @@ def test_the_committed_reports_are_what_bench_report_makes(name, tmp_path):
     for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.json"):
         assert (tmp_path / f).read_text() == (ROOT / "reports" / name / f).read_text(), \
             f"reports/{name}/{f} is stale: regenerate it as reports/README.md says"
+
+
+def test_every_machine_is_listed_with_its_software():
+    """A figure without its fingerprint is not a result: the page names every machine and its software."""
+    from bench import results
+
+    from .conftest import ROOT
+
+    dirs = [ROOT / "results" / "cpu", ROOT / "results" / "h200"]
+    runs = results.read(dirs, "runs")
+    (board,) = [b for b in report_boards.boards(report.build(dirs)) if b.key == "machines"]
+    table = report_boards.frame(board).set_index("hardware id")
+    assert set(table.index) == set(runs.hardware_id.dropna()) and table.runs.astype(int).sum() == len(runs)
+    for hw, g in runs.groupby("hardware_id"):
+        assert table.at[hw, "torch"] == ", ".join(sorted(set(g.torch_version)))
+    assert table.at["ca4e7a47648b", "cuDNN"] == "91900" and table.at["ca4e7a47648b", "driver"] == "580.159.04"
