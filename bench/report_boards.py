@@ -135,18 +135,22 @@ def _task_name(r):
     return f"{r['dataset']}{n}, target {fmt_num(float(r['target']), 'target')}"
 
 
+def _leader_note(g):
+    clock = ("other clock (flags): timed by an outside code's clock, not this harness's; hover the configuration "
+             "for what it covers. ") if g.apply(other_clock, axis=1).notna().any() else ""
+    return (clock + "runs: reached the target / attempted (finished, diverged or out of memory), +N✗: crashed or "
+            "interrupted, not counted; time: median seconds to target; vs above: against the next faster rank.")
+
+
 def leaderboards(rep):
     out = []
     for i, g in enumerate(tasks(rep.board)):
         hw = g["hardware_key"].nunique()
         where = "" if hw > 1 else f" on {_device(g.iloc[0])}"
         narrow = ["#", "configuration"] + (["device"] if hw > 1 else []) + ["runs", "time s", "min–max", "acc"]
-        out.append(Board(f"leader-{i}", f"{'Leaderboard' if i == 0 else 'Also ranked'}: {_task_name(g.iloc[0])}{where}", LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
-                         note=("other clock (flags): timed by an outside code's clock, not this harness's; "
-                               "hover the configuration for what it covers. "
-                               "runs: reached the target / attempted (finished, diverged or out of memory), "
-                               "+N✗: crashed or interrupted, not counted; time: median seconds to target; "
-                               "vs above: against the next faster rank."), left=("configuration", "device", "flags", "group"),
+        title = f"{'Leaderboard' if i == 0 else 'Also ranked'}: {_task_name(g.iloc[0])}{where}"
+        out.append(Board(f"leader-{i}", title, LEADER, [_leader_row(r, rep.gaps) for _, r in g.iterrows()],
+                         note=_leader_note(g), left=("configuration", "device", "flags", "group"),
                          narrow=tuple(narrow), plot="curves" if i == 0 else None, optional=LEADER_OPTIONAL))
     return out
 
