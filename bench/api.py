@@ -26,10 +26,17 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
     recorded and returned with its `status` (oom, diverged, ...), not raised. With `seeds=[...]`
     the seeds train one after another in this process and a list of rows comes back."""
     from . import data as data_mod
+    from .paths import check_writable
     from .row import check_save
 
     cfg = validate(make_config(config, settings))
+    if seeds is not None and (isinstance(seeds, (str, bytes)) or not list(seeds)
+                              or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise BenchError(f"seeds must be a non-empty list of ints, got {seeds!r}")
+    seeds = list(seeds) if seeds is not None else None
+    save = os.fspath(save) if save is not None else None  # a pathlib.Path as well as a str
     check_save(save, len(seeds or [cfg.seed]))
+    check_writable(results, save=save)  # before training, as the CLI does: a finished run must not be lost
     rows = _execute(cfg, seeds or [cfg.seed], data_mod.resolve_source(data), results, save, progress)
     rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
     return rows if seeds is not None else rows[0]

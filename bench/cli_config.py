@@ -73,7 +73,8 @@ def add_config_args(p, only=None, recipe=None):
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format for the model and its inputs")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile; pair with --warmup-steps so compilation stays off the clock")
+                   help="torch.compile (in `bench run`, pair with --warmup-steps so compilation stays off the "
+                        "clock; default: the recipe's, else off)")
     g.add_argument("--compile-mode", choices=COMPILE_MODES,
                    help="torch.compile mode; reduce-overhead adds CUDA graphs")
     g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,

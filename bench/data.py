@@ -122,7 +122,9 @@ def _read_archive(path):
                 if m.isfile():
                     files.append((m.name, tf.extractfile(m).read()))
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-        raise BenchError(f"cannot read archive {path}: {e}") from None
+        # tarfile lists every compression it tried, a line each: the first line says it
+        raise BenchError(f"cannot read archive {path}: {str(e).splitlines()[0].rstrip(':') or type(e).__name__} "
+                         "(a tar archive, plain or gz/bz2/xz-compressed, of CIFAR-10 images)") from None
     return _decode_layout(files, str(path))
 
 

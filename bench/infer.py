@@ -47,8 +47,13 @@ def load_checkpoint(path):
 
 
 def build(ckpt, device):
-    model = models.create(ckpt["model"], inplace=ckpt["inplace"], **ckpt["model_kwargs"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = models.create(ckpt["model"], inplace=ckpt["inplace"], **ckpt["model_kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, TypeError, BenchError) as e:  # a user's model file moved or changed
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BenchError(f"cannot rebuild the checkpoint's model {ckpt['model']!r} ({why}); its source must be "
+                         "where and as it was when the run saved it") from None
     fmt = torch.channels_last if ckpt["channels_last"] else torch.contiguous_format
     return model.to(device, memory_format=fmt).eval()
 
@@ -100,7 +105,9 @@ def main(a):
             times.append((time.perf_counter() - t) * 1000)
     lat = torch.tensor(times, dtype=torch.float64)
     row = results.new_row("inference")
-    row.update({"infer_id": f"{ckpt['model']}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
+    # named like its run: a user's FILE.py:fn by the network's own name, not the path
+    infer_id = results.safe_name(f"{models.model_name(ckpt['model'])}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}")
+    row.update({"infer_id": infer_id,
            "schema_version": results.SCHEMA_VERSION, "checkpoint": os.path.abspath(a.checkpoint),
            "run_id": ckpt.get("run_id"), "dataset": ds.name, "model": ckpt["model"],
            "model_kwargs": ckpt["model_kwargs"], "precision": ckpt["precision"],

@@ -55,9 +55,10 @@ def schema(columns):
 
 
 def safe_name(name):
-    """A file name that cannot leave its directory: no '/', no '..', no leading dot."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")
-    return name[:200] or "_"
+    """A file name that cannot leave its directory (no '/', no '..') and that readers see: no leading
+    '.' or '_', the names that parquet readers (and read() below) skip as temporary or hidden."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip("._")
+    return name[:200] or "unnamed"
 
 
 def _table(rows, columns):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from . import columns, summary
+from .config import BenchError
 from .results import KINDS, SCHEMA_VERSION, STATUSES, safe_name
 from .ui import say
 
@@ -179,7 +180,12 @@ def check_sweep(r, runs):
 def main(a):
     total = 0
     for d in a.results:
+        if not Path(d).is_dir():
+            raise BenchError(f"results directory not found: {d}")
         problems, counts = check_dir(d)
+        if not any(counts.values()) and not problems:
+            raise BenchError(f"no results in {d}: expected parquet files under {d}/runs (or epochs, inference, "
+                             "maxbatch, sweeps); give the directory that `bench run --results` or a sweep wrote")
         for path, msg in problems:
             print(f"{path}: {msg}")
         total += len(problems)

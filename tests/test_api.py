@@ -152,3 +152,30 @@ def test_bench_models_refuses_a_missing_file_in_one_line(tmp_path, capsys):
     assert main(["models", f"{tmp_path}/nope.py:small_net"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model file not found" in err
+
+
+def test_a_model_file_named_with_an_underscore_is_recorded_read_and_inferred(user_net, small_data, tmp_path):
+    """Readers skip files named '_*' (and '.*'): no run or inference of a user's `_priv.py` may be named so."""
+    from bench import results as res
+    priv = user_net.with_name("_priv.py")
+    priv.write_text(user_net.read_text())
+    out, ckpt = tmp_path / "results", tmp_path / "m.pt"
+    row = bench.run(model=f"{priv}:small_net", model_kwargs={"width": 4}, data=small_data, results=out,
+                    save=ckpt, **SMALL)
+    assert row["status"] == "ok" and list(res.read(out, "runs").run_id) == [row["run_id"]]
+    bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "20", check=0)
+    assert res.read(out, "inference").infer_id.iloc[0].startswith("priv.small_net-")
+    priv.write_text(user_net.read_text().replace("def small_net", "def renamed"))  # the source changed since
+    p = bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "20")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "cannot rebuild the checkpoint's model" in p.stderr
+
+
+def test_bad_results_path_and_empty_seeds_are_refused_before_training(tmp_path, small_data):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    for results in (blocker, blocker / "sub"):
+        with pytest.raises(BenchError, match="results"):
+            bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=results, **SMALL)
+    with pytest.raises(BenchError, match="seeds must be a non-empty list"):
+        bench.run(model="resnet9", data=small_data, results=tmp_path / "r", seeds=[], **SMALL)
+    assert not (tmp_path / "r").exists()

@@ -35,6 +35,15 @@ CASES = [
     (["--data", "/nonexistent/cifar.tar.xz", "--device", "cpu"], "data not found: /nonexistent/cifar.tar.xz"),
     (["--recipe", "fastest"], "invalid choice: 'fastest'"),
     (["--epochs", "0"], "epochs must be a positive integer"),
+    # the ranges (bench/config.py RANGES): NaN and infinities fail them too
+    (["--time-limit", "nan"], "--time-limit must be a positive finite number of seconds, got nan"),
+    (["--time-limit", "inf"], "--time-limit must be a positive finite number of seconds, got inf"),
+    (["--lr", "inf"], "--lr must be a positive finite number, got inf"),
+    (["--wd", "-1"], "--wd must be a finite number >= 0, got -1.0"),
+    (["--mom-max", "2"], "--mom-max must be in [0, 1], got 2.0"),
+    (["--cutout", "100"], "--cutout must be a square's side in [0, 32] pixels"),
+    (["--warmup-steps", "-1"], "--warmup-steps must be a count >= 0, got -1"),
+    (["--model", "dcgan"], "model 'dcgan' is a GAN (a generator and a critic): run it with --workload dcgan"),
 ]
 
 

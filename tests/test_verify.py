@@ -73,6 +73,13 @@ def test_runs_of_a_sweep_call_without_its_summary_are_noted(copy):
     assert p.returncode == 0 and f"4 run(s) name sweep call {sid}, which has no row in" in p.stderr
 
 
+def test_a_missing_or_empty_directory_is_bad_input_not_a_pass(tmp_path):
+    (tmp_path / "empty" / "logs").mkdir(parents=True)
+    for d, message in ((tmp_path / "nowhere", "results directory not found"), (tmp_path / "empty", "no results in")):
+        p = bench("verify", d)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
+
+
 def test_search_doubles_then_bisects():
     calls = []
 
