@@ -138,6 +138,13 @@ MUTATIONS = [
     # GANs (issue #15)
     ("judge cache checksum", "bench/judge.py", 'if _file_sha256(pt) != meta.get("sha256"):', "if False:",
      "changed_file_is_not_trusted"),
+    ("run files readers see (no leading _)", "bench/results.py", '.lstrip("._")', '.lstrip(".")', "underscore"),
+    ("bench.run checks --results first", "bench/api.py", "    check_writable(results, save=save)", "    pass",
+     "refused_before_training"),
+    ("the settings' ranges", "bench/config.py", "        if v is not None and not holds(v):", "        if False:",
+     "bad_run_input"),
+    ("a GAN model under classify", "bench/config.py", 'hasattr(net, "generator") and hasattr(net, "critic")',
+     "False", "bad_run_input"),
     ("the judge kept with the code is used", "bench/judge.py", "for where in (COMMITTED, root):",
      "for where in (root,):", "kept_with_the_code"),
     ("WGAN weight clipping", "bench/workloads/gan.py", "torch._foreach_clamp_max_(self.critic_params, CLIP)", "pass",
