@@ -100,14 +100,16 @@ def main(a):
     limit = parse_size(a.memory_limit) if a.memory_limit else None
     if a.start < 1 or a.max_batch < a.start or a.granularity < 1:
         raise BenchError("need 1 <= --start <= --max and --granularity >= 1")
-    cap = f"{limit / 2**30:.2f} GiB" if limit else "the whole device"
+    cap = (f"{limit / 2**30:.2f} GiB" if limit >= 2**28 else f"{limit / 2**20:.3g} MiB") if limit else "the whole device"
     say(f"maxbatch: {cfg.model} {json.dumps(cfg.model_kwargs)} {cfg.precision} inplace={cfg.inplace}, "
         f"memory limit {cap}")
     started = datetime.now(timezone.utc)
     best, peak, probes = search(cfg, limit, a.start, a.max_batch, a.granularity, log=say)
     device = resolve_device(cfg)
     row = results.new_row("maxbatch")
-    row.update({"maxbatch_id": f"{cfg.model}-{cfg.key()[:8]}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
+    import models
+    name = models.model_name(cfg.model)  # a user's FILE.py:fn by the network's name, as its runs
+    row.update({"maxbatch_id": f"{name}-{cfg.key()[:8]}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
            "schema_version": results.SCHEMA_VERSION, "model": cfg.model,
            "model_kwargs": json.dumps(canonical_kwargs(cfg.model, cfg.model_kwargs)),
            "precision": cfg.precision, "inplace": cfg.inplace, "channels_last": cfg.channels_last,
@@ -115,7 +117,11 @@ def main(a):
            "peak_mem_bytes_at_max": peak, "probes": json.dumps(probes), "started_at": started,
            **fingerprint(device, 1)})
     path = results.write(a.results, "maxbatch", row["maxbatch_id"], [row])
-    say(f"largest batch that fits: {best} (recorded in {path})")
+    if best:
+        say(f"largest batch that fits: {best} (recorded in {path})")
+    else:
+        say(f"no batch fits: the smallest probe, {a.start}, already exceeds {cap} (recorded as 0 in {path}); "
+            "lower --start or raise --memory-limit")
     print(best)
     return 0
 

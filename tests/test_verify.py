@@ -120,6 +120,9 @@ def test_maxbatch_end_to_end_on_the_cpu(tmp_path):
     assert row.peak_mem_bytes_at_max <= 1.2 * 2**30
     p = bench("maxbatch", "--memory-limit", "lots", "--results", tmp_path)
     assert p.returncode == 2 and "memory limit must be" in p.stderr
+    p = bench("maxbatch", "--model", "resnet9", "--model-kwargs", "width=0.125", "--device", "cpu",
+              "--memory-limit", "1KB", "--start", "8", "--results", tmp_path / "none", check=0)
+    assert p.stdout.strip() == "0" and "no batch fits: the smallest probe, 8, already exceeds" in p.stderr
 
 
 def test_a_probe_that_breaks_for_another_reason_is_an_error_not_a_batch_that_does_not_fit():
