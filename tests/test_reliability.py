@@ -302,11 +302,45 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_sigterm_while_the_run_is_recorded_still_records_it(small_data, tmp_path):
-    """A real SIGTERM delivered while the finished run writes its row: the row is written, not lost."""
-    args = ["run", *TINY, "--epochs", "1", "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    """A real SIGTERM delivered while the finished run writes its row: the row is written, not lost,
+    and the stop is not forgotten either: the next seed does not train but is recorded interrupted."""
+    args = ["run", *TINY, "--epochs", "1", "--seeds", "0,1", "--data", small_data, "--results", tmp_path,
+            "--no-progress-bar"]
     p = subprocess.run([sys.executable, "-c", TERM_WHILE_RECORDING, *map(str, args)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
-    r = run_rows(tmp_path)
-    assert len(r) == 1 and r.status.iloc[0] == "ok" and r.epochs_completed.iloc[0] == 1
+    assert p.returncode == 1 and "Traceback" not in p.stderr, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    r = run_rows(tmp_path).sort_values("seed")
+    assert list(r.status) == ["ok", "interrupted"] and list(r.epochs_completed) == [1, 0]
+    assert r.error.iloc[1] == "interrupted by SIGTERM"
     all_files_readable(tmp_path)
+
+
+STOP_WHILE_THE_ROW_IS_BUILT = """
+import os, signal, sys, time
+from bench import cli, measure
+fingerprint = measure.fingerprint
+def stopped_fingerprint(*a, **k):  # the row's fingerprint (it imports torchvision) is built before training
+    if os.environ["STOP"] == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        time.sleep(3)  # the time limit's watchdog fires here
+    return fingerprint(*a, **k)
+measure.fingerprint = stopped_fingerprint
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("stop,args,status,reason", [
+    ("sigterm", [], "interrupted", "interrupted by SIGTERM"),
+    ("time limit", ["--time-limit", "0.5"], "timeout", "exceeded the time limit of 0.5 s"),
+])
+def test_a_stop_while_the_row_is_built_is_recorded(stop, args, status, reason, small_data, tmp_path):
+    """A real SIGTERM, or the time limit's, while the run's row is being built (before training
+    starts): the run is recorded with its status, one line says so, and no traceback."""
+    cmd = ["run", *TINY, *args, "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    p = subprocess.run([sys.executable, "-c", STOP_WHILE_THE_ROW_IS_BUILT, *map(str, cmd)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "STOP": stop})
+    assert p.returncode == 1 and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert f"run {status} ({reason}) after 0 epochs" in p.stderr, p.stderr[-2000:]
+    r = run_rows(tmp_path)
+    assert list(r.status) == [status] and list(r.error) == [reason] and r.epochs_completed.iloc[0] == 0
