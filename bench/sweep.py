@@ -210,11 +210,18 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                 say(f"[{done}/{len(todo)}] {_desc(cell)}: {status}"
                     + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
                     + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
-                    + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
+                    + ("" if status == "ok" else f" ({_reason(row.get('error'))})")
                     + f" [{counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
                 progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
+
+
+def _reason(error):
+    """The line of a failed run's error that says why: the last (a crash's error is the tail of its
+    traceback, which ends with the exception; a run recorded from outside ends with why too)."""
+    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1][:160] if lines else "-"
 
 
 def _desc(cell):

@@ -116,6 +116,7 @@ def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
     out, _ = proc.communicate(timeout=300)
     r = run_rows(tmp_path / "r").iloc[0]
     assert r.status == "crashed" and "SIGKILL" in r.error and r.epochs_completed >= 1, out
+    assert " (the run process ended with signal SIGKILL" in out, out  # why, not the run's last output
     all_files_readable(tmp_path / "r")
 
 

@@ -184,6 +184,36 @@ def test_rerun_skips_everything_in_seconds(finished_sweep):
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
 
 
+BROKEN_MODEL = """
+from torch import nn
+
+
+class Broken(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        raise ValueError("this network's forward is broken")
+
+
+def broken(num_classes: int = 10):
+    return Broken(num_classes)
+"""
+
+
+def test_a_crashed_cell_says_why(small_data, tmp_path):
+    """A run that crashes records its traceback's tail; the sweep's line for it names the
+    exception (the traceback's last line), not a line from inside torch."""
+    model = write(tmp_path, BROKEN_MODEL, "broken.py")
+    s = write(tmp_path, f'[sweep]\nname = "broken"\n[base]\nmodel = "{model}:broken"\nbatch_size = 50\n'
+                        f'epochs = 1\ndevice = "cpu"\n')
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data, check=0)
+    runs = pd.read_parquet(tmp_path / "r" / "runs")
+    assert list(runs.status) == ["crashed"] and "Traceback" not in runs.error.iloc[0].splitlines()[0]
+    assert "seed=0: crashed (ValueError: this network's forward is broken) [0 ok, 1 failed" in p.stderr, p.stderr
+
+
 def test_world_size_two_through_torchrun(small_data, tmp_path):
     common = ["--model", "resnet9", "--model-kwargs", "width=0.125", "--batch-size", "50", "--epochs", "3",
               "--lr", "0.2", "--div", "10", "--device", "cpu", "--precision", "bf16", "--target", "0.15",
