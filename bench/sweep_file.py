@@ -38,6 +38,9 @@ def load(path, sets=()):
     bad = set(meta) - SWEEP_KEYS
     if bad:
         raise BenchError(f"{path}: unknown key {sorted(bad)[0]!r} in [sweep]; keys: {', '.join(sorted(SWEEP_KEYS))}")
+    if not doc.keys() & {"base", "axes", "cells"}:  # else every cell silently is bench run's default
+        raise BenchError(f"{path}: no [base], [axes] or [[cells]], so nothing says what to run; add one "
+                         f"(e.g. [base] with model = \"resnet9\" and epochs = 10, as configs/smoke.toml has)")
     meta = dict(meta)
     for text in sets:
         key, value = parse_set(text)

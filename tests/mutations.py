@@ -35,6 +35,8 @@ MUTATIONS = [
      "return lines[0][:160] if lines else", "crashed_cell_says_why"),
     ("a run recorded from outside ends with why", "bench/isolate.py", '"\\n".join([*tail, why])',
      '"\\n".join([why, *tail])', "sigkill_of_a_run"),
+    ("sweep file: one that says nothing to run is refused", "bench/sweep_file.py",
+     'if not doc.keys() & {"base", "axes", "cells"}:', "if False:", "bad_sweep_files"),
     ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",
      "sigkill_of_the_sweep_then_resume"),
     ("flock claim", "bench/claims.py", "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",
