@@ -74,13 +74,14 @@ def print_matrix(cells, state, title):
 def main(a):
     t_invocation = time.monotonic()
     started = datetime.now(timezone.utc)
+    for flag, value in (("--time-limit", a.time_limit), ("--stop-after", a.stop_after)):
+        if value is not None and not value > 0:  # NaN too
+            raise BenchError(f"{flag} must be a positive number of seconds, got {value:g}")
     path, meta, base, axes, exclude, explicit = load(a.file, a.set)
     import torch
     have_gpu = torch.cuda.is_available()
     cells = expand(path, meta, base, axes, exclude, explicit, check_gpu=True if a.dry_run else have_gpu)
     if a.time_limit is not None:
-        if a.time_limit <= 0:
-            raise BenchError(f"--time-limit must be positive, got {a.time_limit}")
         for c in cells:
             c.cfg.time_limit_s = a.time_limit
     name = meta.get("name", path.stem)
@@ -114,8 +115,6 @@ def main(a):
     (results_dir / ".locks").mkdir(parents=True, exist_ok=True)
     (results_dir / "logs").mkdir(parents=True, exist_ok=True)
     account = Account(name, " ".join([str(a.file)] + [f"--set {x}" for x in a.set]), a.shard, a.isolate_seeds, started, t_invocation)
-    if a.stop_after is not None and a.stop_after <= 0:
-        raise BenchError(f"--stop-after must be positive, got {a.stop_after}")
     _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
     account.write(results_dir, todo[0].cfg)
     return 0

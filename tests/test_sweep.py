@@ -161,6 +161,17 @@ def test_retry_interrupted_reruns_only_cells_stopped_from_outside(tmp_path):
     assert [sweep._retry(False, True, st) for st in recorded] == [True, False, False, False]
 
 
+@pytest.mark.parametrize("args", [["--stop-after", "0"], ["--stop-after", "-5", "--dry-run"],
+                                  ["--time-limit", "nan", "--dry-run"]], ids=["0", "negative", "nan"])
+def test_bad_seconds_fail_before_anything(args, tmp_path):
+    """Checked with the other arguments: before the data (absent here) is looked at, before the
+    matrix is printed and before anything is created."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", tmp_path / "absent.tar.xz", *args, check=2)
+    assert f"{args[0]} must be a positive number of seconds" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
 def test_sweep_runs_every_cell_once(finished_sweep):
     _, results, p, _ = finished_sweep
     runs = pd.read_parquet(results / "runs")
