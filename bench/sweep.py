@@ -107,7 +107,9 @@ def main(a):
     if a.dry_run:
         return 0
     if not todo:
-        say(f"sweep {name}: nothing to do; every cell is recorded in {a.results}")
+        failed = sum(v.startswith("failed") for v in state.values())
+        say(f"sweep {name}: nothing to do; every cell is recorded in {a.results}"
+            + (f" ({failed} failed; --retry-failed runs them again)" if failed else ""))
         return 0
     results_dir = Path(a.results)
     for removed in results.clean_temporaries(results_dir):

@@ -38,6 +38,8 @@ MUTATIONS = [
     ("sweep: --stop-after checked before anything", "bench/sweep.py",
      '(("--time-limit", a.time_limit), ("--stop-after", a.stop_after))', '(("--time-limit", a.time_limit),)',
      "bad_seconds"),
+    ("sweep: nothing to do names the failed cells", "bench/sweep.py",
+     '+ (f" ({failed} failed; --retry-failed runs them again)" if failed else "")', '+ ""', "how_to_retry"),
     ("sweep file: one that says nothing to run is refused", "bench/sweep_file.py",
      'if not doc.keys() & {"base", "axes", "cells"}:', "if False:", "bad_sweep_files"),
     ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",

@@ -161,6 +161,23 @@ def test_retry_interrupted_reruns_only_cells_stopped_from_outside(tmp_path):
     assert [sweep._retry(False, True, st) for st in recorded] == [True, False, False, False]
 
 
+def test_a_rerun_with_failed_cells_says_how_to_retry_them(tmp_path):
+    """Every cell recorded, one of them failed: nothing runs, and the line says how to run the
+    failed one again, as --status does. The recorded rows are written here, not trained."""
+    from datetime import datetime, timezone
+
+    from bench import results
+    from bench.row import base_row
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    for k, cell in enumerate(cells_of(s)):
+        row = base_row(cell.cfg, f"run-{k}", "cpu", 1, datetime.now(timezone.utc))
+        results.write(res, "runs", row["run_id"], [{**row, "status": "crashed" if k == 1 else "ok"}])
+    p = bench("sweep", s, "--results", res, check=0)
+    assert "nothing to do; every cell is recorded in" in p.stderr, p.stderr
+    assert "(1 failed; --retry-failed runs them again)" in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize("args", [["--stop-after", "0"], ["--stop-after", "-5", "--dry-run"],
                                   ["--time-limit", "nan", "--dry-run"]], ids=["0", "negative", "nan"])
 def test_bad_seconds_fail_before_anything(args, tmp_path):
@@ -193,7 +210,7 @@ def test_rerun_skips_everything_in_seconds(finished_sweep):
     before = sorted(p.name for p in (results / "runs").iterdir())
     p = bench("sweep", s, "--results", results, "--data", data, check=0)
     # no clock: that nothing ran shows in the files and the message, not in a bound a busy machine breaks
-    assert "nothing to do" in p.stderr and "starting run" not in p.stderr
+    assert "nothing to do" in p.stderr and "starting run" not in p.stderr and "--retry-failed" not in p.stderr
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
 
 
