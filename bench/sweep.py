@@ -29,13 +29,15 @@ failed ones retried only with --retry-failed. A cell is claimed, held by the chi
 so concurrent sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once (bench/claims.py: an flock, or a
 claim file where flock is not shared between machines); the claim dies with its holder. `--shard
 I/N` takes every N-th configuration (all its seeds), so shards keep seeds together. Each
-invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet,
+one stopped by Ctrl-C or SIGTERM too.
 `--slurm` and `--status` are bench/slurm.py's.
 """
 import contextlib
 import dataclasses
 import functools
 import os
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,9 +119,33 @@ def main(a):
     (results_dir / ".locks").mkdir(parents=True, exist_ok=True)
     (results_dir / "logs").mkdir(parents=True, exist_ok=True)
     account = Account(name, " ".join([str(a.file)] + [f"--set {x}" for x in a.set]), a.shard, a.isolate_seeds, started, t_invocation)
-    _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
-    account.write(results_dir, todo[0].cfg)
+    prev = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
+    except KeyboardInterrupt as e:  # the child of the cell that ran has recorded itself interrupted
+        term = isinstance(e, Terminated)
+        say(f"sweep {name}: interrupted by {'SIGTERM' if term else 'SIGINT (Ctrl-C)'}; what ran is recorded in "
+            f"{results_dir}, and the same command goes on (--retry-interrupted runs the cut-short cells again)")
+        return 128 + (signal.SIGTERM if term else signal.SIGINT)
+    finally:
+        # however the sweep ended, its device time is accounted for; a second signal cannot cut that short
+        prev_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            account.write(results_dir, todo[0].cfg)
+        finally:
+            signal.signal(signal.SIGINT, prev_int)
+            signal.signal(signal.SIGTERM, prev)
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised as Ctrl-C is, to take Ctrl-C's path: the child stops and records its run, the
+    claim goes, the account is written. Its default action ended the sweep with none of that."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def groups_of(todo, isolate_seeds):
@@ -194,10 +220,14 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                 progress.start_cell(done + 1, len(todo), _desc(claimed[0])
                                     + (f" (+{len(claimed) - 1} more seeds)" if len(claimed) > 1 else ""))
                 t0 = time.monotonic()
-                rows, processes = isolate.run_seeds(
-                    cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
-                    log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
-                    on_line=progress.child_line, pass_fds=fds)
+                try:
+                    rows, processes = isolate.run_seeds(
+                        cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
+                        log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
+                        on_line=progress.child_line, pass_fds=fds)
+                except KeyboardInterrupt:  # its child recorded its runs as it stopped: their time counts too
+                    account.add(_recorded(results_dir, run_ids), 1)
+                    raise
             account.add(rows, processes)
             durations.append((time.monotonic() - t0) / len(rows))
             for cell, row in zip(claimed, rows):
@@ -216,6 +246,11 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                 progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
+
+
+def _recorded(results_dir, run_ids):
+    found = (results.read_one(results_dir, "runs", r) for r in run_ids)
+    return [df.iloc[0].to_dict() for df in found if df is not None and len(df)]
 
 
 def _reason(error):

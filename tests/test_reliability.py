@@ -103,6 +103,35 @@ def test_sigterm_mid_run_records_interrupted_with_its_epochs(small_data, tmp_pat
     assert r.epochs_completed == len(ep) >= 2 and r.final_acc == ep.test_acc.iloc[-1]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_an_interrupted_sweep_keeps_its_account(sig, small_data, tmp_path):
+    """SIGTERM to the sweep, or Ctrl-C (SIGINT to its process group, as a terminal sends it) while a
+    cell trains: one line says so, the run records itself interrupted, and the device-time account
+    of what ran is written."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=30).replace("inplace = [true, false]", "inplace = [true]"))
+    res = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "sweep", s, "--results", res, "--data", small_data],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True,  # a terminal's SIGINT disposition, as test_cli's Ctrl-C test
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert wait_for(lambda: epochs_written(res))
+    if sig == signal.SIGTERM:
+        proc.send_signal(sig)
+    else:
+        os.killpg(proc.pid, sig)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig and "Traceback" not in out, (proc.returncode, out[-3000:])
+    name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+    assert out.count("sweep tiny: interrupted") == 1 and f"sweep tiny: interrupted by {name}" in out, out[-3000:]
+    runs = run_rows(res)
+    assert list(runs.status) == ["interrupted"] and name in runs.error.iloc[0]
+    sweeps = pd.read_parquet(res / "sweeps")
+    assert len(sweeps) == 1 and sweeps.runs.iloc[0] == 1, out[-3000:]
+    assert sweeps.sweep_run_id.iloc[0] == runs.sweep_run_id.iloc[0]
+    assert sweeps.train_time_s.iloc[0] == pytest.approx(runs.train_time_s.iloc[0]) and runs.train_time_s.iloc[0] > 0
+    assert "device time:" in out
+
+
 def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
     """SIGKILL the training process itself: the sweep records it as crashed, no file is corrupt."""
     s = write(tmp_path, TINY_SWEEP.format(epochs=30).replace("seeds = [0, 1]", "seeds = [0]")
