@@ -22,7 +22,8 @@
     precision = "fp16"           # product, without repeating a cell); `seeds` overrides [sweep]'s
     seeds = [0, 1, 2]
 
-A configuration's seeds run one after another in one child process (bench.isolate): data,
+At least one of [base], [axes] and [[cells]] must say what to run (bench/sweep_file.py refuses a
+file without). A configuration's seeds run one after another in one child process (bench.isolate): data,
 compilation and autotuning are paid once; `--isolate-seeds` gives every run its own process. A
 cell is done when a run row with its config_key and status "ok" exists; done cells are skipped,
 failed ones retried only with --retry-failed. A cell is claimed, held by the child that runs it,
