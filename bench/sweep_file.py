@@ -34,6 +34,11 @@ def load(path, sets=()):
     if unknown:
         raise BenchError(f"{path}: unknown section [{sorted(unknown)[0]}]; sections are [sweep], [base], "
                          f"[axes], [[exclude]], [[cells]]")
+    for k, v in doc.items():  # `base = 3` or `cells = {...}` parse as TOML but are no sections
+        table = k in ("sweep", "base", "axes")
+        if not (isinstance(v, dict) if table else isinstance(v, list) and all(isinstance(x, dict) for x in v)):
+            raise BenchError(f"{path}: {k} must be " + (f"a table, [{k}]" if table else f"tables, [[{k}]]")
+                             + f", got {v!r}")
     meta = doc.get("sweep", {})
     bad = set(meta) - SWEEP_KEYS
     if bad:

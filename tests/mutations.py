@@ -40,6 +40,8 @@ MUTATIONS = [
      "bad_seconds"),
     ("sweep: nothing to do names the failed cells", "bench/sweep.py",
      '+ (f" ({failed} failed; --retry-failed runs them again)" if failed else "")', '+ ""', "how_to_retry"),
+    ("sweep file: a section that is not a table is refused", "bench/sweep_file.py",
+     "if not (isinstance(v, dict) if table else", "if False and (isinstance(v, dict) if table else", "bad_sweep_files"),
     ("sweep file: one that says nothing to run is refused", "bench/sweep_file.py",
      'if not doc.keys() & {"base", "axes", "cells"}:', "if False:", "bad_sweep_files"),
     ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",
