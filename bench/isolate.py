@@ -122,8 +122,10 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
             status = "timeout" if timed_out else "crashed"
             why = ("exceeded the time limit and did not stop on SIGTERM" if timed_out else
                    f"the run process ended with {_describe(proc.returncode)} without recording a result")
-            out[run_id] = failure_row(cfg, seed, run_id, status, why + ("\n" + "\n".join(tail) if tail else ""),
-                                      sweep, time.monotonic() - t0, results_dir, sweep_run_id)
+            # why last, as a traceback ends with its exception: where readers look, and what the
+            # error's 4000-character cut keeps
+            out[run_id] = failure_row(cfg, seed, run_id, status, "\n".join([*tail, why]), sweep,
+                                      time.monotonic() - t0, results_dir, sweep_run_id)
             results.write(results_dir, "runs", run_id, [out[run_id]])
             rest = todo[i + 1:]
         stopped = timed_out or (previous or {}).get("status") == "interrupted" or proc.returncode == 130

@@ -82,8 +82,11 @@ class Runner:
     # --- the seed loop --------------------------------------------------------------------
 
     def execute(self):
-        prev_term = signal.signal(signal.SIGTERM, self._on_sigterm) \
-            if threading.current_thread() is threading.main_thread() else None
+        self.held_stops, prev = [], {}  # see _on_stop
+        if threading.current_thread() is threading.main_thread():
+            prev[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_stop)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
+                prev[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop)
         try:
             self._setup_process()
             for i, seed in enumerate(self.seeds):
@@ -91,8 +94,8 @@ class Runner:
                 if row["status"] not in CONTINUE_AFTER:
                     break
         finally:
-            if prev_term is not None:
-                signal.signal(signal.SIGTERM, prev_term)
+            for sig, handler in prev.items():
+                signal.signal(sig, handler)
             if self.world > 1 and dist.is_initialized():
                 dist.destroy_process_group()
         return self.rows
@@ -105,9 +108,11 @@ class Runner:
         rss = meters.PeakRss().start()
         row = base_row(cfg, self.run_ids[index], self.device, self.world, started, seed, index, self.sweep,
                        self.sweep_run_id)
-        rec = {"epochs": [], "train_time": 0.0, "eval_time": 0.0, "t_train0": None}
-        bad_input = False
+        rec, bad_input = {"epochs": [], "train_time": 0.0, "eval_time": 0.0, "t_train0": None}, False
         try:
+            held, self.held_stops = self.held_stops, None
+            if held:  # a stop that came while no run was open: this run records it
+                raise held[0]
             if self.workload is None:
                 self._setup_workload(row, t_start)
             else:
@@ -130,25 +135,16 @@ class Runner:
             row.update(status=status, error=msg[-4000:])
             if not isinstance(e, (Exception, KeyboardInterrupt)):
                 raise
-            if status == "interrupted" and self.rank == 0 and isinstance(e, KeyboardInterrupt):
-                self.keyboard_interrupt = True
         finally:
+            # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) or a second
+            # Ctrl-C must not cut the recording short: it waits, and stops the next seed if there is one.
+            self.held_stops = []
             if watchdog:
                 watchdog.cancel()
-            # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) must not
-            # cut the recording short: with the default action the run would vanish without a row.
-            main = threading.current_thread() is threading.main_thread()
-            prev = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None
-            prev_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # nor a second Ctrl-C
-            try:
-                if getattr(self, "progress", None):
-                    self.progress.close()
-                if not bad_input:
-                    self._finish(row, rec, rss)
-            finally:
-                if prev is not None:
-                    signal.signal(signal.SIGTERM, prev)
-                    signal.signal(signal.SIGINT, prev_int)
+            if getattr(self, "progress", None):
+                self.progress.close()
+            if not bad_input:
+                self._finish(row, rec, rss)
         return row
 
     # --- setup ----------------------------------------------------------------------------
@@ -310,8 +306,14 @@ class Runner:
 
     # --- signals and time limit -----------------------------------------------------------
 
-    def _on_sigterm(self, signum, frame):
-        raise Interrupted("interrupted by SIGTERM")
+    def _on_stop(self, signum, frame):
+        """SIGTERM (the time limit's too) and Ctrl-C end the open run in its try, which records it. With
+        no run open (process setup, a row being built or recorded, between seeds) the stop is held for the
+        next run to raise: that needs a row, and the row's fingerprint imports what a cut can break."""
+        stop = KeyboardInterrupt() if signum == signal.SIGINT else Interrupted("interrupted by SIGTERM")
+        if self.held_stops is None:
+            raise stop
+        self.held_stops.append(stop)
 
     def _start_watchdog(self):
         if not self.cfg.time_limit_s:

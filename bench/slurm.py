@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,21 +32,16 @@ SLURM_ONLY = ("array", "partition", "gpus_per_task", "time", "sbatch_arg")
 
 
 def handles(a):
-    """Whether this `bench sweep` call is ours (--slurm or --status). Under a Slurm job, a SIGTERM
-    (scancel, preemption, time limit) stops the sweep like Ctrl-C: its run records itself
-    `interrupted` and its claim is released, so a requeue or another task picks the cell up."""
-    if "SLURM_JOB_ID" in os.environ:
-        signal.signal(signal.SIGTERM, _interrupt)
+    """Whether this `bench sweep` call is ours (--slurm or --status). A task's SIGTERM (scancel,
+    preemption, time limit) needs nothing here: a sweep stops on it as on Ctrl-C (bench/sweep.py),
+    its run records itself `interrupted` and its claim is released, so a requeue or another task
+    picks the cell up."""
     if getattr(a, "slurm", False) or getattr(a, "status", None) is not None:
         return True
     given = [f"--{k.replace('_', '-')}" for k in SLURM_ONLY if getattr(a, k, None) is not None]
     if given:
         raise BenchError(f"{given[0]} goes with --slurm")
     return False
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def main(a):

@@ -22,20 +22,23 @@
     precision = "fp16"           # product, without repeating a cell); `seeds` overrides [sweep]'s
     seeds = [0, 1, 2]
 
-A configuration's seeds run one after another in one child process (bench.isolate): data,
+At least one of [base], [axes] and [[cells]] must say what to run (bench/sweep_file.py refuses a
+file without). A configuration's seeds run one after another in one child process (bench.isolate): data,
 compilation and autotuning are paid once; `--isolate-seeds` gives every run its own process. A
 cell is done when a run row with its config_key and status "ok" exists; done cells are skipped,
 failed ones retried only with --retry-failed. A cell is claimed, held by the child that runs it,
 so concurrent sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once (bench/claims.py: an flock, or a
 claim file where flock is not shared between machines); the claim dies with its holder. `--shard
 I/N` takes every N-th configuration (all its seeds), so shards keep seeds together. Each
-invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet.
+invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet,
+one stopped by Ctrl-C or SIGTERM too.
 `--slurm` and `--status` are bench/slurm.py's.
 """
 import contextlib
 import dataclasses
 import functools
 import os
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,13 +77,14 @@ def print_matrix(cells, state, title):
 def main(a):
     t_invocation = time.monotonic()
     started = datetime.now(timezone.utc)
+    for flag, value in (("--time-limit", a.time_limit), ("--stop-after", a.stop_after)):
+        if value is not None and not value > 0:  # NaN too
+            raise BenchError(f"{flag} must be a positive number of seconds, got {value:g}")
     path, meta, base, axes, exclude, explicit = load(a.file, a.set)
     import torch
     have_gpu = torch.cuda.is_available()
     cells = expand(path, meta, base, axes, exclude, explicit, check_gpu=True if a.dry_run else have_gpu)
     if a.time_limit is not None:
-        if a.time_limit <= 0:
-            raise BenchError(f"--time-limit must be positive, got {a.time_limit}")
         for c in cells:
             c.cfg.time_limit_s = a.time_limit
     name = meta.get("name", path.stem)
@@ -106,7 +110,9 @@ def main(a):
     if a.dry_run:
         return 0
     if not todo:
-        say(f"sweep {name}: nothing to do; every cell is recorded in {a.results}")
+        failed = sum(v.startswith("failed") for v in state.values())
+        say(f"sweep {name}: nothing to do; every cell is recorded in {a.results}"
+            + (f" ({failed} failed; --retry-failed runs them again)" if failed else ""))
         return 0
     results_dir = Path(a.results)
     for removed in results.clean_temporaries(results_dir):
@@ -114,11 +120,33 @@ def main(a):
     (results_dir / ".locks").mkdir(parents=True, exist_ok=True)
     (results_dir / "logs").mkdir(parents=True, exist_ok=True)
     account = Account(name, " ".join([str(a.file)] + [f"--set {x}" for x in a.set]), a.shard, a.isolate_seeds, started, t_invocation)
-    if a.stop_after is not None and a.stop_after <= 0:
-        raise BenchError(f"--stop-after must be positive, got {a.stop_after}")
-    _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
-    account.write(results_dir, todo[0].cfg)
+    prev = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
+    except KeyboardInterrupt as e:  # the child of the cell that ran has recorded itself interrupted
+        term = isinstance(e, Terminated)
+        say(f"sweep {name}: interrupted by {'SIGTERM' if term else 'SIGINT (Ctrl-C)'}; what ran is recorded in "
+            f"{results_dir}, and the same command goes on (--retry-interrupted runs the cut-short cells again)")
+        return 128 + (signal.SIGTERM if term else signal.SIGINT)
+    finally:
+        # however the sweep ended, its device time is accounted for; a second signal cannot cut that short
+        prev_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            account.write(results_dir, todo[0].cfg)
+        finally:
+            signal.signal(signal.SIGINT, prev_int)
+            signal.signal(signal.SIGTERM, prev)
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised as Ctrl-C is, to take Ctrl-C's path: the child stops and records its run, the
+    claim goes, the account is written. Its default action ended the sweep with none of that."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def groups_of(todo, isolate_seeds):
@@ -193,10 +221,14 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                 progress.start_cell(done + 1, len(todo), _desc(claimed[0])
                                     + (f" (+{len(claimed) - 1} more seeds)" if len(claimed) > 1 else ""))
                 t0 = time.monotonic()
-                rows, processes = isolate.run_seeds(
-                    cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
-                    log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
-                    on_line=progress.child_line, pass_fds=fds)
+                try:
+                    rows, processes = isolate.run_seeds(
+                        cfg, seeds, source, results_dir, run_ids, sweep=name, sweep_run_id=account.sweep_run_id,
+                        log_path=results_dir / "logs" / f"{results.safe_name(run_ids[0])}.log",
+                        on_line=progress.child_line, pass_fds=fds)
+                except KeyboardInterrupt:  # its child recorded its runs as it stopped: their time counts too
+                    account.add(_recorded(results_dir, run_ids), 1)
+                    raise
             account.add(rows, processes)
             durations.append((time.monotonic() - t0) / len(rows))
             for cell, row in zip(claimed, rows):
@@ -210,11 +242,23 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                 say(f"[{done}/{len(todo)}] {_desc(cell)}: {status}"
                     + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
                     + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
-                    + ("" if status == "ok" else f" ({(str(row.get('error') or '') or '-').splitlines()[0][:160]})")
+                    + ("" if status == "ok" else f" ({_reason(row.get('error'))})")
                     + f" [{counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
                 progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
+
+
+def _recorded(results_dir, run_ids):
+    found = (results.read_one(results_dir, "runs", r) for r in run_ids)
+    return [df.iloc[0].to_dict() for df in found if df is not None and len(df)]
+
+
+def _reason(error):
+    """The line of a failed run's error that says why: the last (a crash's error is the tail of its
+    traceback, which ends with the exception; a run recorded from outside ends with why too)."""
+    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1][:160] if lines else "-"
 
 
 def _desc(cell):

@@ -34,10 +34,18 @@ def load(path, sets=()):
     if unknown:
         raise BenchError(f"{path}: unknown section [{sorted(unknown)[0]}]; sections are [sweep], [base], "
                          f"[axes], [[exclude]], [[cells]]")
+    for k, v in doc.items():  # `base = 3` or `cells = {...}` parse as TOML but are no sections
+        table = k in ("sweep", "base", "axes")
+        if not (isinstance(v, dict) if table else isinstance(v, list) and all(isinstance(x, dict) for x in v)):
+            raise BenchError(f"{path}: {k} must be " + (f"a table, [{k}]" if table else f"tables, [[{k}]]")
+                             + f", got {v!r}")
     meta = doc.get("sweep", {})
     bad = set(meta) - SWEEP_KEYS
     if bad:
         raise BenchError(f"{path}: unknown key {sorted(bad)[0]!r} in [sweep]; keys: {', '.join(sorted(SWEEP_KEYS))}")
+    if not doc.keys() & {"base", "axes", "cells"}:  # else every cell silently is bench run's default
+        raise BenchError(f"{path}: no [base], [axes] or [[cells]], so nothing says what to run; add one "
+                         f"(e.g. [base] with model = \"resnet9\" and epochs = 10, as configs/smoke.toml has)")
     meta = dict(meta)
     for text in sets:
         key, value = parse_set(text)

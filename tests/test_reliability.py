@@ -103,6 +103,35 @@ def test_sigterm_mid_run_records_interrupted_with_its_epochs(small_data, tmp_pat
     assert r.epochs_completed == len(ep) >= 2 and r.final_acc == ep.test_acc.iloc[-1]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_an_interrupted_sweep_keeps_its_account(sig, small_data, tmp_path):
+    """SIGTERM to the sweep, or Ctrl-C (SIGINT to its process group, as a terminal sends it) while a
+    cell trains: one line says so, the run records itself interrupted, and the device-time account
+    of what ran is written."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=30).replace("inplace = [true, false]", "inplace = [true]"))
+    res = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "sweep", s, "--results", res, "--data", small_data],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True,  # a terminal's SIGINT disposition, as test_cli's Ctrl-C test
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert wait_for(lambda: epochs_written(res))
+    if sig == signal.SIGTERM:
+        proc.send_signal(sig)
+    else:
+        os.killpg(proc.pid, sig)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig and "Traceback" not in out, (proc.returncode, out[-3000:])
+    name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+    assert out.count("sweep tiny: interrupted") == 1 and f"sweep tiny: interrupted by {name}" in out, out[-3000:]
+    runs = run_rows(res)
+    assert list(runs.status) == ["interrupted"] and name in runs.error.iloc[0]
+    sweeps = pd.read_parquet(res / "sweeps")
+    assert len(sweeps) == 1 and sweeps.runs.iloc[0] == 1, out[-3000:]
+    assert sweeps.sweep_run_id.iloc[0] == runs.sweep_run_id.iloc[0]
+    assert sweeps.train_time_s.iloc[0] == pytest.approx(runs.train_time_s.iloc[0]) and runs.train_time_s.iloc[0] > 0
+    assert "device time:" in out
+
+
 def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
     """SIGKILL the training process itself: the sweep records it as crashed, no file is corrupt."""
     s = write(tmp_path, TINY_SWEEP.format(epochs=30).replace("seeds = [0, 1]", "seeds = [0]")
@@ -116,6 +145,7 @@ def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
     out, _ = proc.communicate(timeout=300)
     r = run_rows(tmp_path / "r").iloc[0]
     assert r.status == "crashed" and "SIGKILL" in r.error and r.epochs_completed >= 1, out
+    assert " (the run process ended with signal SIGKILL" in out, out  # why, not the run's last output
     all_files_readable(tmp_path / "r")
 
 
@@ -302,11 +332,45 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_sigterm_while_the_run_is_recorded_still_records_it(small_data, tmp_path):
-    """A real SIGTERM delivered while the finished run writes its row: the row is written, not lost."""
-    args = ["run", *TINY, "--epochs", "1", "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    """A real SIGTERM delivered while the finished run writes its row: the row is written, not lost,
+    and the stop is not forgotten either: the next seed does not train but is recorded interrupted."""
+    args = ["run", *TINY, "--epochs", "1", "--seeds", "0,1", "--data", small_data, "--results", tmp_path,
+            "--no-progress-bar"]
     p = subprocess.run([sys.executable, "-c", TERM_WHILE_RECORDING, *map(str, args)], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
-    r = run_rows(tmp_path)
-    assert len(r) == 1 and r.status.iloc[0] == "ok" and r.epochs_completed.iloc[0] == 1
+    assert p.returncode == 1 and "Traceback" not in p.stderr, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    r = run_rows(tmp_path).sort_values("seed")
+    assert list(r.status) == ["ok", "interrupted"] and list(r.epochs_completed) == [1, 0]
+    assert r.error.iloc[1] == "interrupted by SIGTERM"
     all_files_readable(tmp_path)
+
+
+STOP_WHILE_THE_ROW_IS_BUILT = """
+import os, signal, sys, time
+from bench import cli, measure
+fingerprint = measure.fingerprint
+def stopped_fingerprint(*a, **k):  # the row's fingerprint (it imports torchvision) is built before training
+    if os.environ["STOP"] == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        time.sleep(3)  # the time limit's watchdog fires here
+    return fingerprint(*a, **k)
+measure.fingerprint = stopped_fingerprint
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("stop,args,status,reason", [
+    ("sigterm", [], "interrupted", "interrupted by SIGTERM"),
+    ("time limit", ["--time-limit", "0.5"], "timeout", "exceeded the time limit of 0.5 s"),
+])
+def test_a_stop_while_the_row_is_built_is_recorded(stop, args, status, reason, small_data, tmp_path):
+    """A real SIGTERM, or the time limit's, while the run's row is being built (before training
+    starts): the run is recorded with its status, one line says so, and no traceback."""
+    cmd = ["run", *TINY, *args, "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    p = subprocess.run([sys.executable, "-c", STOP_WHILE_THE_ROW_IS_BUILT, *map(str, cmd)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "STOP": stop})
+    assert p.returncode == 1 and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert f"run {status} ({reason}) after 0 epochs" in p.stderr, p.stderr[-2000:]
+    r = run_rows(tmp_path)
+    assert list(r.status) == [status] and list(r.error) == [reason] and r.epochs_completed.iloc[0] == 0

@@ -69,10 +69,15 @@ BAD_FILES = [
     ("[axes]\ninplace = 'yes'\n", "must be a non-empty list"),
     ("[axes]\nprecision = ['fp16']\n[base]\ndevice = 'cpu'\n", "fp16 needs a CUDA GPU"),
     ("[axes]\ndevice = ['cuda']\n", "no CUDA GPU is visible"),
-    ("[sweep]\nseeds = 'many'\n", "seeds must be a non-empty list"),
+    ("[sweep]\nseeds = 'many'\n[base]\nepochs = 1\n", "seeds must be a non-empty list"),
     ("[sweep]\nnmae = 'x'\n", "unknown key 'nmae' in [sweep]"),
     ("[sweeps]\n", "unknown section [sweeps]"),
-    ("[[exclude]]\nprecision = 'fp32'\n", "not an axis"),
+    ("", "no [base], [axes] or [[cells]], so nothing says what to run; add one"),
+    ("sweep = 3\n[base]\nepochs = 1\n", "sweep must be a table, [sweep], got 3"),
+    ("base = 'resnet9'\n", "base must be a table, [base], got 'resnet9'"),
+    ("[base]\nepochs = 1\n[cells]\nprecision = 'fp32'\n", "cells must be tables, [[cells]], got {'precision'"),
+    ("[sweep]\nname = 'x'\nseeds = [0]\n", "no [base], [axes] or [[cells]]"),
+    ("[axes]\ninplace = [true]\n[[exclude]]\nprecision = 'fp32'\n", "not an axis"),
     ("[base]\nrecipe = 'fastest'\n", "unknown recipe 'fastest'"),
     ("[base]\nlr = 'high'\n", "lr must be a number"),
     ("[base]\nmodel = 'resnet9'\n[axes]\nprecision = fp32\n", "re:invalid TOML: .*line 4"),
@@ -159,6 +164,34 @@ def test_retry_interrupted_reruns_only_cells_stopped_from_outside(tmp_path):
     assert [sweep._retry(False, True, st) for st in recorded] == [True, False, False, False]
 
 
+def test_a_rerun_with_failed_cells_says_how_to_retry_them(tmp_path):
+    """Every cell recorded, one of them failed: nothing runs, and the line says how to run the
+    failed one again, as --status does. The recorded rows are written here, not trained."""
+    from datetime import datetime, timezone
+
+    from bench import results
+    from bench.row import base_row
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    for k, cell in enumerate(cells_of(s)):
+        row = base_row(cell.cfg, f"run-{k}", "cpu", 1, datetime.now(timezone.utc))
+        results.write(res, "runs", row["run_id"], [{**row, "status": "crashed" if k == 1 else "ok"}])
+    p = bench("sweep", s, "--results", res, check=0)
+    assert "nothing to do; every cell is recorded in" in p.stderr, p.stderr
+    assert "(1 failed; --retry-failed runs them again)" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args", [["--stop-after", "0"], ["--stop-after", "-5", "--dry-run"],
+                                  ["--time-limit", "nan", "--dry-run"]], ids=["0", "negative", "nan"])
+def test_bad_seconds_fail_before_anything(args, tmp_path):
+    """Checked with the other arguments: before the data (absent here) is looked at, before the
+    matrix is printed and before anything is created."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", tmp_path / "absent.tar.xz", *args, check=2)
+    assert f"{args[0]} must be a positive number of seconds" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
 def test_sweep_runs_every_cell_once(finished_sweep):
     _, results, p, _ = finished_sweep
     runs = pd.read_parquet(results / "runs")
@@ -180,8 +213,38 @@ def test_rerun_skips_everything_in_seconds(finished_sweep):
     before = sorted(p.name for p in (results / "runs").iterdir())
     p = bench("sweep", s, "--results", results, "--data", data, check=0)
     # no clock: that nothing ran shows in the files and the message, not in a bound a busy machine breaks
-    assert "nothing to do" in p.stderr and "starting run" not in p.stderr
+    assert "nothing to do" in p.stderr and "starting run" not in p.stderr and "--retry-failed" not in p.stderr
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
+
+
+BROKEN_MODEL = """
+from torch import nn
+
+
+class Broken(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        raise ValueError("this network's forward is broken")
+
+
+def broken(num_classes: int = 10):
+    return Broken(num_classes)
+"""
+
+
+def test_a_crashed_cell_says_why(small_data, tmp_path):
+    """A run that crashes records its traceback's tail; the sweep's line for it names the
+    exception (the traceback's last line), not a line from inside torch."""
+    model = write(tmp_path, BROKEN_MODEL, "broken.py")
+    s = write(tmp_path, f'[sweep]\nname = "broken"\n[base]\nmodel = "{model}:broken"\nbatch_size = 50\n'
+                        f'epochs = 1\ndevice = "cpu"\n')
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data, check=0)
+    runs = pd.read_parquet(tmp_path / "r" / "runs")
+    assert list(runs.status) == ["crashed"] and "Traceback" not in runs.error.iloc[0].splitlines()[0]
+    assert "seed=0: crashed (ValueError: this network's forward is broken) [0 ok, 1 failed" in p.stderr, p.stderr
 
 
 def test_world_size_two_through_torchrun(small_data, tmp_path):
