@@ -16,6 +16,7 @@ pickled callables or network access.
 pending, whoever runs the cells.
 """
 import json
+import math
 import os
 import shlex
 import shutil
@@ -55,14 +56,17 @@ def main(a):
 def submit(a):
     if a.shard:
         raise BenchError("--slurm makes its own shards (one per array task): leave out --shard")
+    if getattr(a, "stop_after", None) is not None:  # a task stops at Slurm's own --time, not at ours
+        raise BenchError("--stop-after does not reach Slurm's array tasks: leave it out and give the job a "
+                         "time with --time (e.g. --time 1:00:00); a later submission resumes the sweep")
     path, meta, base, axes, exclude, explicit = sweep.load(a.file, a.set)
     cells = _cells(path, meta, base, axes, exclude, explicit)
     n = len(sweep.groups_of(cells, a.isolate_seeds)) if a.array is None else a.array  # one task a configuration
     if n < 1:
         raise BenchError(f"--array must be at least 1, got {n}")
     gpus = _gpus_per_task(cells, a.gpus_per_task)
-    if a.time_limit is not None and a.time_limit <= 0:
-        raise BenchError(f"--time-limit must be positive, got {a.time_limit}")
+    if a.time_limit is not None and not 0 < a.time_limit < math.inf:  # NaN too
+        raise BenchError(f"--time-limit must be a positive finite number of seconds, got {a.time_limit}")
     name = meta.get("name", path.stem)
     results_dir = Path(a.results).absolute()
     data = _data(a.data or (str((path.parent / meta["data"]).resolve()) if meta.get("data") else None))

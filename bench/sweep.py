@@ -37,6 +37,7 @@ one stopped by Ctrl-C or SIGTERM too.
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import signal
 import time
@@ -78,8 +79,8 @@ def main(a):
     t_invocation = time.monotonic()
     started = datetime.now(timezone.utc)
     for flag, value in (("--time-limit", a.time_limit), ("--stop-after", a.stop_after)):
-        if value is not None and not value > 0:  # NaN too
-            raise BenchError(f"{flag} must be a positive number of seconds, got {value:g}")
+        if value is not None and not 0 < value < math.inf:  # NaN too
+            raise BenchError(f"{flag} must be a positive finite number of seconds, got {value:g}")
     path, meta, base, axes, exclude, explicit = load(a.file, a.set)
     import torch
     have_gpu = torch.cuda.is_available()

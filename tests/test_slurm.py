@@ -227,6 +227,8 @@ def test_the_script_for_gpu_cells_asks_for_their_gpus(small_data, tmp_path):
     (["--slurm", "--gpus-per-task", "2"], "fewer than the largest world size of a GPU cell (4)"),
     (["--slurm", "--status"], "give one of them"),
     (["--slurm", "--data", "/nonexistent/cifar.tar"], "data not found"),
+    (["--slurm", "--stop-after", "600"], "--stop-after does not reach Slurm's array tasks"),
+    (["--slurm", "--time-limit", "inf"], "--time-limit must be a positive finite number of seconds"),
 ])
 def test_bad_slurm_input_is_one_line(tmp_path, small_data, args, message):
     s = write(tmp_path, GPU_SWEEP)

@@ -182,13 +182,14 @@ def test_a_rerun_with_failed_cells_says_how_to_retry_them(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--stop-after", "0"], ["--stop-after", "-5", "--dry-run"],
-                                  ["--time-limit", "nan", "--dry-run"]], ids=["0", "negative", "nan"])
+                                  ["--time-limit", "nan", "--dry-run"], ["--time-limit", "inf", "--dry-run"]],
+                         ids=["0", "negative", "nan", "inf"])
 def test_bad_seconds_fail_before_anything(args, tmp_path):
     """Checked with the other arguments: before the data (absent here) is looked at, before the
     matrix is printed and before anything is created."""
     s = write(tmp_path, TINY_SWEEP.format(epochs=1))
     p = bench("sweep", s, "--results", tmp_path / "r", "--data", tmp_path / "absent.tar.xz", *args, check=2)
-    assert f"{args[0]} must be a positive number of seconds" in p.stderr, p.stderr
+    assert f"{args[0]} must be a positive finite number of seconds" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
