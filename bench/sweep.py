@@ -7,7 +7,7 @@
     data = "path"                # relative to this file; --data and $BENCH_DATA also work
 
     [base]                       # any `bench run` setting; `recipe` starts from a named one
-    model = "resnet9"
+    model = "resnet9"            # a user's "FILE.py:fn" is found from the current directory, not this file's
     model_kwargs = { width = 0.25 }
 
     [axes]                       # setting -> values; "model_kwargs.KEY" reaches a model keyword
