@@ -101,6 +101,12 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
         _stop(proc)
     except BaseException:  # the parent is being interrupted: let the child record itself
         _stop(proc)
+        # a child stopped before its first row (still importing, say) records nothing: these rows say so
+        for seed, run_id in todo:
+            if results.read_one(results_dir, "runs", run_id) is None:
+                results.write(results_dir, "runs", run_id, [failure_row(
+                    cfg, seed, run_id, "interrupted", "the sweep was stopped before this run recorded itself",
+                    sweep, time.monotonic() - t0, results_dir, sweep_run_id)])
         raise
     finally:
         reader.join(timeout=10)

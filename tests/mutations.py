@@ -166,6 +166,8 @@ MUTATIONS = [
      "bad_run_input"),
     ("a GAN model under classify", "bench/config.py", 'hasattr(net, "generator") and hasattr(net, "critic")',
      "False", "bad_run_input"),
+    ("a child stopped before its first row is recorded", "bench/isolate.py", "        for seed, run_id in todo:",
+     "        for seed, run_id in ():", "before_its_first_row"),
     ("the judge kept with the code is used", "bench/judge.py", "for where in (COMMITTED, root):",
      "for where in (root,):", "kept_with_the_code"),
     ("WGAN weight clipping", "bench/workloads/gan.py", "torch._foreach_clamp_max_(self.critic_params, CLIP)", "pass",

@@ -132,6 +132,23 @@ def test_an_interrupted_sweep_keeps_its_account(sig, small_data, tmp_path):
     assert "device time:" in out
 
 
+def test_a_child_stopped_before_its_first_row_is_recorded_interrupted(tmp_path, monkeypatch):
+    """The sweep is stopped while its child is still starting (importing torch, say): the child records
+    nothing, so the sweep records each of its seeds as interrupted."""
+    import threading
+
+    from bench import isolate
+    from bench.config import RunConfig
+    monkeypatch.setattr(isolate, "command", lambda *a: [sys.executable, "-c", "import time; time.sleep(60)"])
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, in this process
+    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.125}, device="cpu", epochs=1)
+    with pytest.raises(KeyboardInterrupt):
+        isolate._child(cfg, [(0, "r0"), (1, "r1")], None, tmp_path, None, "s", "sid", None, None, None, (), False)
+    rows = results.read(tmp_path, "runs")
+    assert sorted(rows.run_id) == ["r0", "r1"] and set(rows.status) == {"interrupted"}
+    assert set(rows.sweep_run_id) == {"sid"} and rows.error.str.contains("before this run recorded").all()
+
+
 def test_sigkill_of_a_run_is_recorded_by_the_sweep(small_data, tmp_path):
     """SIGKILL the training process itself: the sweep records it as crashed, no file is corrupt."""
     s = write(tmp_path, TINY_SWEEP.format(epochs=30).replace("seeds = [0, 1]", "seeds = [0]")
