@@ -30,10 +30,14 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
     from .row import check_save
 
     cfg = validate(make_config(config, settings))
-    if seeds is not None and (isinstance(seeds, (str, bytes)) or not list(seeds)
-                              or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise BenchError(f"seeds must be a non-empty list of ints, got {seeds!r}")
-    seeds = list(seeds) if seeds is not None else None
+    if seeds is not None:
+        given = seeds
+        try:  # any iterable (a generator is read once, here)
+            seeds = None if isinstance(seeds, (str, bytes)) else list(seeds)
+        except TypeError:
+            seeds = None
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise BenchError(f"seeds must be a non-empty list of ints, got {given!r}")
     save = os.fspath(save) if save is not None else None  # a pathlib.Path as well as a str
     check_save(save, len(seeds or [cfg.seed]))
     check_writable(results, save=save)  # before training, as the CLI does: a finished run must not be lost

@@ -123,7 +123,7 @@ def _read_archive(path):
                     files.append((m.name, tf.extractfile(m).read()))
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         # tarfile lists every compression it tried, a line each: the first line says it
-        raise BenchError(f"cannot read archive {path}: {str(e).splitlines()[0].rstrip(':') or type(e).__name__} "
+        raise BenchError(f"cannot read archive {path}: {(str(e).splitlines() or [type(e).__name__])[0].rstrip(':')} "
                          "(a tar archive, plain or gz/bz2/xz-compressed, of CIFAR-10 images)") from None
     return _decode_layout(files, str(path))
 

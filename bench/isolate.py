@@ -100,13 +100,13 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
         timed_out = True
         _stop(proc)
     except BaseException:  # the parent is being interrupted: let the child record itself
-        _stop(proc)
-        # a child stopped before its first row (still importing, say) records nothing: these rows say so
-        for seed, run_id in todo:
-            if results.read_one(results_dir, "runs", run_id) is None:
-                results.write(results_dir, "runs", run_id, [failure_row(
-                    cfg, seed, run_id, "interrupted", "the sweep was stopped before this run recorded itself",
-                    sweep, time.monotonic() - t0, results_dir, sweep_run_id)])
+        try:
+            _stop(proc)
+        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+            proc.kill()
+            proc.wait()
+        # no row for a seed the child had not recorded (one still starting, say): it stays pending, and
+        # the same command runs it again, as the sweep's interrupt line says
         raise
     finally:
         reader.join(timeout=10)

@@ -83,7 +83,7 @@ def _distinct_contexts(effects, table):
         # settings every one of them recorded (older rows lack newer columns), the first few
         differ = [c for c in a.columns if c not in ("hardware_key", "code_hash") and a[c].nunique() > 1
                   and not a[c].isin(["null", "NaN"]).any()][:4]
-        for i in idx:
+        for i in idx if differ else ():  # alike A sides (one axis with 3 values): nothing to add
             g = effects.at[i, "group_a"]
             effects.at[i, "context"] += " · " + ", ".join(f"{c} {json.loads(table.at[g, c])}" for c in differ)
     return effects

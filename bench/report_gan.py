@@ -63,7 +63,7 @@ def _labels(g):
         if same["config"].nunique() < 2:
             continue
         differ = [c for c in CONFIG if c != "device_name" and same[c].astype(str).nunique() > 1]
-        for i, r in same.iterrows():
+        for i, r in same.iterrows() if differ else ():  # differing by device only: the board shows it
             out[i] = base[i] + " " + " ".join(f"{c}={r[c]}" for c in differ)
     return out
 

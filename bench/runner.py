@@ -138,7 +138,7 @@ class Runner:
         finally:
             # A SIGTERM from here on (a killed sweep's PR_SET_PDEATHSIG, torchrun stopping) or a second
             # Ctrl-C must not cut the recording short: it waits, and stops the next seed if there is one.
-            self.held_stops = []
+            self.held_stops = [] if self.held_stops is None else self.held_stops
             if watchdog:
                 watchdog.cancel()
             if getattr(self, "progress", None):
@@ -307,11 +307,11 @@ class Runner:
     # --- signals and time limit -----------------------------------------------------------
 
     def _on_stop(self, signum, frame):
-        """SIGTERM (the time limit's too) and Ctrl-C end the open run in its try, which records it. With
-        no run open (process setup, a row being built or recorded, between seeds) the stop is held for the
-        next run to raise: that needs a row, and the row's fingerprint imports what a cut can break."""
+        """SIGTERM (the time limit's too) and Ctrl-C end the open run in its try, which records it; a later
+        stop, or one with no run open (setup, recording, between seeds), waits for the next run to raise."""
         stop = KeyboardInterrupt() if signum == signal.SIGINT else Interrupted("interrupted by SIGTERM")
         if self.held_stops is None:
+            self.held_stops = []  # this run is stopping now: a second signal (a sweep's SIGTERM after Ctrl-C) waits
             raise stop
         self.held_stops.append(stop)
 

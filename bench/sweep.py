@@ -39,6 +39,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import signal
 import time
 from datetime import datetime, timezone
@@ -256,10 +257,12 @@ def _recorded(results_dir, run_ids):
 
 
 def _reason(error):
-    """The line of a failed run's error that says why: the last (a crash's error is the tail of its
-    traceback, which ends with the exception; a run recorded from outside ends with why too)."""
+    """The line of a failed run's error that says why: the last exception line (torch's errors may end
+    with hints after it), else the last line (a run recorded from outside ends with why)."""
     lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
-    return lines[-1][:160] if lines else "-"
+    named = [x for x in lines if re.match(r"(?:\w+\.)*\w*(?:Error|Exception|Interrupt|Interrupted|Diverged|Unsupported|"
+                                          r"Exit|Timeout): ", x)]  # "torch._dynamo.exc.Unsupported: ..."
+    return (named or lines or ["-"])[-1][:160]
 
 
 def _desc(cell):

@@ -176,6 +176,7 @@ def test_bad_results_path_and_empty_seeds_are_refused_before_training(tmp_path, 
     for results in (blocker, blocker / "sub"):
         with pytest.raises(BenchError, match="results"):
             bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=results, **SMALL)
-    with pytest.raises(BenchError, match="seeds must be a non-empty list"):
-        bench.run(model="resnet9", data=small_data, results=tmp_path / "r", seeds=[], **SMALL)
+    for bad in ([], 5, "01", [0, 1.5]):
+        with pytest.raises(BenchError, match="seeds must be a non-empty list"):
+            bench.run(model="resnet9", data=small_data, results=tmp_path / "r", seeds=bad, **SMALL)
     assert not (tmp_path / "r").exists()

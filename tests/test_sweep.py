@@ -391,3 +391,13 @@ def test_bad_set_is_one_clear_line(arg, message, tmp_path):
     p = bench("sweep", s, "--results", tmp_path / "r", "--set", arg, "--dry-run", check=2)
     assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("error,shown", [
+    ("Traceback\n  File x\ntorch._dynamo.exc.Unsupported: bad\n\nSet TORCHDYNAMO_VERBOSE=1 for more", "torch._dynamo.exc.Unsupported: bad"),
+    ("UserWarning: w\nETA: 3s\nthe run process ended with signal SIGKILL", "the run process ended with signal SIGKILL"),
+    ("  File x\ntorch.OutOfMemoryError: CUDA out of memory", "torch.OutOfMemoryError: CUDA out of memory"),
+    (None, "-")])
+def test_a_failed_cells_reason_is_its_exception_not_a_hint_or_a_warning(error, shown):
+    from bench.sweep import _reason
+    assert _reason(error) == shown
