@@ -27,7 +27,7 @@ import pandas as pd
 from . import results, summary
 from .config import BenchError
 from .report_effects import axis_effects, contended_mask, rank_gaps
-from .report_fmt import missing
+from .report_fmt import distinct, missing
 from .report_stats import mean_ci95, median_ci95, olympic_mean, t95  # noqa: F401  (t95: tests and callers)
 from .ui import say
 
@@ -114,13 +114,6 @@ def group_runs(runs):
     return runs
 
 
-def _values(frame, col):
-    """The distinct values of a column in a group, as text ('a, b'), or None."""
-    v = {str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in frame[col].dropna()} \
-        if col in frame else set()
-    return ", ".join(sorted(v)) or None
-
-
 def _num(frame, col):
     return pd.to_numeric(frame[col], errors="coerce").dropna() if col in frame else pd.Series(dtype=float)
 
@@ -147,7 +140,7 @@ def _group_row(g, prices, thr):
                attempted_runs=attempted, reached=len(reached),
                success_rate=len(reached) / attempted if attempted else math.nan,
                cpu_count=first.get("cpu_count"), cpu_model=first.get("cpu_model"), clock=first.get("clock"),
-               **{c: _values(g, c) for c in SOFTWARE})
+               **{c: distinct(g, c) for c in SOFTWARE})
     row["median_time_to_target_s"] = statistics.median(ttt) if ttt else math.nan
     row["min_time_to_target_s"] = min(ttt) if ttt else math.nan
     row["max_time_to_target_s"] = max(ttt) if ttt else math.nan

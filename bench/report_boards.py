@@ -7,7 +7,7 @@ import pandas as pd
 
 from .report_effects import CONTENTION_RULE
 from .row import CLOCK
-from .report_fmt import config_name, fmt_num, fmt_range, missing, model_label, short_device
+from .report_fmt import config_name, distinct, fmt_num, fmt_range, missing, model_label, short_device
 from .report_stats import RESAMPLES
 from .summary import threshold_column
 
@@ -199,11 +199,6 @@ def hardware_board(rep):
                  left=("configuration", "device", "hardware key"), empty="No configuration has results on more than one machine yet.")
 
 
-def _text(v):
-    """A value as its row wrote it: an int column read back as float (nulls beside it) shows as an int."""
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-
-
 def machines_board(rep):
     """Every machine the figures come from, with the software that ran there: a figure's fingerprint."""
     runs = pd.concat([f for f in (rep.runs, rep.gan_runs) if f is not None and len(f)], ignore_index=True)
@@ -211,7 +206,7 @@ def machines_board(rep):
     for hw, g in runs.groupby(runs["hardware_id"].fillna(runs["device_name"].astype(str)), sort=False):
         r = g.iloc[0]
         commits = sorted({str(c)[:7] for c in g["git_commit"].dropna()}) if "git_commit" in g else []
-        soft = {c: ", ".join(sorted({_text(v) for v in g[c].dropna()})) or "–" if c in g else "–"
+        soft = {c: distinct(g, c) or "–"
                 for c in ("torch_version", "cuda_version", "cudnn_version", "driver_version", "python_version")}
         rows.append([Cell(short_device(r["device_name"], r.get("gpu_count"), r.get("cpu_count")), str(r["device_name"])),
                      str(hw), fmt_num(r.get("cpu_count"), "int"), fmt_num(r.get("host_mem_bytes"), "gib"),

@@ -7,6 +7,13 @@ import re
 import pandas as pd
 
 
+def distinct(frame, col):
+    """A column's distinct values in a group of rows as text ('a, b'), or None. An int column read back
+    as float (nulls beside it) shows as the ints its rows wrote."""
+    vals = frame[col].dropna() if col in frame else []
+    return ", ".join(sorted({str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in vals})) or None
+
+
 def missing(v):
     if v is None:
         return True
