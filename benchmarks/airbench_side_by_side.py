@@ -23,7 +23,7 @@ bench.meters.Nvml over the timed call, as for the harness's runs (nothing on a C
 
 `--device cuda` (the default) runs airbench as published. `--device cpu` runs airbench's own
 `train94`, network, loader, optimiser and schedule on the CPU, to measure what its recipe reaches
-on this data where no GPU is lent: its CUDA-only calls are redirected (tensors and the net stay on
+on this data on a machine with no GPU: its CUDA-only calls are redirected (tensors and the net stay on
 the CPU, its CUDA timing events become no-ops: this script keeps the clock) and it computes in fp32,
 because CPU fp16 convolutions run about 250x slower than fp32 here. Rows say so (`precision` fp32,
 `model_kwargs.port`); their times are CPU times and not comparable with GPU records.
