@@ -47,8 +47,15 @@ def load_checkpoint(path):
 
 
 def build(ckpt, device):
+    # a user's file by the absolute path the run resolved (its `--model` may be relative to another
+    # directory), and only the version it trained: an edited file whose weights still load would
+    # be measured, and its top-1 recorded, as the run's network
+    name = ckpt.get("model_source") or ckpt["model"]
     try:
-        model = models.create(ckpt["model"], inplace=ckpt["inplace"], **ckpt["model_kwargs"])
+        if ckpt.get("model_source_hash") and models.resolve(name).source_hash != ckpt["model_source_hash"]:
+            raise BenchError(f"{name.rpartition(':')[0]} changed since the run saved this checkpoint (its sha256 "
+                             "differs)")
+        model = models.create(name, inplace=ckpt["inplace"], **ckpt["model_kwargs"])
         model.load_state_dict(ckpt["state_dict"])
     except (ValueError, RuntimeError, TypeError, BenchError) as e:  # a user's model file moved or changed
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -333,7 +333,7 @@ def save_checkpoint(wl, row, path):
     ckpt = wl.checkpoint()
     if ckpt is None:
         return
-    ckpt.update(format=CHECKPOINT_FORMAT, run_id=row["run_id"], final_acc=row.get("final_acc"))
+    ckpt.update(format=CHECKPOINT_FORMAT, **{k: row.get(k) for k in ("run_id", "final_acc", "model_source", "model_source_hash")})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     torch.save(ckpt, tmp)

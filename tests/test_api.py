@@ -170,6 +170,19 @@ def test_a_model_file_named_with_an_underscore_is_recorded_read_and_inferred(use
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "cannot rebuild the checkpoint's model" in p.stderr
 
 
+def test_a_checkpoint_of_a_relative_model_file_is_inferred_from_any_directory_until_the_file_changes(
+        user_net, small_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(user_net.parent)  # the run names the file relative to here; `bench infer` runs elsewhere
+    ckpt, out = tmp_path / "m.pt", tmp_path / "results"
+    row = bench.run(model="mynet.py:small_net", data=small_data, results=out, save=ckpt, **SMALL)
+    p = bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "20", check=0)
+    assert json.loads(p.stdout)["top1_acc"] == row["final_acc"]
+    # an edit that still loads the weights would be measured silently as the trained network
+    user_net.write_text(user_net.read_text().replace("nn.ReLU()", "nn.GELU()"))
+    p = bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "20")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "changed since the run" in p.stderr, p.stderr
+
+
 def test_bad_results_path_and_empty_seeds_are_refused_before_training(tmp_path, small_data):
     blocker = tmp_path / "afile"
     blocker.write_text("not a directory")
