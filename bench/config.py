@@ -227,8 +227,9 @@ RANGES = [("lr", "--lr", lambda v: 0 < v < math.inf, "a positive finite number")
 
 
 def _check_output(cfg, net):
-    """A user's network must map a CIFAR-10 batch to 10 logits. On the meta device; a network
-    that cannot run there (data-dependent code) is left for the run to judge."""
+    """A classifier must have weights to train, and a user's must map a CIFAR-10 batch to 10 logits.
+    On the meta device; a network that cannot run there (data-dependent code) is left for the run
+    to judge."""
     import torch
 
     import models
@@ -236,7 +237,13 @@ def _check_output(cfg, net):
     if cfg.workload == "classify" and hasattr(net, "generator") and hasattr(net, "critic"):
         raise BenchError(f"model {cfg.model!r} is a GAN (a generator and a critic): run it with --workload dcgan "
                          "or --workload wgan")
-    if cfg.workload != "classify" or not models.is_user_spec(cfg.model):
+    if cfg.workload != "classify":
+        return
+    # else the run crashes at its first backward on autograd's "does not require grad"
+    if not any(p.requires_grad for p in net.parameters()):
+        raise BenchError(f"model {cfg.model!r} has no trainable parameters, so there is nothing to train; "
+                         "return a network with at least one parameter that requires grad")
+    if not models.is_user_spec(cfg.model):
         return
     try:
         with torch.device("meta"):

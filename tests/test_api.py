@@ -87,6 +87,35 @@ def test_bad_settings_raise_one_clear_bencherror_and_write_nothing(settings, mes
     assert not (tmp_path / "r").exists()
 
 
+NO_PARAMS = """
+from torch import nn
+
+
+class Crop(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+def crop():
+    return Crop()
+
+
+def frozen():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
+    net.requires_grad_(False)
+    return net
+"""
+
+
+@pytest.mark.parametrize("fn", ["crop", "frozen"])
+def test_a_network_with_nothing_to_train_is_bad_input_not_a_crash(fn, small_data, tmp_path):
+    """Else the run crashes inside FLOP counting on autograd's 'element 0 of tensors does not require grad'."""
+    (tmp_path / "nop.py").write_text(NO_PARAMS)
+    with pytest.raises(BenchError, match="no trainable parameters"):
+        bench.run(model=f"{tmp_path / 'nop.py'}:{fn}", data=small_data, results=tmp_path / "r", **SMALL)
+    assert not (tmp_path / "r").exists()
+
+
 LAZY_NET = """
 from torch import nn
 
