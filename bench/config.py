@@ -30,11 +30,15 @@ def setting(default, meaning, key=True, **kw):
     return field(default=default, metadata=meta, **kw)
 
 
+class _Unset(dict):
+    """RunConfig's default model_kwargs, told apart from keywords given explicitly."""
+
+
 @dataclass
 class RunConfig:
     workload: str = setting("classify", "what is trained: classify (CIFAR-10 classifier), dcgan or wgan")
     model: str = setting("darknet", "model name (registered, or MODULE:FN / FILE.py:FN)")
-    model_kwargs: dict = setting(lambda: {"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5},
+    model_kwargs: dict = setting(lambda: _Unset(blocks=[1, 2, 4, 6, 3], nf=32, width=0.5),
                                  "model keywords as JSON, defaults filled in")
     recipe: str | None = setting(None, "named recipe the configuration started from, if any", key=False)
     precision: str = setting("fp32", "fp32, fp16 or bf16 (autocast; fp16 with GradScaler). fp32 on CUDA: "
@@ -91,6 +95,12 @@ class RunConfig:
     fused: bool | None = setting(None, "fused optimizer steps (SGD, Adam; Muon and RMSprop are the harness's own): "
                                        "with fp16, GradScaler skips an overflowed step without a host sync; null "
                                        "= on CUDA, off on the CPU; the `fused` column says what ran")
+
+    def __post_init__(self):
+        # the default keywords are the darknet's: another model named without its own starts from
+        # its own defaults (RunConfig(model="net.py:fn") would else be refused for darknet's `blocks`)
+        if type(self.model_kwargs) is _Unset:
+            self.model_kwargs = dict(self.model_kwargs) if self.model == "darknet" else {}
 
     def fused_on(self, device):
         """Whether the optimizers step with fused kernels on this device (a torch.device or its name).

@@ -116,6 +116,13 @@ def test_a_network_with_nothing_to_train_is_bad_input_not_a_crash(fn, small_data
     assert not (tmp_path / "r").exists()
 
 
+def test_a_runconfig_naming_a_users_model_starts_from_its_keywords_not_darknets(user_net, small_data, tmp_path):
+    cfg = bench.RunConfig(model=f"{user_net}:small_net", **{k: v for k, v in SMALL.items() if k != "progress"})
+    assert cfg.model_kwargs == {} and bench.RunConfig().model_kwargs == {"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 0.5}
+    row = bench.run(cfg, data=small_data, results=tmp_path / "r", progress=False)
+    assert row["status"] == "ok" and json.loads(row["model_kwargs"]) == {"width": 16}
+
+
 LAZY_NET = """
 from torch import nn
 
