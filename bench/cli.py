@@ -36,6 +36,12 @@ def cmd_run(a):
     if run_ids is not None and len(run_ids) != len(seeds):
         raise BenchError(f"--run-ids names {len(run_ids)} runs for {len(seeds)} seeds")
     check_save(a.save, len(seeds))
+    relayed = set()
+
+    def relay(line):  # a child's output, shown as it comes
+        relayed.add(line)
+        say(line)
+
     check_writable(a.results, save=a.save)  # before training: a finished run must not be lost at the end
     source = data_mod.resolve_source(a.data)
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
@@ -44,7 +50,7 @@ def cmd_run(a):
         data_mod.load(source, warn=say)  # check the data (and fill the cache) once, before forking
         say(f"starting {cfg.world_size} processes through torchrun")
         rows, _ = isolate.run_seeds(cfg, seeds, source, a.results, run_ids or [new_run_id(cfg, s) for s in seeds],
-                                    save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=say)
+                                    save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=relay)
     else:
         from .runner import Runner
         rows = Runner(cfg, source, a.results, seeds=seeds, run_ids=run_ids, save=a.save, sweep=a.sweep,
@@ -57,10 +63,11 @@ def cmd_run(a):
             from . import isolate
             say(f"seed {rows[-1]['seed']} crashed; the remaining seeds {rest} run in a fresh process")
             rows += isolate.run_seeds(cfg, rest, source, a.results, save=a.save, sweep=a.sweep,
-                                      sweep_run_id=a.sweep_run_id, on_line=say)[0]
+                                      sweep_run_id=a.sweep_run_id, on_line=relay)[0]
     for row in rows:
         path = os.path.join(a.results, "runs", f"{row.get('run_id')}.parquet")
-        say(run_summary(row, path))
+        if run_summary(row, path) not in relayed:  # a child's own summary was shown as it came
+            say(run_summary(row, path))
         if a.json:
             summary = {k: _plain(row.get(k)) for k in (
                 "run_id", "seed", "status", "reached_target", "epoch_reached", "time_to_target_s",

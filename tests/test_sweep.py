@@ -252,7 +252,8 @@ def test_world_size_two_through_torchrun(small_data, tmp_path):
     common = ["--model", "resnet9", "--model-kwargs", "width=0.125", "--batch-size", "50", "--epochs", "3",
               "--lr", "0.2", "--div", "10", "--device", "cpu", "--precision", "bf16", "--target", "0.15",
               "--data", small_data, "--results", tmp_path]
-    bench("run", *common, "--world-size", "2", check=0)
+    p = bench("run", *common, "--world-size", "2", check=0)
+    assert p.stderr.count("recorded in") == 1, p.stderr  # the child's summary, not again by the parent
     bench("run", *common, check=0)
     runs = pd.read_parquet(tmp_path / "runs").set_index("world_size")
     assert sorted(runs.index) == [1, 2], "exactly one row per run, whatever the process count"
