@@ -151,7 +151,7 @@ def check_kwargs(name, kwargs):
     if missing:
         k = missing[0]
         raise ValueError(f"model {spec.name!r} needs keyword {k!r} "
-                         f"({kwtypes.describe(spec.keywords[k].annotation)}); give it in --model-kwargs")
+                         f"({kwtypes.describe(spec.keywords[k].annotation)}); give it in --model-kwargs (model_kwargs in Python and sweep files)")
 
 
 def create(name, num_classes=10, inplace=True, **kwargs):
