@@ -73,12 +73,23 @@ def make_config(config=None, settings=None):
             raise BenchError(f"unknown setting {unknown[0]!r}")
         return dataclasses.replace(config, **settings)
     recipe = settings.pop("recipe", None)
-    own_model = RECIPES.get(recipe, {}).get("model", "darknet")
+    start = _workload_defaults(recipe, settings.get("workload"))
+    own_model = start.get("model", RECIPES.get(recipe, {}).get("model", "darknet"))
     if settings.get("model", own_model) != own_model:
         settings.setdefault("model_kwargs", {})
     elif "model_kwargs" in settings and isinstance(settings["model_kwargs"], dict):
-        settings["model_kwargs"] = {**from_recipe(recipe).model_kwargs, **settings["model_kwargs"]}
-    return from_recipe(recipe, **settings)
+        own_kwargs = start["model_kwargs"] if "model_kwargs" in start else from_recipe(recipe).model_kwargs
+        settings["model_kwargs"] = {**own_kwargs, **settings["model_kwargs"]}
+    return from_recipe(recipe, **{**start, **settings})
+
+
+def _workload_defaults(recipe, name):
+    """`bench run`'s rule: without a recipe, a workload other than classify (a GAN) starts from its
+    own settings, not the lesson's Darknet's."""
+    from . import workload
+    if recipe or not isinstance(name, str) or name not in workload.names():
+        return {}  # validate() names a bad workload
+    return dict(getattr(workload.get(name), "defaults", {}))
 
 
 def model_spec(model):

@@ -180,6 +180,7 @@ def validate(cfg, cuda_available=None):
     from . import workload
     if cfg.workload not in workload.names():
         raise BenchError(f"unknown workload {cfg.workload!r}; choose one of: {', '.join(workload.names())}")
+    _check_workload(cfg, workload.get(cfg.workload))
     if cfg.device not in DEVICES:
         raise BenchError(f"unknown device {cfg.device!r}; choose one of: {', '.join(DEVICES)}")
     if cfg.device == "cuda" and not cuda_available:
@@ -220,6 +221,21 @@ def validate(cfg, cuda_available=None):
         raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
     _check_output(cfg, net)
     return cfg
+
+
+def _check_workload(cfg, wl):
+    # checked here, before torchrun starts processes that would each fail with a traceback
+    if cfg.world_size > 1 and not wl.distributed:
+        raise BenchError(f"the {cfg.workload} workload runs in one process; use --world-size 1")
+    for name, flag, value in wl.unused:
+        if getattr(cfg, name) != value:
+            raise BenchError(f"the {cfg.workload} workload does not use {flag} (a classifier's setting), "
+                             f"got {getattr(cfg, name)!r}; leave it at {_flag_value(value)}"
+                             + (f" (the {cfg.recipe} recipe sets it: a GAN runs without --recipe)" if cfg.recipe else ""))
+
+
+def _flag_value(v):
+    return ("on" if v else "off") if isinstance(v, bool) else repr(v)
 
 
 # (field, its flag, the rule, what the rule says): checked in order, one line for the first that fails;

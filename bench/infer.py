@@ -67,6 +67,9 @@ def build(ckpt, device):
 
 def main(a):
     ckpt = load_checkpoint(a.checkpoint)
+    if ckpt.get("workload", "classify") != "classify":  # a GAN's pair has no classes to time or score
+        raise BenchError(f"{a.checkpoint} holds a {ckpt['workload']} workload's {ckpt.get('model')} networks; "
+                         "bench infer measures classifiers (a checkpoint of the classify workload)")
     if a.device == "cuda" and not torch.cuda.is_available():
         raise BenchError("--device cuda asked for, but no CUDA GPU is visible here; use --device cpu")
     device = torch.device("cuda" if a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available()) else "cpu")

@@ -59,6 +59,10 @@ class Workload:
     quality = "test_acc"
     higher_is_better = True
     loss_names = ("train_loss",)
+    distributed = True          # runs under DDP with --world-size > 1
+    # (field, flag, value) of run settings this workload never reads: any other value is refused,
+    # so that a row never records a setting that had no effect
+    unused = ()
     steps_per_epoch = 0
     images_per_step = 0
 

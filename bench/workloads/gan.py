@@ -73,6 +73,10 @@ def judge_overrides():
 class GAN(Workload):
     quality = "fd"
     higher_is_better = False
+    distributed = False
+    # the classifier's loss, evaluation and SGD settings: the GANs' optimisers take no weight decay
+    unused = (("tta", "--tta", False), ("label_smoothing", "--label-smoothing", 0.0), ("cutout", "--cutout", 0),
+              ("weight_decay", "--wd", 0.0))
 
     def __init__(self, cfg, device, rank=0, world=1, fault=None):
         if world > 1:

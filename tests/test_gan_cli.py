@@ -1,0 +1,54 @@
+"""What a user of the GAN workloads meets at the command line and in Python: settings a GAN does
+not use are refused in one line, its checkpoint is not taken for a classifier's, the Python API
+starts from the same settings as `bench run`, and the report and sweep name the FD as an FD."""
+import json
+
+import pandas as pd
+import pytest
+
+from .conftest import bench
+from .test_gan import TINY_JUDGE
+
+GAN = ["--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "40", "--epochs", "1",
+       "--device", "cpu", "--precision", "bf16"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tta"], "--tta"),
+    (["--label-smoothing", "0.1"], "--label-smoothing"),
+    (["--cutout", "8"], "--cutout"),
+    (["--wd", "0.1"], "--wd"),
+    (["--recipe", "cpu"], "--tta"),           # a classifier recipe's settings, not only flags
+    (["--world-size", "2"], "--world-size 1"),
+])
+def test_settings_a_gan_does_not_use_are_refused_in_one_line(small_data, tmp_path, flags, message):
+    p = bench("run", "--workload", "wgan", *GAN, *flags, "--data", small_data, "--results", tmp_path / "r", check=2)
+    assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_bench_infer_refuses_a_gan_checkpoint_in_one_line(small_data, tmp_path):
+    env = {"BENCH_JUDGE": json.dumps(TINY_JUDGE)}
+    bench("run", "--workload", "dcgan", *GAN, "--target", "1000", "--data", small_data, "--results", tmp_path / "r",
+          "--save", tmp_path / "g.pt", "--no-progress-bar", env=env, check=0)
+    p = bench("infer", "--checkpoint", tmp_path / "g.pt", "--data", small_data, "--results", tmp_path / "r", check=2)
+    assert "dcgan" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "inference").exists()
+
+
+def test_the_python_api_starts_a_gan_from_the_workload_settings_as_the_cli_does():
+    from bench.api import make_config
+    from bench.cli import build_parser
+    from bench.cli_config import config_from_args
+    from bench.config import validate
+
+    for name in ("dcgan", "wgan"):
+        cli = config_from_args(build_parser().parse_args(["run", "--workload", name, "--model-kwargs", "nf=8"]))
+        api = validate(make_config(None, {"workload": name, "model_kwargs": {"nf": 8}}), cuda_available=False)
+        assert api == cli and api.target == 100.0 and api.weight_decay == 0.0, name
+
+
+def test_the_target_help_says_a_gan_target_is_a_distance():
+    p = bench("run", "--help", check=0)
+    text = " ".join(p.stdout.split())
+    assert "at or below" in text and "FD" in text
