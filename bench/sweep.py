@@ -242,13 +242,19 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                 eta = f", ETA {eta_s / 60:.1f} min" if left else ""
                 acc, ttt = row.get("final_acc"), row.get("time_to_target_s")
                 say(f"[{done}/{len(todo)}] {_desc(cell)}: {status}"
-                    + (f", final acc {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
+                    + (f", final {_quality(row)} {acc:.4f}" if isinstance(acc, float) and acc == acc else "")
                     + (f", time to target {ttt:.1f} s" if isinstance(ttt, float) and ttt == ttt else "")
                     + ("" if status == "ok" else f" ({_reason(row.get('error'))})")
                     + f" [{counts['ok']} ok, {counts['failed']} failed, {left} left{eta}]")
                 progress.advance(counts["ok"], counts["failed"], left, eta_s)
     say(f"sweep {name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped in "
         f"{(time.monotonic() - account.t0) / 60:.1f} min; results in {results_dir}")
+
+
+def _quality(row):
+    """What final_acc holds: the test accuracy, or another workload's metric (a GAN's FD, a distance)."""
+    q = row.get("quality")
+    return q if isinstance(q, str) and q != "test_acc" else "acc"
 
 
 def _recorded(results_dir, run_ids):

@@ -48,7 +48,38 @@ def test_the_python_api_starts_a_gan_from_the_workload_settings_as_the_cli_does(
         assert api == cli and api.target == 100.0 and api.weight_decay == 0.0, name
 
 
+def test_effect_boards_name_the_setting_that_is_held_fixed():
+    """Both precisions x in-place on/off: each effect row must say which precision (or in-place
+    setting) it holds, else two rows read alike with different numbers."""
+    from bench import report_gan
+
+    rows = []
+    for i, (prec, ip) in enumerate([(p, ip) for p in ("fp32", "bf16") for ip in (True, False)]):
+        rows.append({"run_id": f"r{i}", "workload": "dcgan", "status": "ok", "model_kwargs": '{"nf": 8}',
+                     "precision": prec, "inplace": ip, "channels_last": False, "compile": False, "batch_size": 64,
+                     "epochs": 1, "target": 100.0, "lr": 2e-4, "train_images": 320, "judge": "j",
+                     "device_name": "CPU", "critic_steps_per_gen_step": 1.0, "train_images_per_s": 100.0 + i,
+                     "peak_host_rss_bytes": 2 ** 30, "reached_target": False, "final_acc": 500.0, "best_acc": 500.0})
+    boards = dict(report_gan.gan_boards(pd.DataFrame(rows), None))
+    inplace = next(df for t, df in boards.items() if t.startswith("GAN in-place effect"))
+    prec = next(df for t, df in boards.items() if t.startswith("GAN precision effect"))
+    assert len(inplace) == 2 and inplace.configuration.is_unique
+    assert set(inplace.configuration.str.extract(r"\b(fp32|bf16)\b")[0]) == {"fp32", "bf16"}
+    assert len(prec) == 2 and prec.configuration.is_unique
+    assert set(prec.configuration.str.extract(r"\b(inplace|out-of-place)\b")[0]) == {"inplace", "out-of-place"}
+
+
 def test_the_target_help_says_a_gan_target_is_a_distance():
     p = bench("run", "--help", check=0)
     text = " ".join(p.stdout.split())
     assert "at or below" in text and "FD" in text
+
+
+def test_a_gan_sweep_reports_its_fd_not_an_accuracy(small_data, tmp_path):
+    s = tmp_path / "g.toml"
+    s.write_text('[sweep]\nname = "g"\nseeds = [0]\n[base]\nworkload = "dcgan"\nmodel = "dcgan"\n'
+                 'model_kwargs = { nf = 8, nz = 16 }\nbatch_size = 40\nepochs = 1\ntarget = 1000.0\nlr = 2e-4\n'
+                 'weight_decay = 0.0\ndevice = "cpu"\nprecision = "bf16"\n')
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data,
+              env={"BENCH_JUDGE": json.dumps(TINY_JUDGE)}, check=0)
+    assert "final fd " in p.stderr and "final acc" not in p.stderr
