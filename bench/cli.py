@@ -147,8 +147,9 @@ def cmd_models(a):
     return api.models_main(a)
 
 
-def build_parser(recipe=None):
-    """RECIPE: the --recipe on the command line, if any, so that --help shows its values."""
+def build_parser(recipe=None, workload=None):
+    """RECIPE, WORKLOAD: the --recipe and --workload on the command line, if any, so that --help
+    shows the values that apply."""
     p = Parser(prog="bench", description="Time-to-accuracy benchmarks for CIFAR-10 on PyTorch.",
                epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"bench (cifar-bench) {package_version()}")
@@ -157,7 +158,7 @@ def build_parser(recipe=None):
     r = sub.add_parser("run", help="train one configuration to its target and record it",
                        description="Train one configuration to a target test accuracy and record time to "
                                    "target, throughput and memory as parquet.", epilog=EPILOG)
-    add_config_args(r, recipe=recipe)
+    add_config_args(r, recipe=recipe, workload=workload)
     r.add_argument("--data", help="CIFAR-10 source: directory, .tar/.tar.xz archive, or 'download' "
                                   "(default $BENCH_DATA, else download)")
     r.add_argument("--results", default="results", help="results directory (default: results/)")
@@ -281,19 +282,20 @@ def package_version():
         return "unknown (not installed)"
 
 
-def recipe_in(argv):
-    """The value of --recipe in ARGV, found before parsing so that --help can show its values."""
+def flag_in(argv, flag):
+    """The value of FLAG (--recipe, --workload) in ARGV, found before parsing so that --help can
+    show the values that apply."""
     for k, arg in enumerate(argv):
-        if arg == "--recipe" and k + 1 < len(argv):
+        if arg == flag and k + 1 < len(argv):
             return argv[k + 1]
-        if arg.startswith("--recipe="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    p = build_parser(recipe_in(argv))
+    p = build_parser(flag_in(argv, "--recipe"), flag_in(argv, "--workload"))
     a = p.parse_args(argv)
     if not getattr(a, "func", None):
         p.print_help(sys.stderr)

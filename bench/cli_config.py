@@ -53,13 +53,17 @@ class _Only:
             self.group.add_argument(*flags, **kw)
 
 
-def add_config_args(p, only=None, recipe=None):
+def add_config_args(p, only=None, recipe=None, workload=None):
     """The run configuration's flags. Their defaults stay None (a flag given overrides the recipe);
-    the help shows the values that apply: the recipe's when --recipe is on the command line."""
+    the help shows the values that apply: the recipe's when --recipe is on the command line, else
+    the workload's when --workload is."""
     shown = recipe if recipe in RECIPES else None
+    own = {} if shown else workload_defaults(argparse.Namespace(recipe=None, workload=workload))
     g = _Only(p.add_argument_group(
         f"configuration (defaults shown: the {shown} recipe's)" if shown else
-        "configuration (defaults shown: the lesson's Darknet; `--recipe NAME --help` shows that recipe's)"), only)
+        f"configuration (defaults shown: the {workload} workload's)" if own else
+        "configuration (defaults shown: the lesson's Darknet; `--recipe NAME --help` or `--workload NAME --help` "
+        "shows that one's)"), only)
     g.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named configuration; the flags "
                    "below change it")
     g.add_argument("--model", help=" | ".join(models.registered()) + " (`bench models` lists them), or your own network: "
@@ -113,7 +117,7 @@ def add_config_args(p, only=None, recipe=None):
                    help="evaluate on the image and its mirror")
     h.add_argument("--warmup-steps", type=int, help="untimed steps before the clock (model reset after)")
     h.add_argument("--eval-batch-size", type=int, help="batch size of the test-set evaluation")
-    show_defaults(p, from_recipe(shown))
+    show_defaults(p, from_recipe(shown, **own))
 
 
 def show_defaults(p, cfg):

@@ -75,6 +75,12 @@ def test_the_target_help_says_a_gan_target_is_a_distance():
     assert "at or below" in text and "FD" in text
 
 
+def test_help_with_a_gan_workload_shows_the_gans_values_as_the_defaults():
+    text = " ".join(bench("run", "--workload", "wgan", "--help", check=0).stdout.split())
+    assert "defaults shown: the wgan workload's" in text
+    assert "(default: dcgan)" in text and "(default: 100)" in text and "(default: 0.94)" not in text
+
+
 def test_a_gan_sweep_reports_its_fd_not_an_accuracy(small_data, tmp_path):
     s = tmp_path / "g.toml"
     s.write_text('[sweep]\nname = "g"\nseeds = [0]\n[base]\nworkload = "dcgan"\nmodel = "dcgan"\n'
