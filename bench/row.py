@@ -22,7 +22,8 @@ def new_run_id(cfg, seed=None):
 
     seed = cfg.seed if seed is None else seed
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    model = models.model_name(cfg.model)  # a user's FILE.py:fn names itself
+    # a user's FILE.py:fn names itself; a GAN's is named by its workload (a wgan trains the dcgan pair)
+    model = models.model_name(cfg.model) if cfg.workload == "classify" else cfg.workload
     return results.safe_name(f"{model}-{seeded(cfg, seed).key()[:8]}-s{seed}-{stamp}-{os.urandom(3).hex()}")
 
 

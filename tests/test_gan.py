@@ -219,6 +219,7 @@ def test_bench_run_wgan_writes_rows_samples_and_boards(tiny, small_data, tmp_pat
               "--data", small_data, "--results", res, "--no-progress-bar", env=env, check=0)
     runs, epochs = pd.read_parquet(res / "runs"), pd.read_parquet(res / "epochs")
     assert set(runs.workload) == {"wgan"} and set(runs.status) == {"ok"} and len(epochs) == 2
+    assert runs.run_id.str.startswith("wgan-").all(), "named by the workload, not the dcgan pair it trains"
     assert runs.judge.notna().all() and (runs.critic_steps_per_gen_step == 5).all()
     assert runs.fd_label.iloc[0].startswith("FD in resnet9-")
     assert epochs[["fd", "wasserstein_estimate", "critic_loss", "gen_loss"]].notna().all().all()
