@@ -62,8 +62,10 @@ def cmd_run(a):
         if rest and rows and rows[-1]["status"] == "crashed":  # the process may be poisoned: a fresh one
             from . import isolate
             say(f"seed {rows[-1]['seed']} crashed; the remaining seeds {rest} run in a fresh process")
-            rows += isolate.run_seeds(cfg, rest, source, a.results, save=a.save, sweep=a.sweep,
-                                      sweep_run_id=a.sweep_run_id, on_line=relay)[0]
+            # under their given run ids: a sweep looks for those, and ran a seed again when it found none
+            ids = dict(zip(seeds, run_ids)) if run_ids else {}
+            rows += isolate.run_seeds(cfg, rest, source, a.results, [ids[s] for s in rest] if ids else None,
+                                      save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=relay)[0]
     for row in rows:
         path = os.path.join(a.results, "runs", f"{row.get('run_id')}.parquet")
         if run_summary(row, path) not in relayed:  # a child's own summary was shown as it came

@@ -248,6 +248,19 @@ def test_a_crashed_cell_says_why(small_data, tmp_path):
     assert "seed=0: crashed (ValueError: this network's forward is broken) [0 ok, 1 failed" in p.stderr, p.stderr
 
 
+def test_a_crashed_seed_leaves_one_row_per_seed(small_data, tmp_path):
+    """The seeds after a crashed one run in a fresh process under the run ids the sweep gave them:
+    under new ids the sweep found no row for them and ran each of them a second time."""
+    model = write(tmp_path, BROKEN_MODEL, "broken.py")
+    s = write(tmp_path, f'[sweep]\nname = "broken"\nseeds = [0, 1]\n[base]\nmodel = "{model}:broken"\n'
+                        f'batch_size = 50\nepochs = 1\ndevice = "cpu"\n')
+    p = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data, check=0)
+    runs = pd.read_parquet(tmp_path / "r" / "runs")
+    assert sorted(runs.seed) == [0, 1] and set(runs.status) == {"crashed"}, runs[["run_id", "seed"]]
+    acc = pd.read_parquet(tmp_path / "r" / "sweeps").iloc[0]
+    assert acc.runs == 2, p.stderr
+
+
 def test_world_size_two_through_torchrun(small_data, tmp_path):
     common = ["--model", "resnet9", "--model-kwargs", "width=0.125", "--batch-size", "50", "--epochs", "3",
               "--lr", "0.2", "--div", "10", "--device", "cpu", "--precision", "bf16", "--target", "0.15",
