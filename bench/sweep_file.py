@@ -9,6 +9,8 @@ from pathlib import Path
 from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
 
 SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
+SWEEP_TYPES = {"name": (str, "a string"), "repeats": (int, "an integer"), "data": (str, "a path"),
+               "time_limit_s": ((int, float), "a number of seconds")}  # seeds: checked by _seeds
 
 
 @dataclass
@@ -61,6 +63,9 @@ def load(path, sets=()):
         else:
             _set({}, key, value, f"--set {text}")  # an unknown setting fails here, before anything runs
             meta.setdefault("set", {})[key] = value
+    for key, (types, what) in SWEEP_TYPES.items():  # else a traceback later, or a number as the sweep's name
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
+            raise BenchError(f"{path}: [sweep] {key} must be {what}, got {meta[key]!r}")
     return path, meta, doc.get("base", {}), doc.get("axes", {}), doc.get("exclude", []), doc.get("cells", [])
 
 
@@ -139,6 +144,8 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
         point = dict(zip(names, combo))
         if not any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
             points.append((point, seeds))
+    if not points:  # else the sweep ran nothing and said every cell was recorded
+        raise BenchError(f"{where}: [[exclude]] leaves out every cell, so there is nothing to run")
     cells, seen = [], set()
     for point, point_seeds in points:
         recipe = point.get("recipe", base.get("recipe"))

@@ -81,6 +81,13 @@ BAD_FILES = [
     ("[base]\nrecipe = 'fastest'\n", "unknown recipe 'fastest'"),
     ("[base]\nlr = 'high'\n", "lr must be a number"),
     ("[base]\nmodel = 'resnet9'\n[axes]\nprecision = fp32\n", "re:invalid TOML: .*line 4"),
+    ("[sweep]\nrepeats = '3'\n[base]\nepochs = 1\n", "[sweep] repeats must be an integer, got '3'"),
+    ("[sweep]\nrepeats = 2.5\n[base]\nepochs = 1\n", "[sweep] repeats must be an integer, got 2.5"),
+    ("[sweep]\ntime_limit_s = 'ten'\n[base]\nepochs = 1\n", "[sweep] time_limit_s must be a number"),
+    ("[sweep]\ndata = 5\n[base]\nepochs = 1\n", "[sweep] data must be a path, got 5"),
+    ("[sweep]\nname = 5\n[base]\nepochs = 1\n", "[sweep] name must be a string, got 5"),
+    ("[axes]\ninplace = [true]\n[[exclude]]\n", "[[exclude]] leaves out every cell"),
+    ("[base]\nepochs = 1\n[[exclude]]\n", "[[exclude]] leaves out every cell"),
 ]
 
 
@@ -399,6 +406,8 @@ precision = "fp32"
     ("seed=3", "give the seeds as a list, e.g. --set seeds=[3]"),
     ("precision=fp 16", "is not a value"),
     ("epochs=two", "epochs must be"),
+    ("repeats=x", "[sweep] repeats must be an integer, got 'x'"),
+    ("time_limit_s=abc", "[sweep] time_limit_s must be a number"),
 ])
 def test_bad_set_is_one_clear_line(arg, message, tmp_path):
     s = write(tmp_path, TINY_SWEEP.format(epochs=1))
