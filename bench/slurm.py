@@ -87,7 +87,7 @@ def submit(a):
                          f" (script kept at {out})")
     job = proc.stdout.strip().split(";")[0]
     say(f"submitted batch job {job}: an array of {n} task(s) for sweep {name}; script {out}")
-    say(f"follow it with: bench sweep {a.file} --status {a.results}")
+    say(f"follow it with: {status_command('bench', a.file, a.results, a.set)}")
     return 0
 
 
@@ -152,7 +152,7 @@ def script(name, file, results_dir, data, n, gpus, a):
     lines = ["#!/bin/bash",
              f"# Sweep {name} as a Slurm job array, written by `bench sweep --slurm`. Task i of {n} runs shard i/{n};",
              "# cells are claimed in the results directory, so no cell runs twice, whatever overlaps.",
-             f"# Progress: {q(sys.executable)} -m bench sweep {q(str(file))} --status {q(str(results_dir))}",
+             f"# Progress: {status_command(f'{q(sys.executable)} -m bench', file, results_dir, a.set)}",
              *[f"#SBATCH {h}" for h in head],
              "set -euo pipefail",
              *[f"export {k}={q(v)}" for k, v in env.items()],
@@ -162,6 +162,13 @@ def script(name, file, results_dir, data, n, gpus, a):
              " ".join(q(c) for c in cmd) + f' --shard "$SLURM_ARRAY_TASK_ID/{n}" $retry']
     lines[-1] = "exec " + lines[-1]
     return "\n".join(lines) + "\n"
+
+
+def status_command(bench, file, results_dir, sets):
+    """With the sweep's --set: they change the cells' keys, and a status without them counts
+    other cells (a shortened sweep showed as pending however far it had got)."""
+    q = shlex.quote
+    return " ".join([bench, "sweep", q(str(file)), "--status", q(str(results_dir))] + [f"--set {q(x)}" for x in sets])
 
 
 # --- status ---------------------------------------------------------------------------------------

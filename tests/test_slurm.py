@@ -220,6 +220,16 @@ def test_the_script_for_gpu_cells_asks_for_their_gpus(small_data, tmp_path):
     assert "#SBATCH --array=0-1" in default and "#SBATCH --gpus-per-task=4" in default  # one task a cell
 
 
+def test_the_scripts_progress_command_counts_the_cells_the_tasks_run(small_data, tmp_path):
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--slurm", "--dry-run", "--set", "seeds=[0]", "--set", "epochs=2",
+              "--results", tmp_path / "r", "--data", small_data, check=0)
+    progress = next(x for x in p.stdout.splitlines() if x.startswith("# Progress: "))[len("# Progress: "):]
+    status = subprocess.run(progress, shell=True, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    counts = json.loads(status.stdout)
+    assert (counts["cells"], counts["pending"]) == (2, 2), progress  # the shortened sweep's cells, not the file's 4
+
+
 @pytest.mark.parametrize("args,message", [
     (["--array", "2"], "--array goes with --slurm"),
     (["--slurm", "--shard", "0/2"], "leave out --shard"),
