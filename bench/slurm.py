@@ -83,8 +83,8 @@ def submit(a):
     out.write_text(text)
     proc = subprocess.run([sbatch, "--parsable", str(out)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BenchError(f"sbatch refused the job: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
-                         f" (script kept at {out})")
+        why = ((proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise BenchError(f"sbatch refused the job: {why} (script kept at {out})")
     job = proc.stdout.strip().split(";")[0]
     say(f"submitted batch job {job}: an array of {n} task(s) for sweep {name}; script {out}")
     say(f"follow it with: {status_command('bench', a.file, a.results, a.set)}")

@@ -230,6 +230,19 @@ def test_the_scripts_progress_command_counts_the_cells_the_tasks_run(small_data,
     assert (counts["cells"], counts["pending"]) == (2, 2), progress  # the shortened sweep's cells, not the file's 4
 
 
+def test_an_unreachable_slurm_is_one_line(small_data, tmp_path):
+    fake = tmp_path / "bin" / "sbatch"  # what sbatch says when slurmctld is down, without waiting for it
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Unable to contact slurm "
+                    "controller (connect failure)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    p = bench("sweep", s, "--slurm", "--results", tmp_path / "r", "--data", small_data,
+              env={"PATH": f"{fake.parent}:{os.environ['PATH']}"}, check=2)
+    line = "bench sweep: error: sbatch refused the job: sbatch: error: Batch job submission failed: Unable to contact"
+    assert p.stderr.startswith(line) and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
 @pytest.mark.parametrize("args,message", [
     (["--array", "2"], "--array goes with --slurm"),
     (["--slurm", "--shard", "0/2"], "leave out --shard"),
