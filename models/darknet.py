@@ -55,6 +55,10 @@ def group_layer(ni, num_blocks, stride, width, inplace, bn_weight="ones"):
 @register_model(added=("bn_weight",))
 def darknet(blocks: tuple[int, ...] = (1, 2, 4, 6, 3), nf: int = 32, width: float = 0.5,
             num_classes: int = 10, inplace: bool = True, bn_weight: Literal["ones", "uniform"] = "ones"):
+    # else a nonsense keyword trains (width 0 clamps to 1 channel, a negative count to no blocks) or dies mid-build
+    if nf < 1 or not width > 0 or min(blocks, default=0) < 0:
+        raise ValueError(f"darknet needs nf >= 1, width > 0 and block counts >= 0; got nf={nf}, width={width}, "
+                         f"blocks={list(blocks)}")
     layers = [conv_layer(3, nf, ks=3, stride=1, inplace=inplace, bn_weight=bn_weight)]
     for i, nb in enumerate(blocks):
         # Stride 1 for the second group: CIFAR's 32x32 grid is too small to halve every time.

@@ -40,6 +40,8 @@ class Scale(nn.Module):
 
 @register_model
 def resnet9(width: float = 1.0, num_classes: int = 10, inplace: bool = True):
+    if not width > 0:  # else every layer clamps to one channel and a run trains at chance
+        raise ValueError(f"resnet9 width must be > 0, got {width}")
     c = [max(1, int(round(n * width))) for n in (64, 128, 256, 512)]
     return nn.Sequential(
         conv_bn(3, c[0], inplace),

@@ -33,8 +33,10 @@ class WideBlock(nn.Module):
 
 @register_model
 def wrn(depth: int = 22, k: int = 6, dropout: float = 0.0, num_classes: int = 10, inplace: bool = True):
-    if (depth - 4) % 6:
+    if (depth - 4) % 6 or depth < 10:
         raise ValueError(f"wrn depth must be 6n+4 (10, 16, 22, 28, ...), got {depth}")
+    if k < 1 or not 0 <= dropout < 1:
+        raise ValueError(f"wrn needs k >= 1 and dropout in [0, 1); got k={k}, dropout={dropout}")
     n = (depth - 4) // 6
     widths = [16, 16 * k, 32 * k, 64 * k]
     layers = [nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)]

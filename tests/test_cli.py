@@ -21,6 +21,10 @@ CASES = [
     (["--model", "resnet9", "--model-kwargs", "width=wide"], "keyword 'width' takes a number"),
     (["--model", "darknet", "--model-kwargs", "blocks=1,x"], "keyword 'blocks' takes a list of integers"),
     (["--model", "wrn", "--model-kwargs", "depth=22.5"], "keyword 'depth' takes an integer"),
+    # in range for the type, not for the network: they trained at chance or crashed mid-build
+    (["--model", "resnet9", "--model-kwargs", "width=-1"], "resnet9 width must be > 0, got -1"),
+    (["--model", "darknet", "--model-kwargs", "blocks=1,-2"], "darknet needs nf >= 1, width > 0 and block counts >= 0"),
+    (["--model", "wrn", "--model-kwargs", "k=0", "depth=10"], "wrn needs k >= 1 and dropout in [0, 1)"),
     (["--batch-size", "0"], "batch-size must be a positive integer"),
     (["--batch-size", "-8"], "batch-size must be a positive integer"),
     (["--world-size", "0"], "world-size must be a positive integer"),
