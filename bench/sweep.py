@@ -111,6 +111,9 @@ def main(a):
     print_matrix(cells, state, title)
     if a.dry_run:
         return 0
+    if not cells:  # more shards (or array tasks) than configurations: this one has none
+        say(f"sweep {name}: shard {a.shard} has no cells (shard i of N takes every N-th configuration)")
+        return 0
     if not todo:
         failed = sum(v.startswith("failed") for v in state.values())
         say(f"sweep {name}: nothing to do; every cell is recorded in {a.results}"

@@ -57,6 +57,13 @@ def test_shards_split_the_matrix_exactly(tmp_path):
             sweep.parse_shard(bad)
 
 
+def test_a_shard_with_no_cells_says_so_rather_than_that_every_cell_is_recorded(small_data, tmp_path):
+    p = write(tmp_path, TINY_SWEEP.format(epochs=1))  # 2 configurations: shards 2 to 4 of 5 are empty
+    out = bench("sweep", p, "--shard", "3/5", "--results", tmp_path / "r", "--data", small_data, check=0)
+    assert "shard 3/5 has no cells" in out.stderr and "every cell is recorded" not in out.stderr, out.stderr
+    assert not (tmp_path / "r" / "runs").exists()
+
+
 BAD_FILES = [
     ("[base]\nmodel = 'vgg'\n", "unknown model 'vgg'"),
     ("[base]\nmodel = 'resnet9'\nmodel_kwargs = { depth = 3 }\n", "no keyword 'depth'"),
