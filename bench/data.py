@@ -217,6 +217,7 @@ def _cached(source, name, checksum, read, cache, warn):
     stem = cache / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{checksum[:16]}"
     npz, meta_path = stem.with_suffix(".npz"), stem.with_suffix(".json")
     arrays = meta = None
+    _remove_orphans(cache)
     if npz.exists() and meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text())
@@ -253,8 +254,26 @@ def _cached(source, name, checksum, read, cache, warn):
 
 def _atomic_write(path, blob):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk must not keep a half-written copy of the whole data set
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _remove_orphans(cache):
+    """A writer killed mid-fill leaves its temporary (the whole decoded set, ~185 MB for CIFAR-10)
+    that nothing else would ever remove; one whose writer still runs is left alone."""
+    from .results import _pid_alive
+
+    for p in cache.glob(".*.tmp"):
+        pid = p.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                p.unlink()
+            except OSError:  # a read-only cache: reading it still works
+                pass

@@ -142,3 +142,32 @@ def test_classes_are_in_cifar_label_order(small_data, tmp_path):
     ds = data.load(str(small_data), cache=tmp_path)
     assert ds.train_y[:60].eq(0).all() and ds.train_y[-60:].eq(9).all()
     assert io  # keep the import list honest for readers
+
+
+def test_a_cache_fill_killed_midway_is_recovered_and_leaves_no_temporary(small_data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    # a real process SIGKILLed between writing the cache's temporary and renaming it into place
+    child = ("import os, signal, sys\nfrom bench import data\n"
+             "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+             "data.load(sys.argv[1], cache=sys.argv[2])\n")
+    p = subprocess.run([sys.executable, "-c", child, str(small_data), str(tmp_path)], capture_output=True)
+    assert p.returncode == -signal.SIGKILL and list(tmp_path.glob(".*.tmp")), p.stderr
+    ds = data.load(str(small_data), cache=tmp_path)
+    assert len(ds.train_x) == 600 and not list(tmp_path.glob(".*.tmp"))
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+def test_a_failed_cache_write_leaves_no_temporary(small_data, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    warnings = []
+    ds = data.load(str(small_data), cache=tmp_path, warn=warnings.append)
+    assert len(ds.train_x) == 600 and any("cannot write the data cache" in w for w in warnings)
+    assert list(tmp_path.iterdir()) == []
