@@ -7,6 +7,7 @@ problem and exits 1 if there is any.
 import math
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import columns, summary
@@ -43,7 +44,8 @@ def check_dir(d):
             if p.name.startswith((".", "_")) or p.is_dir():
                 continue
             try:
-                df = pq.read_table(p).to_pandas()
+                table = pq.read_table(p)
+                df = table.to_pandas()
             except Exception as e:
                 problems.append((str(p), f"unreadable ({type(e).__name__}: {str(e)[:120]})"))
                 continue
@@ -55,6 +57,11 @@ def check_dir(d):
             unknown = sorted(set(df.columns) - set(columns.names(kind)))
             if unknown:
                 problems.append((str(p), f"columns not in the schema (bench/columns.py): {', '.join(unknown)}"))
+            wrong = _wrong_types(table.schema, kind)
+            if wrong:  # the checks below compare values: a string where a number belongs breaks them
+                problems.append((str(p), f"columns of the wrong type: {', '.join(wrong)}"))
+                continue
+            problems += [(str(p), m) for m in _negatives(df, kind)]
             if "schema_version" in df.columns:
                 bad = [v for v in df["schema_version"].unique() if _num(v) is None or not 0 < int(v) <= SCHEMA_VERSION]
                 if bad:
@@ -89,6 +96,36 @@ def check_dir(d):
     for p in sorted(d.glob("*/.*.tmp")):
         say(f"note: {p}: temporary file (an interrupted write; invisible to readers, removed by the next sweep)")
     return problems, counts
+
+
+# integers and floats are one sort: pandas turns an integer column with nulls into floats, so a
+# file edited and saved with pandas holds nothing wrong for that
+_SORTS = (pa.types.is_boolean, lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), pa.types.is_timestamp,
+          lambda t: pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _wrong_types(schema, kind):
+    """Columns holding another sort of value than declared (an all-null column holds none)."""
+    declared = columns.by_name(kind)
+    out = []
+    for f in schema:
+        want = declared[f.name].type if f.name in declared else None
+        if want is None or pa.types.is_null(f.type) or f.type == want:
+            continue
+        if not any(sort(want) and sort(f.type) for sort in _SORTS):
+            out.append(f"{f.name} is {f.type}, declared {want}")
+    return out
+
+
+def _negatives(df, kind):
+    """Durations (unit s) and sizes (unit B) below zero: no clock or memory reading can give one."""
+    out = []
+    for c in columns.KINDS[kind]:
+        if c.unit in ("s", "B") and c.name in df.columns:
+            low = df[c.name].min()
+            if _num(low) is not None and low < 0:
+                out.append(f"{c.name} {low:g} is negative")
+    return out
 
 
 def _epochs_for(d, run_id, epoch_tables):

@@ -44,6 +44,11 @@ def test_clean_results_pass(copy):
     (dict(schema_version=99), "unknown schema version 99"),
     (dict(reached_target=False), "reached_target disagrees"),
     (dict(tset_acc=0.5), "columns not in the schema (bench/columns.py): tset_acc"),  # an unknown column
+    # a hand-edited or foreign file: named, never a traceback or a pass
+    (dict(best_acc="high"), "columns of the wrong type: best_acc is"),
+    (dict(schema_version="two"), "columns of the wrong type: schema_version is"),
+    (dict(reached_target="yes"), "columns of the wrong type: reached_target is"),
+    (dict(train_time_s=-5.0), "train_time_s -5 is negative"),
 ])
 def test_each_inconsistency_is_named(copy, changes, message):
     path = edit_first_run(copy, **changes)
