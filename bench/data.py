@@ -111,7 +111,14 @@ def _read_torchvision(path):
         tx, ty = batch("test_batch")
     except (OSError, pickle.UnpicklingError, KeyError, ValueError) as e:
         raise BenchError(f"cannot read torchvision CIFAR-10 batches in {path}: {e}") from None
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), tx, ty)
+    out = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), tx, ty)
+    # unchecked, a bad label passes the load and crashes training, recorded as a crashed run
+    for split, x, y in (("train", *out[:2]), ("test", *out[2:])):
+        if len(x) != len(y):
+            raise BenchError(f"{path}: the {split} batches hold {len(y)} labels for {len(x)} images")
+        if len(y) and not 0 <= y.min() <= y.max() < len(CLASSES):
+            raise BenchError(f"{path}: the {split} batches hold labels outside 0..9 ({y.min()}..{y.max()})")
+    return out
 
 
 def _read_archive(path):

@@ -62,17 +62,41 @@ def test_directory_source_in_class_folder_layout(real_members, tmp_path):
 def test_torchvision_batches_source(small_data, tmp_path):
     """torchvision's cifar-10-batches-py layout (what its download unpacks), built from real images."""
     ds = data.load(str(small_data), cache=tmp_path / "c1")
-    root = tmp_path / "tv" / "cifar-10-batches-py"
-    root.mkdir(parents=True)
-    x = ds.train_x.reshape(len(ds.train_x), -1).numpy()
-    for i, part in enumerate(np.array_split(np.arange(len(x)), 5), 1):
-        with open(root / f"data_batch_{i}", "wb") as f:
-            pickle.dump({"data": x[part], "labels": ds.train_y[part].tolist()}, f)
-    with open(root / "test_batch", "wb") as f:
-        pickle.dump({"data": ds.test_x.reshape(len(ds.test_x), -1).numpy(), "labels": ds.test_y.tolist()}, f)
+    write_batches(tmp_path / "tv", ds)
     tv = data.load(str(tmp_path / "tv"), cache=tmp_path / "c2")
     assert tv.name == "cifar10"
     assert torch.equal(tv.train_x, ds.train_x) and torch.equal(tv.test_y, ds.test_y)
+
+
+def write_batches(where, ds, train_labels=None):
+    root = where / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    x = ds.train_x.reshape(len(ds.train_x), -1).numpy()
+    y = ds.train_y.tolist() if train_labels is None else train_labels
+    for i, part in enumerate(np.array_split(np.arange(len(x)), 5), 1):
+        with open(root / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": x[part], "labels": [y[k] for k in part if k < len(y)]}, f)
+    with open(root / "test_batch", "wb") as f:
+        pickle.dump({"data": ds.test_x.reshape(len(ds.test_x), -1).numpy(), "labels": ds.test_y.tolist()}, f)
+
+
+def test_torchvision_batches_with_bad_labels_are_refused_at_load(small_data, tmp_path):
+    from .conftest import bench
+
+    ds = data.load(str(small_data), cache=tmp_path / "c1")
+    labels = ds.train_y.tolist()
+    out_of_range = labels[:7] + [10] + labels[8:]
+    short = labels[:-1]  # one image without a label
+    for name, y, message in (("range", out_of_range, "labels outside 0..9"),
+                             ("short", short, "599 labels for 600 images")):
+        write_batches(tmp_path / name, ds, y)
+        with pytest.raises(BenchError, match=message):
+            data.load(str(tmp_path / name), cache=tmp_path / "c2")
+    # before the check, training started and crashed on the label, and a crashed run was recorded
+    p = bench("run", "--data", tmp_path / "range", "--model", "resnet9", "--model-kwargs", "width=0.125",
+              "--device", "cpu", "--epochs", "1", "--batch-size", "64", "--results", tmp_path / "res")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "labels outside 0..9" in p.stderr, p.stderr
+    assert not (tmp_path / "res").exists()
 
 
 def test_download_failure_is_one_clear_error(tmp_path, monkeypatch):
