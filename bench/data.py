@@ -4,11 +4,12 @@ Sources (`--data`, else $BENCH_DATA, else "download"):
   - "download" / "cifar10": torchvision's official download (md5 checked by torchvision) into
     the cache directory;
   - a directory holding torchvision's `cifar-10-batches-py`;
-  - a directory or a .tar / .tar.gz / .tgz / .tar.xz archive in the class-folder layout
+  - a directory or a tar archive (.tar, .tar.gz/.tgz, .tar.xz/.txz, .tar.bz2/.tbz2) in the class-folder layout
     `train/<class>/*`, `test/<class>/*` (PNG or JPEG; fast.ai's layout, and the layout of the
     shared `cifar10-jpeg.tar.xz`). The data set is named after the archive or directory.
 
-Decoded images are cached as uint8 under $BENCH_CACHE (default ~/.cache/cifar-bench), keyed
+Decoded images are cached as uint8 under $BENCH_CACHE (default $XDG_CACHE_HOME/cifar-bench, or
+~/.cache/cifar-bench), keyed
 by the source's checksum (an archive's sha256; a directory's file names, sizes and mtimes).
 The cache carries the sha256 of its own bytes and is rebuilt, never trusted, if it differs.
 """
@@ -29,7 +30,7 @@ from .config import BenchError
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_FORMAT = 1
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-ARCHIVE_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")
+ARCHIVE_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2")  # any case: tarfile reads all
 _MEMBER = re.compile(r"(?:^|/)(train|test)/([^/]+)/([^/]+)$")
 
 
@@ -76,8 +77,8 @@ def load(data=None, cache=None, warn=print):
                        lambda: _read_torchvision(path), cache, warn)
     if path.is_dir():
         return _cached(str(path), path.name, _dir_checksum(path), lambda: _read_folder(path), cache, warn)
-    if path.name.endswith(ARCHIVE_EXTS):
-        name = re.sub(r"\.(tar\.gz|tar\.xz|tgz|txz|tar)$", "", path.name)
+    if path.name.lower().endswith(ARCHIVE_EXTS):
+        name = re.sub(r"\.(tar\.gz|tar\.xz|tar\.bz2|tgz|txz|tbz2|tar)$", "", path.name, flags=re.IGNORECASE)
         return _cached(str(path), name, _file_checksum(path), lambda: _read_archive(path), cache, warn)
     raise BenchError(f"cannot read {source}: expected a directory or a {'/'.join(ARCHIVE_EXTS)} archive")
 

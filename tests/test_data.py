@@ -37,6 +37,17 @@ def test_second_load_comes_from_the_cache(small_data, tmp_path, monkeypatch):
     assert first.train_x.shape == (600, 3, 32, 32) and first.test_x.shape == (200, 3, 32, 32)
 
 
+def test_every_compression_tarfile_reads_is_a_source_whatever_the_case_of_its_name(small_data, tmp_path):
+    import tarfile
+    plain = data.load(str(small_data), cache=tmp_path / "c0")
+    for name, mode in (("CIFAR.TAR.XZ", "w:xz"), ("cifar.tar.bz2", "w:bz2"), ("cifar.tbz2", "w:bz2")):
+        with tarfile.open(small_data) as src, tarfile.open(tmp_path / name, mode) as dst:
+            for m in src:
+                dst.addfile(m, src.extractfile(m))
+        got = data.load(str(tmp_path / name), cache=tmp_path / name.lower())
+        assert got.name == name.split(".")[0] and torch.equal(got.train_x, plain.train_x), name
+
+
 def test_corrupt_cache_is_rebuilt_not_trusted(small_data, tmp_path):
     good = data.load(str(small_data), cache=tmp_path)
     npz = next(tmp_path.glob("*.npz"))
