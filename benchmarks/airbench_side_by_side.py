@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from common import parser, save  # first: puts the project on the path
+from common import guard, parser, save  # first: puts the project on the path
 
 from bench import data as data_mod
 from bench import results
@@ -165,11 +165,11 @@ def port_to_cpu():
 
 
 def main():
-    p = parser(__doc__.splitlines()[0], smoke=False)  # --epochs and a small --data make a small run
-    p.add_argument("--results", required=True)
-    p.add_argument("--runs", type=int, default=5)
+    p = parser(__doc__, smoke=False)  # --epochs and a small --data make a small run
+    p.add_argument("--results", required=True, help="results directory the run rows are written to")
+    p.add_argument("--runs", type=int, default=5, help="runs, one seed each (default 5)")
     p.add_argument("--budget-s", type=float, default=None, help="stop starting runs after this long")
-    p.add_argument("--target", type=float, default=0.94)
+    p.add_argument("--target", type=float, default=0.94, help="accuracy the time to target is read at (default 0.94)")
     p.add_argument("--epochs", type=float, default=EPOCHS, help=f"train94's epochs (default its own {EPOCHS})")
     p.add_argument("--seed", type=int, default=0, help="torch seed of the first run; run i uses seed + i")
     p.add_argument("--tta-views", type=int, default=6, choices=sorted(TTA_LEVELS),
@@ -177,7 +177,7 @@ def main():
     p.add_argument("--export-only", action="store_true", help="write airbench's data files and stop (no CUDA)")
     a = p.parse_args()
     if a.runs < 1 or not a.epochs > 0:
-        raise SystemExit("--runs must be at least 1 and --epochs above 0")
+        p.error("--runs must be at least 1 and --epochs above 0")
     device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     t_data = time.perf_counter()
     ds = data_mod.load(a.data)
@@ -272,4 +272,4 @@ def timed_run(airbench, loader_cls, make_net, sync, device, epochs):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

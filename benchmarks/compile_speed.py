@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import device_of, parser, save
+from common import device_of, guard, parser, positive, save
 
 import pandas as pd
 
@@ -38,12 +38,20 @@ def variant(mode):
     return flags + {"": [], "fused": ["--fused"], "unfused": ["--no-fused"]}[steps]
 
 
+def settings(a, device):
+    """What every variant runs with, as it is recorded in the JSON (--smoke replaces the sizes)."""
+    batch = 64 if a.smoke else a.batch_size
+    return {"batch_size": batch, "limit_train": 256 if a.smoke else 50 * batch,
+            "warmup_steps": 2 if a.smoke else 10, "epochs": 2, "timed_epoch": 2, "runs_per_variant": 1,
+            "precision": a.precision or ("fp16" if device == "cuda" else "bf16")}
+
+
 def one(model_args, mode, a, device, results):
-    size = (["--batch-size", "64", "--limit-train", "256", "--warmup-steps", "2"] if a.smoke else
-            ["--batch-size", str(a.batch_size), "--limit-train", str(50 * a.batch_size), "--warmup-steps", "10"])
-    cmd = [sys.executable, "-m", "bench", "run", *model_args, *variant(mode), *size, "--epochs", "2",
-           "--precision", a.precision or ("fp16" if device == "cuda" else "bf16"), "--channels-last",
-           "--device", device, "--lr", "0.2", "--target", "0.99", "--results", results, "--no-progress-bar", "--json"]
+    s = settings(a, device)
+    cmd = [sys.executable, "-m", "bench", "run", *model_args, *variant(mode), "--batch-size", str(s["batch_size"]),
+           "--limit-train", str(s["limit_train"]), "--warmup-steps", str(s["warmup_steps"]),
+           "--epochs", str(s["epochs"]), "--precision", s["precision"], "--channels-last", "--device", device,
+           "--lr", "0.2", "--target", "0.99", "--results", results, "--no-progress-bar", "--json"]
     cmd += ["--data", a.data] if a.data else []
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     try:
@@ -51,7 +59,10 @@ def one(model_args, mode, a, device, results):
     except (ValueError, IndexError, KeyError):
         return {"mode": mode, "status": f"failed: {p.stderr.strip().splitlines()[-1:] or p.returncode}"}
     row = pd.read_parquet(Path(results) / "runs" / f"{run_id}.parquet").iloc[0]
-    ep = pd.read_parquet(Path(results) / "epochs" / f"{run_id}.parquet").sort_values("epoch")
+    epochs = Path(results) / "epochs" / f"{run_id}.parquet"
+    if row.status != "ok" or not epochs.exists():  # one variant crashing must not lose the others' figures
+        return {"mode": mode, "status": f"{row.status}: {str(row.get('error')).strip().splitlines()[-1:]}"}
+    ep = pd.read_parquet(epochs).sort_values("epoch")
     ips = float(ep.train_images_per_s.iloc[-1]) if len(ep) else float("nan")
     mfu = row.get("mfu")
     return {"mode": mode, "status": row.status, "fused": bool(row.fused), "images_per_s": ips,
@@ -64,16 +75,19 @@ def one(model_args, mode, a, device, results):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--models", default="darknet", help=f"comma-separated: {', '.join(MODELS)} (default darknet)")
     p.add_argument("--modes", help="comma-separated: eager and torch.compile modes, each optionally +unfused "
                                     "or +fused (default eager,eager+unfused,default,reduce-overhead,"
                                     "reduce-overhead+unfused; with --smoke eager,default)")
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-size", type=positive, default=512, help="default 512; 64 with --smoke")
     p.add_argument("--precision", help="default fp16 on a GPU, bf16 on a CPU")
     p.add_argument("--results", help="keep the run rows here (default: a temporary directory)")
     a = p.parse_args()
     device = device_of(a.device)
+    unknown = [m for m in a.models.split(",") if m not in MODELS]
+    if unknown:
+        p.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODELS)}")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         results = a.results or tmp
@@ -88,18 +102,19 @@ def main():
                             f"or +unfused")
             rows = [one(args, mode, a, device, results) for mode in modes.split(",")]
             out[name] = rows
-            base = rows[0].get("images_per_s")
+            base = rows[0].get("images_per_s")  # the first mode named, eager by default; None if it failed
             for r in rows:
                 if "images_per_s" not in r:
                     print(f"{name:13s} {r['mode']:28s} {r['status']}", flush=True)
                     continue
                 mfu = "–" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
-                print(f"{name:13s} {r['mode']:28s} {r['images_per_s']:10,.0f} img/s  {r['images_per_s'] / base:5.2f}x eager"
+                rel = r["images_per_s"] / base if base else float("nan")
+                print(f"{name:13s} {r['mode']:28s} {r['images_per_s']:10,.0f} img/s  {rel:5.2f}x {rows[0]['mode']}"
                       f"  MFU {mfu:>6s}  warm-up+compile {r['warmup_s']:6.1f} s  timed compiles {r['timed_compiles']}"
                       f"  timed syncs {r['timed_syncs']}",
                       flush=True)
-    save(a.out, "compile_speed", {"models": out, "batch_size": a.batch_size}, device, a)
+    save(a.out, "compile_speed", {"models": out, **settings(a, device)}, device, a)
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

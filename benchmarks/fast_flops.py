@@ -16,7 +16,7 @@ airbench's net is built by its own package (make_net94), on the CPU.
 import math
 
 import torch
-from common import parser, save  # first: puts the project on the path
+from common import guard, parser, save  # first: puts the project on the path
 
 import models
 from bench.config import from_recipe
@@ -61,8 +61,8 @@ def muon_flops(net, steps, ns_steps=3):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--recipe", default="fast")
+    p = parser(__doc__, smoke=False, data=False, device=False)  # counts FLOPs on the CPU, reads no images
+    p.add_argument("--recipe", default="fast", help="the harness recipe counted (default fast)")
     a = p.parse_args()
     per_epoch = TRAIN_IMAGES // AIRBENCH["batch"]
     ab = airbench_net()
@@ -95,4 +95,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

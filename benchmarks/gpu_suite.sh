@@ -67,6 +67,10 @@ elapsed() { echo $(( $(date +%s) - START )); }
 ALL=fingerprint,lesson,compile,fast,ablation,gan,dawn,infer,airbench,overhead,pipeline,inplace-memory,maxbatch
 # a smoke run checks every step; a GPU run spends its minutes on the ones not measured yet
 STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerprint,lesson,compile,fast,gan,dawn,infer)}
+# a misspelt step would otherwise run nothing and still end "failed steps: none"
+for s in ${STEPS//,/ }; do
+  [[ ",$ALL," == *",$s,"* ]] || { echo "error: SUITE_STEPS names an unknown step '$s' (known: $ALL)" >&2; exit 2; }
+done
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2

@@ -9,7 +9,7 @@ evaluation latents. No clock: one number per case.
     python benchmarks/judge_floor.py [--nf 64,16] [--seeds 0,1,2] [--out FILE]
 """
 import torch
-from common import device_of, parser, save  # first: puts the project on the path
+from common import device_of, guard, ints, parser, save  # first: puts the project on the path
 
 import models
 from bench import data, judge
@@ -26,10 +26,10 @@ def untrained_fd(j, reference, nf, seed, n, device):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--nf", default="64,16", help="generator widths, comma-separated (default 64,16: the "
+    p = parser(__doc__)
+    p.add_argument("--nf", type=ints, default="64,16", help="generator widths, comma-separated (default 64,16: the "
                    "workloads' default and the CPU runs')")
-    p.add_argument("--seeds", default="0,1,2", help="generator seeds, comma-separated (default 0,1,2)")
+    p.add_argument("--seeds", type=ints, default="0,1,2", help="generator seeds, comma-separated (default 0,1,2)")
     a = p.parse_args()
     device = device_of(a.device)
     ds = data.load(a.data)
@@ -41,8 +41,8 @@ def main():
     print(f"{j.label()} (test accuracy {j.test_acc:.2%}), {ds.name}, {n} samples a side:")
     print(f"  real test images: {real:.2f}")
     untrained = {}
-    for nf in [int(x) for x in a.nf.split(",")]:
-        untrained[nf] = {s: untrained_fd(j, reference, nf, s, n, device) for s in map(int, a.seeds.split(","))}
+    for nf in a.nf:
+        untrained[nf] = {s: untrained_fd(j, reference, nf, s, n, device) for s in a.seeds}
         print(f"  untrained DCGAN generator, nf={nf}: "
               + ", ".join(f"seed {s} {v:.1f}" for s, v in untrained[nf].items()))
     save(a.out, "judge_floor", {"judge": j.checksum[:16], "fd_label": j.label(), "judge_test_acc": j.test_acc,
@@ -51,4 +51,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -12,7 +12,7 @@ deterministic, so one run per seed and init is the whole measurement.
 import math
 
 import torch
-from common import device_of, parser, save  # first: puts the project on the path
+from common import device_of, guard, ints, parser, positive, save  # first: puts the project on the path
 
 from bench import api, data
 from bench.workload import get
@@ -41,14 +41,14 @@ def summary(losses):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated (default 0,1,2)")
+    p = parser(__doc__)
+    p.add_argument("--seeds", type=ints, default="0,1,2", help="seeds, comma-separated (default 0,1,2)")
     p.add_argument("--steps", type=int, default=16, help="training steps per run (default 16)")
-    p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256, the lesson's)")
+    p.add_argument("--batch-size", type=positive, default=256, help="batch size (default 256, the lesson's)")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (default: the lesson's plain momentum)")
-    p.add_argument("--precision", default="fp32", help="fp32 | bf16 | fp16 (default fp32)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="default fp32")
     a = p.parse_args()
-    seeds = [int(s) for s in a.seeds.split(",")]
+    seeds = a.seeds
     steps, batch = (3, 32) if a.smoke else (a.steps, a.batch_size)
     if steps < 2:
         p.error("--steps must be at least 2: the summary covers the steps after the first update")
@@ -63,7 +63,7 @@ def main():
     med = {init: {k: sorted(x[k] for x in per[init].values())[len(seeds) // 2] for k in per[init][seeds[0]]}
            for init in INITS}
     print(f"\nthe lesson's Darknet, {steps} steps of batch {batch}, {'Nesterov' if a.nesterov else 'plain'} "
-          f"momentum, {a.precision}, {ds.name}, seeds {a.seeds} (medians over seeds):")
+          f"momentum, {a.precision}, {ds.name}, seeds {','.join(map(str, seeds))} (medians over seeds):")
     for init in INITS:
         m = med[init]
         print(f"  BatchNorm scales {init:>7}: mean loss after the first step {m['mean_after_first']:.2f}, "
@@ -77,4 +77,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

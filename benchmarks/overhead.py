@@ -11,7 +11,7 @@ import tempfile
 import time
 
 import torch
-from common import device_of, parser, save  # first: puts the project on the path
+from common import device_of, guard, parser, positive, save  # first: puts the project on the path
 
 import models
 from bench import data as data_mod
@@ -113,9 +113,10 @@ def harness(cfg, source):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--reps", type=int, default=6)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default torch's); 1 leaves a core for "
+    p = parser(__doc__)
+    p.add_argument("--reps", type=positive, default=6,
+                   help="alternating bare/harness pairs (default 6; 1 with --smoke)")
+    p.add_argument("--threads", type=positive, help="torch CPU threads (default torch's); 1 leaves a core for "
                                                 "the OS and other processes, which steadies CPU timings")
     a = p.parse_args()
     if a.threads:
@@ -146,8 +147,10 @@ def main():
     print(f"per step: the harness's own bookkeeping costs {extra:.1f} us against a {step_ms:.1f} ms step "
           f"= {extra / 1000 / step_ms * 100:.3f}% of the step")
     save(a.out, "overhead", {"reps": rows, "ratios": ratios, "median_ratio": med, "bookkeeping_us_per_step": extra,
-                             "bare_step_ms": step_ms, "config": cfg.to_dict()}, device, a)
+                             "bare_step_ms": step_ms, "config": cfg.to_dict(),
+                             "clock": "training steps only, between device syncs; warm-up steps, data loading, "
+                                      "model build and per-epoch evaluation excluded on both sides"}, device, a)
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -12,7 +12,7 @@ import os
 import time
 
 import torch
-from common import device_of, parser, save  # first: puts the project on the path
+from common import device_of, guard, parser, positive, save  # first: puts the project on the path
 
 import models
 from bench import data as data_mod
@@ -103,20 +103,23 @@ def training_throughput(recipe, device, batch, steps):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=512)
-    p.add_argument("--workers", type=int, default=os.cpu_count())
+    p = parser(__doc__)
+    p.add_argument("--batch", type=positive, default=512, help="images per batch, both pipelines (default 512)")
+    p.add_argument("--workers", type=int, default=os.cpu_count(),
+                   help=f"torchvision DataLoader workers (default the CPU count, {os.cpu_count()} here)")
     a = p.parse_args()
     device = torch.device(device_of(a.device))
     ds = data_mod.load(a.data)
     # one batch per gather, and the whole chunk of ~8k images the GPU default uses; side by side
-    chunks = {c: harness_pipeline(ds, device, a.batch, 1 if a.smoke else 3, c)
+    timed = {"harness_epochs": 1 if a.smoke else 3, "torchvision_batches": 2 if a.smoke else 20,
+             "training_batch": 256 if device.type == "cpu" else 1024, "training_steps": 2 if a.smoke else 10}
+    chunks = {c: harness_pipeline(ds, device, a.batch, timed["harness_epochs"], c)
               for c in sorted({1, max(1, 8192 // a.batch)})}
     default = default_chunk(device, a.batch)
     ours = chunks[default]
-    theirs = torchvision_pipeline(ds, device, a.batch, 2 if a.smoke else 20, a.workers)
+    theirs = torchvision_pipeline(ds, device, a.batch, timed["torchvision_batches"], a.workers)
     recipes = ["cpu", "dawn"] if device.type == "cpu" else ["dawn", "resnet9"]
-    train = {r: training_throughput(r, device, 256 if device.type == "cpu" else 1024, 2 if a.smoke else 10)
+    train = {r: training_throughput(r, device, timed["training_batch"], timed["training_steps"])
              for r in recipes}
     fastest = max(train, key=train.get)
     print(f"device {device}, batch {a.batch}, {len(ds.train_x)} {ds.name} images")
@@ -133,8 +136,10 @@ def main():
                              "torchvision_images_per_s": theirs,
                              "ratio": ours / theirs, "training_images_per_s": train,
                              "pipeline_over_fastest_training": ours / train[fastest], "batch": a.batch,
-                             "workers": a.workers}, device.type, a)
+                             "workers": a.workers, "timed": timed,
+                             "clock": "between device syncs; excluded: the harness's first epoch, torchvision's "
+                                      "first batch (worker start-up), 3 warm-up training steps"}, device.type, a)
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import device_of, parser, save
+from common import guard, parser, positive, save
 
 import pandas as pd
 
@@ -28,14 +28,16 @@ def one(sweep_file, data, isolate):
         runs = pd.read_parquet(Path(d) / "runs")
         if not (runs.status == "ok").all():
             sys.exit(f"a run failed: {runs[runs.status != 'ok'].error.tolist()}")
-        return {k: float(row[k]) for k in ("wall_s", "train_time_s", "eval_time_s", "setup_time_s", "other_time_s",
-                                           "efficiency")} | {"runs": int(row["runs"]), "processes": int(row["processes"])}
+        keys = ("wall_s", "train_time_s", "eval_time_s", "setup_time_s", "other_time_s", "efficiency")
+        return {k: float(row[k]) for k in keys} | {"runs": int(row["runs"]), "processes": int(row["processes"]),
+                                                   "device": str(runs.device.iloc[0])}
 
 
 def main():
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__, device=False)  # the sweep file says where its runs go
     p.add_argument("--sweep", default=str(ROOT / "configs" / "smoke.toml"), help="sweep file (default the smoke sweep)")
-    p.add_argument("--reps", type=int, default=2, help="pairs of sweeps, alternating which runs first")
+    p.add_argument("--reps", type=positive, default=2,
+                   help="pairs of sweeps, alternating which runs first (default 2; 1 with --smoke)")
     a = p.parse_args()
     rows = []
     for i in range(1 if a.smoke else a.reps):
@@ -53,8 +55,9 @@ def main():
     print(f"\nefficiency, seeds in one process vs one process per run: {', '.join(f'{s:.3f}' for s in shared)} vs "
           f"{', '.join(f'{i:.3f}' for i in isolated)} (ratio {', '.join(f'{r:.2f}x' for r in ratio)}); sweep {a.sweep}")
     save(a.out, "sweep_efficiency", {"reps": rows, "efficiency_shared": shared, "efficiency_isolated": isolated,
-                                     "ratio": ratio, "sweep": a.sweep}, device_of("cpu"), a)
+                                     "ratio": ratio, "sweep": a.sweep},
+         rows[0]["shared"]["device"], a)  # the sweep file picks the device, not --device: fingerprint that one
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

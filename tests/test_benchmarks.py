@@ -7,6 +7,7 @@ import sys
 import tarfile
 
 import pandas as pd
+import pytest
 
 from .conftest import ROOT, shared_archive
 
@@ -25,6 +26,15 @@ def test_gpu_prepare_gathers_what_the_suite_carries(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "is not a file" in p.stderr
 
 
+def test_gpu_suite_refuses_an_unknown_step(tmp_path):
+    """README once named SUITE_STEPS=darknet, a step the suite does not have: it ran nothing, said nothing."""
+    env = dict(os.environ, BENCH_DATA=str(tmp_path / "unused.tar.xz"), SUITE_STEPS="fingerprint,darknet")
+    p = subprocess.run([str(ROOT / "benchmarks" / "gpu_suite.sh"), str(tmp_path / "out")], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=60)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "unknown step 'darknet'" in p.stderr
+    assert "===" not in p.stdout
+
+
 def test_gpu_suite_cpu_smoke(tmp_path):
     env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
@@ -40,6 +50,8 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         assert doc["smoke"] and doc["fingerprint"]["hardware_id"]
         if key:
             assert doc["figures"][key] > 0
+    timed = json.loads((out / "benchmarks" / "pipeline.json").read_text())["figures"]["timed"]
+    assert timed == {"harness_epochs": 1, "torchvision_batches": 2, "training_batch": 256, "training_steps": 2}
     runs = pd.read_parquet(out / "results" / "runs")
     assert len(runs) == 13 and set(runs.status) == {"ok"}  # 3 lesson-table + 2 dawn + 1 fast + 1 fast_muon + 3 + 3 ablation
     ablation = runs[runs.sweep == "fast-ablation"]  # the preset's shard 0/4, shrunk: the recipe and two ideas off
@@ -170,3 +182,70 @@ def test_compile_speed_times_the_optimizer_steps_both_ways():
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compile_speed.py"), "--modes", "eager+fuzed"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "unknown mode 'eager+fuzed'" in p.stderr and "Traceback" not in p.stderr
+
+
+SCRIPTS = ["overhead", "pipeline", "inplace_memory", "compile_speed", "lesson_init", "judge_floor", "fast_flops",
+           "sweep_efficiency", "airbench_side_by_side"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_shows_the_whole_docstring(name):
+    """--help is where a new user learns what is timed and how to reproduce it: its first line alone
+    stopped mid-sentence."""
+    import ast
+    script = ROOT / "benchmarks" / f"{name}.py"
+    doc = ast.get_docstring(ast.parse(script.read_text()), clean=False)
+    p = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    for line in doc.strip().splitlines()[:3]:
+        assert line.strip() in p.stdout
+    ignored = {"fast_flops": ["--smoke", "--data", "--device"], "sweep_efficiency": ["--device"]}.get(name, [])
+    assert not [flag for flag in ignored if flag in p.stdout], "--help offers a flag the script ignores"
+
+
+@pytest.mark.parametrize("name, args", [("lesson_init", ["--seeds", "a,b"]), ("judge_floor", ["--nf", "x"]),
+                                        ("overhead", ["--reps", "0"]), ("pipeline", ["--batch", "0"]),
+                                        ("compile_speed", ["--models", "nope"]),
+                                        ("overhead", ["--smoke", "--data", "/nowhere/cifar.tar.xz"])])
+def test_bad_input_is_one_line_and_exit_2(name, args):
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert f"{name}.py: error:" in p.stderr.strip().splitlines()[-1]
+
+
+def test_compile_speed_records_the_sizes_it_ran():
+    """--smoke runs batch 64: the JSON said 512, the --batch-size default it ignored."""
+    import argparse
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import compile_speed
+    s = compile_speed.settings(argparse.Namespace(smoke=True, batch_size=512, precision=None), "cpu")
+    assert s["batch_size"] == 64 and s["precision"] == "bf16" and s["runs_per_variant"] == 1
+    s = compile_speed.settings(argparse.Namespace(smoke=False, batch_size=256, precision=None), "cuda")
+    assert s["batch_size"] == 256 and s["limit_train"] == 50 * 256 and s["precision"] == "fp16"
+
+
+def test_inplace_memory_says_at_which_batch_it_counted_saved_bytes(tmp_path):
+    """The kept-for-backward bytes come from a batch of at most 32; the row's `batch` is the peak's."""
+    out = tmp_path / "im.json"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inplace_memory.py"), "--device", "cpu", "--smoke",
+                        "--batch", "48", "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = json.loads(out.read_text())["figures"][0]
+    assert row["batch"] == 48 and row["saved_bytes_batch"] == 32 and row["saved_bytes_precision"] == "fp32"
+
+
+def test_compile_speed_reports_a_crashed_variant_and_goes_on(tmp_path, monkeypatch):
+    """A compiled run that crashes writes its run row but no epochs: the script died on the missing
+    file and wrote no JSON for the variants that did run."""
+    import types
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import compile_speed
+    (tmp_path / "runs").mkdir()
+    pd.DataFrame([{"run_id": "r1", "status": "crashed", "error": "Traceback...\nImportError: file too short"}]) \
+        .to_parquet(tmp_path / "runs" / "r1.parquet")
+    monkeypatch.setattr(compile_speed.subprocess, "run",
+                        lambda *a, **k: types.SimpleNamespace(stdout='{"run_id": "r1"}\n', stderr="", returncode=0))
+    a = types.SimpleNamespace(smoke=True, batch_size=512, precision=None, data=None)
+    r = compile_speed.one(compile_speed.SMOKE_MODEL, "default", a, "cpu", str(tmp_path))
+    assert r["mode"] == "default" and r["status"].startswith("crashed") and "file too short" in r["status"]
