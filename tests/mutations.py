@@ -189,6 +189,23 @@ MUTATIONS = [
      "abbreviations"),
     ("the sweep's lines are cropped", "bench/ui.py", 'self.child = Text("", no_wrap=True, overflow="ellipsis", style="dim")',
      'self.child = Text("", style="dim")', "fixed_layout"),
+    ("seeds after a crash keep their run ids", "bench/cli.py", "[ids[s] for s in rest] if ids else None", "None",
+     "crashed_seed_leaves_one_row"),
+    ("infer refuses an edited model file", "bench/infer.py",
+     'if ckpt.get("model_source_hash") and models.resolve(name).source_hash', 'if False and models.resolve(name).source_hash',
+     "inferred_from_any_directory"),
+    ("a GAN refuses settings it does not use", "bench/config.py", "        if getattr(cfg, name) != value:",
+     "        if False:", "gan_does_not_use"),
+    ("verify: no negative clock or size", "bench/verify.py", "if _num(low) is not None and low < 0:", "if False:",
+     "each_inconsistency_is_named"),
+    ("a killed cache fill leaves no temporary", "bench/data.py", "    _remove_orphans(cache)\n", "    pass\n",
+     "killed_midway_is_recovered"),
+    ("a model refuses keywords out of range", "models/resnet9.py", "    if not width > 0:", "    if False:",
+     "bad_run_input"),
+    ("an empty shard says so", "bench/sweep.py", "    if not cells:  # more shards", "    if False:  # more shards",
+     "shard_with_no_cells"),
+    ("a child's summary is said once", "bench/cli.py", "if run_summary(row, path) not in relayed:", "if True:",
+     "world_size_two"),
 ]
 
 
