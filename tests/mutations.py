@@ -123,7 +123,7 @@ MUTATIONS = [
      "other_reason"),
     ("a user model's source hash in the key", "bench/config.py", "        d.update(models.identity(self.model))",
      "        pass", "never_share_a_key"),
-    ("a user model's output shape", "bench/config.py", "    if cfg.workload != \"classify\" or not models.is_user_spec(cfg.model):\n        return",
+    ("a user model's output shape", "bench/config.py", "    if not models.is_user_spec(cfg.model):\n        return",
      "    return", "one_clear_line"),
     # cli: issue 18
     ("writability checked before a run", "bench/cli.py", "    check_writable(a.results, save=a.save)",
