@@ -132,7 +132,7 @@ def test_an_interrupted_sweep_keeps_its_account(sig, small_data, tmp_path):
     assert "device time:" in out
 
 
-def test_a_child_stopped_before_its_first_row_leaves_its_seeds_pending(tmp_path, monkeypatch):
+def test_a_child_stopped_before_its_first_row_leaves_its_seeds_pending(tmp_path, monkeypatch, request):
     """The sweep is stopped while its child is still starting (importing torch, say): nothing ran, so no
     row is written and the same command runs those seeds again (an interrupted row would need
     --retry-interrupted). A second Ctrl-C while the child is being stopped does not hang the sweep."""
@@ -142,6 +142,9 @@ def test_a_child_stopped_before_its_first_row_leaves_its_seeds_pending(tmp_path,
     from bench.config import RunConfig
     monkeypatch.setattr(isolate, "command", lambda *a: [sys.executable, "-c", "import signal, time; "
                                                          "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+    # Ctrl-C at a terminal: a test run started in the background (`cmd &` in a script) inherits SIGINT ignored
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, prev))
     for delay in (1.0, 1.5):  # Ctrl-C, then another while the child (deaf to SIGTERM) is being stopped
         threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
     cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.125}, device="cpu", epochs=1)
