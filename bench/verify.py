@@ -25,6 +25,9 @@ REQUIRED = {
     "sweeps": ["sweep_run_id", "wall_s", "runs", "ok_runs", "train_time_s", "eval_time_s", "setup_time_s",
                "efficiency"],
 }
+# required columns a row may leave empty: an epoch of a workload judged by another metric (a GAN's FD)
+# has no test accuracy
+NULLABLE = {"epochs": {"test_acc"}}
 EPS = 1e-6
 
 
@@ -57,6 +60,9 @@ def check_dir(d):
             unknown = sorted(set(df.columns) - set(columns.names(kind)))
             if unknown:
                 problems.append((str(p), f"columns not in the schema (bench/columns.py): {', '.join(unknown)}"))
+            empty = [c for c in REQUIRED[kind] if c not in NULLABLE.get(kind, ()) and df[c].isna().any()]
+            if empty:  # a required value that is missing is as unusable as a missing column
+                problems.append((str(p), f"required columns without a value: {', '.join(empty)}"))
             wrong = _wrong_types(table.schema, kind)
             if wrong:  # the checks below compare values: a string where a number belongs breaks them
                 problems.append((str(p), f"columns of the wrong type: {', '.join(wrong)}"))

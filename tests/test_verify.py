@@ -49,6 +49,9 @@ def test_clean_results_pass(copy):
     (dict(schema_version="two"), "columns of the wrong type: schema_version is"),
     (dict(reached_target="yes"), "columns of the wrong type: reached_target is"),
     (dict(train_time_s=-5.0), "train_time_s -5 is negative"),
+    # a required value left empty: null reached_target read as False and passed
+    (dict(reached_target=None, time_to_target_s=None), "required columns without a value: reached_target"),
+    (dict(device_name=None), "required columns without a value: device_name"),
 ])
 def test_each_inconsistency_is_named(copy, changes, message):
     path = edit_first_run(copy, **changes)
