@@ -219,7 +219,7 @@ def build_parser(recipe=None, workload=None):
                        description="Find the largest batch size that trains a step without running out of "
                                    "memory (doubling, then bisection; each probe in a fresh process).")
     add_config_args(m, only=MAXBATCH_FIELDS, recipe=recipe)
-    m.add_argument("--memory-limit", metavar="SIZE", help="cap, e.g. 16GiB or 2000MB (default: the device)")
+    m.add_argument("--memory-limit", metavar="SIZE", help="cap with its unit, e.g. 16GiB or 2000MB (default: the device)")
     m.add_argument("--start", type=int, default=16, help="first batch size probed (default: 16)")
     m.add_argument("--max", type=int, default=1 << 16, dest="max_batch", metavar="BATCH",
                    help="stop doubling here: the largest batch size probed (default: 65536)")

@@ -22,14 +22,16 @@ from datetime import datetime, timezone
 
 from .config import BenchError, canonical_kwargs, resolve_device, validate
 
-UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+UNITS = {"b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 def parse_size(text):
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     if not m or m.group(2).lower() not in UNITS or float(m.group(1)) <= 0:
-        raise BenchError(f"memory limit must be a positive size like 16GiB, 2000MB or 1.5G; got {text!r}")
+        # a bare number is refused: "16" meant as GiB would be a 16-byte cap, a max batch of 0 recorded
+        raise BenchError(f"memory limit must be a positive size with its unit, like 16GiB, 2000MB, 1.5G "
+                         f"or 4096B; got {text!r}")
     return int(float(m.group(1)) * UNITS[m.group(2).lower()])
 
 

@@ -110,7 +110,8 @@ def test_search_doubles_then_bisects():
 def test_sizes():
     assert maxbatch.parse_size("16GiB") == 16 * 2**30 and maxbatch.parse_size("2000MB") == 2 * 10**9
     assert maxbatch.parse_size("1.5g") == 1_500_000_000
-    for bad in ("lots", "-1GiB", "3 parsecs", "0"):
+    assert maxbatch.parse_size("4096B") == 4096
+    for bad in ("lots", "-1GiB", "3 parsecs", "0", "16"):  # a bare 16 is not 16 bytes: its unit is asked for
         with pytest.raises(BenchError, match="memory limit"):
             maxbatch.parse_size(bad)
 
