@@ -54,6 +54,14 @@ def get(name):
     return _REGISTRY[name]
 
 
+def compiled(module, cfg):
+    """The module as the run compiles it: torch.compile in the run's compile_mode, or itself."""
+    if not cfg.compile:
+        return module
+    import torch
+    return torch.compile(module, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
+
+
 class Workload:
     name = None
     quality = "test_acc"

@@ -321,3 +321,15 @@ def test_gan_boards_tell_configurations_apart_and_mark_contention():
     assert len(speed) == report_gan._config_key(gan).nunique()
     assert speed.configuration.str.contains("10,000 img").any()
     assert speed.contended.sum() == int(contended_mask(gan).sum()) > 0
+
+
+def test_a_gan_compiles_in_the_run_s_compile_mode(tiny, monkeypatch):
+    """--compile-mode reached the classifier only: a GAN compiled in torch's default mode while its
+    row recorded the mode asked for."""
+    ds, _ = tiny
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda m, mode=None, **kw: modes.append(mode) or m)
+    cfg = from_recipe(None, **{**gan.DEFAULTS["dcgan"], "model_kwargs": TINY_GAN, "batch_size": 60,
+                               "device": "cpu", "compile": True, "compile_mode": "max-autotune-no-cudagraphs"})
+    gan.DCGANWorkload(cfg, "cpu").setup(ds)
+    assert modes == ["max-autotune-no-cudagraphs"] * 2

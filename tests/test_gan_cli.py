@@ -19,12 +19,25 @@ GAN = ["--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "4
     (["--cutout", "8"], "--cutout"),
     (["--wd", "0.1"], "--wd"),
     (["--recipe", "cpu"], "--tta"),           # a classifier recipe's settings, not only flags
+    (["--div", "5"], "--div"),                # the one-cycle schedule's: a GAN's lr is constant
+    (["--no-nesterov"], "--nesterov"),
     (["--world-size", "2"], "--world-size 1"),
 ])
 def test_settings_a_gan_does_not_use_are_refused_in_one_line(small_data, tmp_path, flags, message):
     p = bench("run", "--workload", "wgan", *GAN, *flags, "--data", small_data, "--results", tmp_path / "r", check=2)
     assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "runs").exists()
+
+
+@pytest.mark.parametrize("setting, value", [("alt_flip", True), ("translate", 2), ("lookahead_every", 5),
+                                            ("muon_lr", 0.1), ("schedule", "triangle"), ("dirac", True)])
+def test_classifier_settings_without_a_flag_are_refused_too(setting, value):
+    """Settings a recipe, a sweep file or the Python API can give: recorded in a GAN's row, unread."""
+    from bench.api import make_config
+    from bench.config import BenchError, validate
+
+    with pytest.raises(BenchError, match=f"does not use {setting} "):
+        validate(make_config(None, {"workload": "wgan", setting: value}), cuda_available=False)
 
 
 def test_bench_infer_refuses_a_gan_checkpoint_in_one_line(small_data, tmp_path):

@@ -7,7 +7,7 @@ import models
 
 from .. import fast, faults, flops, loader, precision
 from ..config import BenchError
-from ..workload import Workload, register
+from ..workload import Workload, compiled, register
 
 
 def evaluate_logits(net, x, tta, views=None):
@@ -16,12 +16,6 @@ def evaluate_logits(net, x, tta, views=None):
     if not tta:
         return net(x)
     return fast.tta_logits(net, x, views or 2)
-
-
-def compiled(module, cfg):
-    if not cfg.compile:
-        return module
-    return torch.compile(module, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
 
 
 @register("classify")

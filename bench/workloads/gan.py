@@ -37,9 +37,9 @@ import models
 
 from .. import judge as judge_mod
 from .. import loader, precision
-from ..config import BenchError
+from ..config import FIELDS, BenchError
 
-from ..workload import Workload, register
+from ..workload import Workload, compiled, register
 
 N_CRITIC = {"dcgan": 1, "wgan": 5}
 CLIP = 0.01
@@ -74,9 +74,19 @@ class GAN(Workload):
     quality = "fd"
     higher_is_better = False
     distributed = False
-    # the classifier's loss, evaluation and SGD settings: the GANs' optimisers take no weight decay
+    # the classifier's loss, evaluation and SGD settings: the GANs' optimisers take no weight decay,
+    # their lr is constant and their augmentation is a random flip; any other value would be recorded
+    # in the row as if it had trained this run
     unused = (("tta", "--tta", False), ("label_smoothing", "--label-smoothing", 0.0), ("cutout", "--cutout", 0),
-              ("weight_decay", "--wd", 0.0))
+              ("weight_decay", "--wd", 0.0),
+              *((name, shown, FIELDS[name].default) for name, shown in (
+                  ("div", "--div"), ("pct", "--pct"), ("mom_max", "--mom-max"), ("mom_min", "--mom-min"),
+                  ("nesterov", "--nesterov"), ("schedule", "schedule"), ("final_div", "final_div"),
+                  ("translate", "translate"), ("alt_flip", "alt_flip"), ("whiten_bias_epochs", "whiten_bias_epochs"),
+                  ("dirac", "dirac"), ("bn_weight_frozen", "bn_weight_frozen"),
+                  ("bn_bias_lr_scale", "bn_bias_lr_scale"), ("lookahead_every", "lookahead_every"),
+                  ("lookahead_decay", "lookahead_decay"), ("tta_views", "tta_views"),
+                  ("tta_last_only", "tta_last_only"), ("muon_lr", "muon_lr"), ("muon_momentum", "muon_momentum"))))
 
     def __init__(self, cfg, device, rank=0, world=1, fault=None):
         if world > 1:
@@ -109,8 +119,7 @@ class GAN(Workload):
 
         self.model = self._fresh(cfg.seed).to(self.device, memory_format=self.fmt)
         self.G, self.D = self.model.generator, self.model.critic
-        if cfg.compile:
-            self.G, self.D = torch.compile(self.G), torch.compile(self.D)
+        self.G, self.D = compiled(self.G, cfg), compiled(self.D, cfg)  # in the run's compile mode
 
         self.judge = judge_mod.load_or_train(dataset.source, dataset, warn=_say,
                                              **judge_overrides()).to(self.device)
