@@ -139,6 +139,7 @@ def _probe(spec):
     from . import precision
     from .config import RunConfig
     from .meters import peak_rss_bytes
+    from .workload import compiled
 
     cfg = RunConfig(**spec["config"])
     batch, limit = spec["batch"], spec["limit"]
@@ -167,7 +168,7 @@ def _probe(spec):
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     try:
         model = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs).to(device, memory_format=fmt)
-        net = torch.compile(model) if cfg.compile else model
+        net = compiled(model, cfg)  # as the run compiles it
         opt = precision.sgd(model.parameters(), fused=cfg.fused_on(device), lr=0.01, momentum=0.9, nesterov=True,
                             weight_decay=cfg.weight_decay)  # as the runner steps
         scaler = precision.grad_scaler(device, cfg.precision)
