@@ -51,7 +51,8 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         if key:
             assert doc["figures"][key] > 0
     timed = json.loads((out / "benchmarks" / "pipeline.json").read_text())["figures"]["timed"]
-    assert timed == {"harness_epochs": 1, "torchvision_batches": 2, "training_batch": 256, "training_steps": 2}
+    assert timed == {"harness_epochs": 1, "torchvision_batches": 2, "training_batch": 256, "training_steps": 2,
+                     "torchvision_skipped": 1 + 2 * os.cpu_count()}  # start-up and the workers' prefetched batches
     runs = pd.read_parquet(out / "results" / "runs")
     assert len(runs) == 13 and set(runs.status) == {"ok"}  # 3 lesson-table + 2 dawn + 1 fast + 1 fast_muon + 3 + 3 ablation
     ablation = runs[runs.sweep == "fast-ablation"]  # the preset's shard 0/4, shrunk: the recipe and two ideas off
@@ -212,6 +213,25 @@ def test_bad_input_is_one_line_and_exit_2(name, args):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert f"{name}.py: error:" in p.stderr.strip().splitlines()[-1]
+
+
+def test_the_torchvision_clock_starts_after_the_prefetched_batches():
+    """Its clock started after one batch while the workers' prefetched batches were ready: those
+    counted as free. It skips 1 + 2 x workers now, and times only the batches it says it timed."""
+    import types
+
+    import torch
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import pipeline
+    g = torch.Generator().manual_seed(0)  # synthetic images: this checks the counting, not a speed
+    ds = types.SimpleNamespace(train_x=torch.randint(0, 256, (80, 3, 32, 32), dtype=torch.uint8, generator=g),
+                               train_y=torch.zeros(80, dtype=torch.long), mean=(125.0,) * 3, std=(60.0,) * 3)
+    rate, timed, skipped = pipeline.torchvision_pipeline(ds, torch.device("cpu"), 8, 4, 2)
+    assert (timed, skipped) == (4, 5) and rate > 0
+    rate, timed, skipped = pipeline.torchvision_pipeline(ds, torch.device("cpu"), 8, 50, 2)
+    assert (timed, skipped) == (5, 5)  # as many as the images allow
+    with pytest.raises(pipeline.BenchError, match="too few"):
+        pipeline.torchvision_pipeline(ds, torch.device("cpu"), 16, 4, 2)
 
 
 def test_compile_speed_records_the_sizes_it_ran():
