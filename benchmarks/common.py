@@ -67,7 +67,9 @@ def save(path, name, figures, device, args):
     """Figures with their fingerprint and the command that produced them."""
     if not path:
         return
+    # every setting in force, defaults included: the command line alone does not say what a default was
     doc = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-           "smoke": bool(getattr(args, "smoke", False)), "figures": figures, "fingerprint": fingerprint(device, 1)}
+           "settings": dict(vars(args)), "smoke": bool(getattr(args, "smoke", False)), "figures": figures,
+           "fingerprint": fingerprint(device, 1)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=1, default=str) + "\n")

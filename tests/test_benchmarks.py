@@ -48,6 +48,7 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     for name, key in (("overhead", "median_ratio"), ("pipeline", "ratio"), ("inplace_memory", None)):
         doc = json.loads((out / "benchmarks" / f"{name}.json").read_text())
         assert doc["smoke"] and doc["fingerprint"]["hardware_id"]
+        assert doc["settings"]["smoke"] and "data" in doc["settings"]  # defaults too, not only the command line
         if key:
             assert doc["figures"][key] > 0
     timed = json.loads((out / "benchmarks" / "pipeline.json").read_text())["figures"]["timed"]
@@ -232,6 +233,17 @@ def test_the_torchvision_clock_starts_after_the_prefetched_batches():
     assert (timed, skipped) == (5, 5)  # as many as the images allow
     with pytest.raises(pipeline.BenchError, match="too few"):
         pipeline.torchvision_pipeline(ds, torch.device("cpu"), 16, 4, 2)
+
+
+def test_a_benchmark_json_records_every_setting_defaults_included(tmp_path, monkeypatch):
+    """The JSON held the command line only: a default (airbench's epochs, its target) went unrecorded."""
+    import argparse
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import common
+    monkeypatch.setattr(sys, "argv", ["airbench_side_by_side.py", "--runs", "2"])
+    common.save(tmp_path / "x.json", "x", {"a": 1}, "cpu", argparse.Namespace(runs=2, epochs=9.9, target=0.9))
+    doc = json.loads((tmp_path / "x.json").read_text())
+    assert doc["settings"] == {"runs": 2, "epochs": 9.9, "target": 0.9} and doc["command"].endswith("--runs 2")
 
 
 def test_compile_speed_records_the_sizes_it_ran():
