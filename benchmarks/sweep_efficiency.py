@@ -17,9 +17,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one(sweep_file, data, isolate):
+# --smoke: each run 1 epoch of 512 images (checks that it runs, measures nothing)
+SMOKE_SET = ["--set", "epochs=1", "--set", "limit_train=512", "--set", "target=0.01"]
+
+
+def one(sweep_file, data, isolate, smoke=False):
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "bench", "sweep", str(sweep_file), "--results", d]
+        cmd = [sys.executable, "-m", "bench", "sweep", str(sweep_file), "--results", d] + (SMOKE_SET if smoke else [])
         cmd += (["--data", data] if data else []) + (["--isolate-seeds"] if isolate else [])
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if p.returncode != 0:
@@ -37,12 +41,13 @@ def main():
     p = parser(__doc__, device=False)  # the sweep file says where its runs go
     p.add_argument("--sweep", default=str(ROOT / "configs" / "smoke.toml"), help="sweep file (default the smoke sweep)")
     p.add_argument("--reps", type=positive, default=2,
-                   help="pairs of sweeps, alternating which runs first (default 2; 1 with --smoke)")
+                   help="pairs of sweeps, alternating which runs first (default 2; 1 with --smoke, whose runs "
+                        "are 1 epoch of 512 images)")
     a = p.parse_args()
     rows = []
     for i in range(1 if a.smoke else a.reps):
         order = [False, True] if i % 2 == 0 else [True, False]
-        got = {iso: one(a.sweep, a.data, iso) for iso in order}
+        got = {iso: one(a.sweep, a.data, iso, a.smoke) for iso in order}
         rows.append({"shared": got[False], "isolated": got[True]})
         for name, iso in (("seeds in one process", False), ("one process per run", True)):
             r = got[iso]
