@@ -206,6 +206,17 @@ MUTATIONS = [
      "shard_with_no_cells"),
     ("a child's summary is said once", "bench/cli.py", "if run_summary(row, path) not in relayed:", "if True:",
      "world_size_two"),
+    ("verify: a required value left empty", "bench/verify.py", "            if empty:  # a required value",
+     "            if False:  # a required value", "each_inconsistency_is_named"),
+    ("maxbatch: a size needs its unit", "bench/maxbatch.py", 'UNITS = {"b": 1,', 'UNITS = {"": 1, "b": 1,', "test_sizes"),
+    ("a GAN refuses the one-cycle settings", "bench/workloads/gan.py", '("div", "--div"), ', "",
+     "gan_does_not_use"),
+    ("a GAN compiles in the run's mode", "bench/workload.py",
+     'mode=None if cfg.compile_mode == "default" else cfg.compile_mode)', ")", "compiles_in_the_run"),
+    ("torchvision's clock skips the prefetch", "benchmarks/pipeline.py", "skip = 1 + 2 * workers", "skip = 1",
+     "torchvision_clock"),
+    ("a benchmark JSON records its settings", "benchmarks/common.py", '"settings": dict(vars(args)), ', "",
+     "every_setting"),
 ]
 
 
