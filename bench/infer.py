@@ -22,7 +22,7 @@ from . import data as data_mod
 from . import loader, precision, results
 from .config import BenchError
 from .measure import fingerprint, sync
-from .runner import CHECKPOINT_FORMAT
+from .row import CHECKPOINT_FORMAT
 from .workloads.classify import evaluate_logits
 from .ui import say
 

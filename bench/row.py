@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from . import results
 from .config import BenchError, canonical_kwargs
 
+CHECKPOINT_FORMAT = "cifar-bench-checkpoint/1"
 CLOCK = ("time_to_target_s/train_time_s: training steps only, eval excluded (DAWNBench); "
          "wall_*: from the first timed step, eval included; setup (data, build, warm-up) off the clock")
 
@@ -79,3 +80,16 @@ def flops_fields(row):
         f["peak_tflops"] *= row["gpu_count"]
         f["mfu"] = f["achieved_tflops"] / f["peak_tflops"] if f["achieved_tflops"] is not None else None
     return f
+
+
+def save_checkpoint(wl, row, path):
+    import torch
+
+    ckpt = wl.checkpoint()
+    if ckpt is None:
+        return
+    ckpt.update(format=CHECKPOINT_FORMAT, **{k: row.get(k) for k in ("run_id", "final_acc", "model_source", "model_source_hash")})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)

@@ -26,10 +26,9 @@ import torch.distributed as dist
 from . import faults, meters, results, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device
-from .row import base_row, checkpoint_path, flops_fields, new_run_id
+from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
 from .ui import RunProgress, say
 
-CHECKPOINT_FORMAT = "cifar-bench-checkpoint/1"
 # A failed seed whose failure leaves the process usable: the next seed runs in it. Any other
 # failure (a crash may have poisoned the CUDA context; an interrupt means stop) ends the process.
 CONTINUE_AFTER = ("ok", "diverged", "oom", "timeout")
@@ -328,13 +327,3 @@ class Runner:
         t.start()
         return t
 
-
-def save_checkpoint(wl, row, path):
-    ckpt = wl.checkpoint()
-    if ckpt is None:
-        return
-    ckpt.update(format=CHECKPOINT_FORMAT, **{k: row.get(k) for k in ("run_id", "final_acc", "model_source", "model_source_hash")})
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
