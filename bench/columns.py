@@ -98,8 +98,9 @@ RUNS = [
                                     "a multiply-add counts 2), counted once per configuration", "FLOP", "first"),
     C("batch_size_scope", S, "setting", "always 'global': per-process batch is batch_size / world_size"),
     C("quality", S, "setting", "the epoch metric compared with target (test_acc for classification)"),
-    C("seed_index", I, "setting", "position of this seed among the seeds its process trained (0: the first, "
-                                  "which paid data loading, compilation and autotuning in its setup)"),
+    C("seed_index", I, "setting", "position of this seed among the seeds that shared one setup of its process "
+                                  "(0: the seed that paid data loading, compilation and autotuning; after a seed "
+                                  "whose setup failed, the next sets up again and is 0)"),
     C("epochs_completed", I, "measurement", "epochs finished"),
     C("reached_target", B, "measurement", "an epoch's quality reached target"),
     C("epoch_reached", I, "measurement", "first epoch (1-based) at or over target"),

@@ -112,14 +112,15 @@ class Runner:
             held, self.held_stops = self.held_stops, None
             if held:  # a stop that came while no run was open: this run records it
                 raise held[0]
-            if self.workload is None:
+            if self.workload is None:  # the first seed, or the one after a seed whose setup failed
+                self.setup_index, row["seed_index"] = index, 0  # it pays data, build and warm-up again
                 self._setup_workload(row, t_start)
             else:
-                row.update(self.setup_fields)
+                row.update(self.setup_fields, seed_index=index - self.setup_index)
             t1 = time.perf_counter()
             self.workload.reset(seed)
             meters.sync(self.device)
-            if index:
+            if row["seed_index"]:
                 row.update(setup_time_s=time.perf_counter() - t1, data_time_s=0.0, warmup_time_s=0.0,
                            warmup_compiles=0 if self.cfg.compile else None)
             self._train(row, rec)
