@@ -58,6 +58,19 @@ def test_table_numbers_match_pandas_on_the_parquet(reported):
         assert b.ranked == (b.success_rate > 0.5)
 
 
+def test_setup_is_what_setting_up_the_configuration_cost(reported):
+    """A configuration's seeds share one process: the first pays data, build and warm-up, the second
+    only a reset. The board's setup is the first's, not a median of the two kinds."""
+    results, out, _, _ = reported
+    runs = pd.read_parquet(results / "runs")
+    for _, b in pd.read_csv(out / "leaderboard.csv").iterrows():
+        mine = runs[(runs.inplace == b.inplace) & (runs.status == "ok")]
+        paid, warm = mine[mine.seed_index == 0], mine[mine.seed_index > 0]
+        assert len(paid) == len(warm) == 1 and paid.data_time_s.iloc[0] > 0 == warm.data_time_s.iloc[0]
+        assert b.setup_time_s == pytest.approx(paid.setup_time_s.iloc[0])
+        assert b.warmup_time_s == pytest.approx(paid.warmup_time_s.iloc[0])
+
+
 def test_axis_effects_pair_the_inplace_axis(reported):
     """One speed number, labelled by what it measures, and B named."""
     results, out, _, _ = reported
