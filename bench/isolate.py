@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from datetime import datetime, timezone
 
@@ -77,7 +76,6 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
         child_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.world_size)))
     tail = deque(maxlen=40)
     log = open(log_path, "a" if append else "w") if log_path else None
-    t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=child_env, preexec_fn=_die_with_parent, pass_fds=tuple(pass_fds))
 
@@ -131,14 +129,14 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
             # why last, as a traceback ends with its exception: where readers look, and what the
             # error's 4000-character cut keeps
             out[run_id] = failure_row(cfg, seed, run_id, status, "\n".join([*tail, why]), sweep,
-                                      time.monotonic() - t0, results_dir, sweep_run_id)
+                                      results_dir, sweep_run_id)
             results.write(results_dir, "runs", run_id, [out[run_id]])
             rest = todo[i + 1:]
         stopped = timed_out or (previous or {}).get("status") == "interrupted" or proc.returncode == 130
         if stopped:  # stopped on purpose (a time limit, an interrupt): the rest are not retried
             for s2, r2 in rest:
                 out[r2] = failure_row(cfg, s2, r2, "interrupted", f"not started: the process stopped before "
-                                      f"seed {s2}", sweep, 0.0, results_dir, sweep_run_id)
+                                      f"seed {s2}", sweep, results_dir, sweep_run_id)
                 results.write(results_dir, "runs", r2, [out[r2]])
         break
     return out
@@ -161,15 +159,16 @@ def _describe(rc):
     return f"exit code {rc}"
 
 
-def failure_row(cfg, seed, run_id, status, error, sweep=None, wall_s=None, results_dir=None, sweep_run_id=None):
-    """A run row recorded from outside the run, with the epochs the child managed to write."""
+def failure_row(cfg, seed, run_id, status, error, sweep=None, results_dir=None, sweep_run_id=None):
+    """A run row recorded from outside the run, with the epochs the child managed to write. Its clocks are
+    those epochs' (the child's lifetime would add its start-up, setup and any seeds trained before)."""
     device = "cuda" if cfg.device == "cuda" else "cpu"
     if cfg.device == "auto":
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
     now = datetime.now(timezone.utc)
     row = base_row(cfg, run_id, device, cfg.world_size, now, seed, None, sweep, sweep_run_id)
-    row.update(status=status, error=error[-4000:], finished_at=now, wall_time_s=wall_s)
+    row.update(status=status, error=error[-4000:], finished_at=now)
     if results_dir is not None:
         epochs = results.read_one(results_dir, "epochs", run_id)
         if epochs is not None and len(epochs):
@@ -177,7 +176,8 @@ def failure_row(cfg, seed, run_id, status, error, sweep=None, wall_s=None, resul
             wl = get(cfg.workload)
             s = summary.summarize(epochs, cfg.target, wl.quality, wl.higher_is_better)
             row.update(epochs_completed=s["epochs_completed"], final_acc=s["final"], best_acc=s["best"],
-                       train_time_s=float(epochs["elapsed_s"].max()), reached_target=s["reached_target"],
+                       train_time_s=float(epochs["elapsed_s"].max()), wall_time_s=float(epochs["wall_s"].max()),
+                       reached_target=s["reached_target"],
                        epoch_reached=s["epoch_reached"], time_to_target_s=s["time_to_target_s"],
                        wall_time_to_target_s=s["wall_time_to_target_s"])
     return row

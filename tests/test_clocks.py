@@ -28,3 +28,26 @@ def test_a_seed_that_sets_up_again_records_its_setup(small_data, tmp_path, monke
     assert second["data_time_s"] > 0 and second["warmup_time_s"] > 0
     assert second["setup_time_s"] >= second["data_time_s"] + second["warmup_time_s"]
     assert third["data_time_s"] == 0 and third["warmup_time_s"] == 0
+
+
+@pytest.mark.parametrize("epochs", [0, 1], ids=["before-its-first-epoch", "after-an-epoch"])
+def test_a_run_recorded_from_outside_has_no_wall_clock_beyond_what_it_recorded(epochs, tmp_path, monkeypatch):
+    """A run process stopped (exit 130) before it recorded its run: the row made for it from outside
+    keeps the run's own wall clock (from its first timed step, at its last recorded epoch), not the
+    process's lifetime, which holds start-up, setup and any seeds trained before it in that process;
+    the seed the process never started has no clock at all."""
+    import sys
+
+    from bench import isolate, results
+    from bench.config import RunConfig
+
+    if epochs:
+        ep = results.new_row("epochs")
+        ep.update(run_id="r0", epoch=1, elapsed_s=0.25, wall_s=0.5, test_acc=0.1)
+        results.write(tmp_path, "epochs", "r0", [ep])
+    monkeypatch.setattr(isolate, "command", lambda *a: [sys.executable, "-c", "import time; time.sleep(1); exit(130)"])
+    cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.125}, device="cpu", epochs=2)
+    out = isolate._child(cfg, [(0, "r0"), (1, "r1")], None, tmp_path, None, "s", "sid", None, None, None, (), False)
+    assert out["r0"]["status"] == "crashed" and out["r1"]["status"] == "interrupted"
+    assert out["r0"]["wall_time_s"] == (0.5 if epochs else None)
+    assert out["r1"]["wall_time_s"] is None
