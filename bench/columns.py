@@ -112,8 +112,8 @@ RUNS = [
                                         "mid-epoch includes that epoch's part)", "s", "sum", "s"),
     C("eval_time_s", F, "measurement", "evaluation time over all epochs", "s", "sum", "s"),
     C("wall_time_s", F, "measurement", "wall time from training start to end, eval included", "s", "median", "s"),
-    C("setup_time_s", F, "measurement", "this seed's time before its clock: data load, model build and warm-up "
-                                        "for the first seed of a process, the reset for later ones", "s", "median", "s"),
+    C("setup_time_s", F, "measurement", "this seed's time before its clock: data load, model build, warm-up and "
+                                        "the reset after it for a seed that set up, the reset for later ones", "s", "median", "s"),
     C("data_time_s", F, "measurement", "data load and decode (part of setup)", "s", "median", "s"),
     C("warmup_time_s", F, "measurement", "warm-up steps and compile (part of setup)", "s", "median", "s"),
     C("warmup_compiles", I, "measurement", "graphs torch.compile compiled during setup's warm-up (0 for a "

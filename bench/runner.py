@@ -120,9 +120,10 @@ class Runner:
             t1 = time.perf_counter()
             self.workload.reset(seed)
             meters.sync(self.device)
+            # the reset is setup too: after the first seed's warm-up as before each later seed
+            row["setup_time_s"] = time.perf_counter() - (t1 if row["seed_index"] else t_start)
             if row["seed_index"]:
-                row.update(setup_time_s=time.perf_counter() - t1, data_time_s=0.0, warmup_time_s=0.0,
-                           warmup_compiles=0 if self.cfg.compile else None)
+                row.update(data_time_s=0.0, warmup_time_s=0.0, warmup_compiles=0 if self.cfg.compile else None)
             self._train(row, rec)
             row["status"] = "ok"
         except BenchError:

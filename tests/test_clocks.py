@@ -51,3 +51,25 @@ def test_a_run_recorded_from_outside_has_no_wall_clock_beyond_what_it_recorded(e
     assert out["r0"]["status"] == "crashed" and out["r1"]["status"] == "interrupted"
     assert out["r0"]["wall_time_s"] == (0.5 if epochs else None)
     assert out["r1"]["wall_time_s"] is None
+
+
+def test_setup_includes_the_reset_after_the_warm_up(small_data, tmp_path, monkeypatch):
+    """Every seed's weights and optimiser are reset before its clock starts (the first seed's after its
+    warm-up): that reset is setup for the first seed as for the later ones. The runner's clock is made to
+    jump 1000 s inside each reset, so only a setup that covers the reset can hold it."""
+    import types
+
+    from bench import runner
+
+    offset, real, reset = [0.0], runner.time.perf_counter, classify.Classify.reset
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(perf_counter=lambda: real() + offset[0]))
+
+    def slow_reset(self, seed):
+        offset[0] += 1000.0
+        return reset(self, seed)
+
+    monkeypatch.setattr(classify.Classify, "reset", slow_reset)
+    rows = bench.run(data=small_data, results=tmp_path, seeds=[0, 1], warmup_steps=1, **SMALL)
+    assert [r["seed_index"] for r in rows] == [0, 1] and all(r["status"] == "ok" for r in rows)
+    assert all(1000 <= r["setup_time_s"] for r in rows) and rows[0]["data_time_s"] > 0
+    assert all(r["train_time_s"] < 1000 for r in rows)  # the jump stays off the training clock
