@@ -133,22 +133,26 @@ RUNS = [
     C("peak_tflops", F, "measurement", "dense peak of the devices for this precision (bench/flops.py's table, "
                                        "x GPUs); null where unknown", "TFLOP/s", "first", "tflops"),
     C("mfu", F, "measurement", "model FLOPs utilisation: achieved_tflops / peak_tflops", "frac", "mean", "pct"),
-    C("peak_gpu_mem_bytes", I, "measurement", "torch.cuda.max_memory_allocated over the timed epochs (rank 0); "
-                                              "null on CPU", "B", "median", "mib"),
+    C("peak_gpu_mem_bytes", I, "measurement", "torch.cuda.max_memory_allocated over the timed epochs, their "
+                                              "evaluations included (rank 0); null on CPU", "B", "median", "mib"),
     C("peak_gpu_reserved_bytes", I, "measurement", "torch.cuda.max_memory_reserved (rank 0); null on CPU", "B",
       "median", "mib"),
     C("peak_host_rss_bytes", I, "measurement", "peak resident memory of the run process (VmHWM, reset between "
                                                "seeds where the kernel allows)", "B", "median", "mib"),
-    C("energy_j", F, "measurement", "GPU energy over training (NVML counter, rank 0's GPU)", "J", "mean", "j"),
-    C("mean_power_w", F, "measurement", "mean sampled GPU power", "W", "mean"),
-    C("mean_gpu_util", F, "measurement", "mean sampled GPU utilisation, %", "%", "mean"),
+    C("energy_j", F, "measurement", "GPU energy from the first timed step to the end, evaluations included "
+                                    "(NVML counter, rank 0's GPU)", "J", "mean", "j"),
+    C("mean_power_w", F, "measurement", "mean sampled GPU power over the timed epochs, evaluations included",
+      "W", "mean"),
+    C("mean_gpu_util", F, "measurement", "mean sampled GPU utilisation over the timed epochs, evaluations "
+                                         "included, %", "%", "mean"),
     C("mean_sm_clock_mhz", F, "measurement", "mean sampled SM clock", "MHz", "mean"),
     C("max_sm_clock_mhz", F, "measurement", "highest sampled SM clock", "MHz", "max"),
     C("throttle_reasons", S, "measurement", "NVML clock-event (throttle) reasons seen during training, comma "
                                             "separated (GPU idle excluded); empty: none; null without NVML"),
     C("load_avg", F, "measurement", "host 1-minute load average at the end of training", agg="median"),
     C("other_cpu_frac", F, "measurement", "share of the host's CPU time (all cores) used by other processes "
-                                          "during training: a busy machine shows here", "frac", "max", "pct"),
+                                          "over the timed epochs, evaluations included: a busy machine shows "
+                                          "here", "frac", "max", "pct"),
     C("cpu_steal_frac", F, "measurement", "share of the host's CPU time stolen by the hypervisor during "
                                           "training (/proc/stat steal)", "frac", "max", "pct"),
     C("airbench_event_time_s", F, "measurement", "airbench side-by-side rows: airbench's own CUDA-event training "
