@@ -224,12 +224,12 @@ class Runner:
                     self.progress.step(k + 1, wl.images_per_step)
             meters.sync(dev)
             t1 = time.perf_counter()
-            rec["t_epoch0"] = None
+            # one call, so a stop (a signal handler raising between statements) counts the epoch once
+            rec.update(train_time=rec["train_time"] + t1 - t0, t_epoch0=None)
             new_graphs = comp.end_epoch()
             if new_graphs and self.rank == 0:
                 say(f"note: torch.compile compiled {new_graphs} graph(s) during epoch {epoch}'s timed "
                     f"steps; its time includes that (recorded as timed_compiles)")
-            rec["train_time"] += t1 - t0
             self.progress.evaluating()
             metrics = wl.evaluate()
             t2 = time.perf_counter()
