@@ -217,6 +217,16 @@ MUTATIONS = [
      "torchvision_clock"),
     ("a benchmark JSON records its settings", "benchmarks/common.py", '"settings": dict(vars(args)), ', "",
      "every_setting"),
+    ("a seed that sets up again says so", "bench/runner.py",
+     "self.setup_index, row[\"seed_index\"] = index, 0", "self.setup_index = 0", "sets_up_again"),
+    ("a row from outside keeps its own wall", "bench/isolate.py", 'wall_time_s=float(epochs["wall_s"].max()),',
+     "wall_time_s=1e9,", "recorded_from_outside_has_no_wall"),
+    ("the board's setup is the seeds that set up", "bench/report.py",
+     'paid if c in ("setup_time_s", "warmup_time_s") and len(paid) else ok', "ok", "what_setting_up"),
+    ("setup includes the reset after warm-up", "bench/runner.py",
+     "time.perf_counter() - (t1 if row[\"seed_index\"] else t_start)",
+     "(time.perf_counter() - t1) if row[\"seed_index\"] else row[\"setup_time_s\"]",
+     "reset_after_the_warm_up"),
 ]
 
 
