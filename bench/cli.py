@@ -170,7 +170,7 @@ def build_parser(recipe=None, workload=None):
     r.add_argument("--sweep-run-id", help=argparse.SUPPRESS)
     r.add_argument("--sweep", help=argparse.SUPPRESS)
     r.add_argument("--config-json", help=argparse.SUPPRESS)
-    r.add_argument("--no-progress-bar", action="store_true", help="plain log lines instead of a live bar")
+    r.add_argument("--no-progress-bar", action="store_true", help="plain log lines instead of a live bar (default: a live bar when stderr is a terminal)")
     r.add_argument("--json", action="store_true",
                    help="print the run's summary as one JSON line on stdout (default: a line for people on stderr)")
     r.set_defaults(func=cmd_run)
@@ -186,11 +186,11 @@ def build_parser(recipe=None, workload=None):
                         "key replaces the file's; any run setting is forced on every cell, over [base], [axes] "
                         "and [[cells]] (repeatable; the rows record the settings, so a shortened cell is a "
                         "cell of its own; default: the file as written)")
-    s.add_argument("--dry-run", action="store_true", help="print the matrix and stop")
-    s.add_argument("--retry-failed", action="store_true", help="run again cells whose runs all failed")
+    s.add_argument("--dry-run", action="store_true", help="print the matrix and stop (default: run it)")
+    s.add_argument("--retry-failed", action="store_true", help="run again cells whose runs all failed (default: a failed cell counts as done)")
     s.add_argument("--retry-interrupted", action="store_true",
                    help="run again cells whose runs were all interrupted (SIGTERM, SIGINT, preemption), not "
-                        "those that failed on their own (a requeued Slurm task uses this)")
+                        "those that failed on their own (a requeued Slurm task uses this; default: an interrupted cell counts as done)")
     s.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), for N machines (default: all cells)")
     s.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="per-run limit (default: the file's time_limit_s, else none)")
@@ -205,7 +205,8 @@ def build_parser(recipe=None, workload=None):
                         "whoever runs them, and stop")
     sl = s.add_argument_group("Slurm (a job array of shards into one results directory; see README)")
     sl.add_argument("--slurm", action="store_true",
-                    help="write an sbatch script, print it and submit it with sbatch (--dry-run: print only)")
+                    help="write an sbatch script, print it and submit it with sbatch (--dry-run: print only; "
+                         "default: run here)")
     sl.add_argument("--array", type=int, metavar="N", help="array tasks, i.e. shards (default: one per configuration)")
     sl.add_argument("--partition", metavar="P", help="Slurm partition (default: the cluster's)")
     sl.add_argument("--gpus-per-task", type=int, metavar="G",
@@ -230,10 +231,10 @@ def build_parser(recipe=None, workload=None):
     rep = sub.add_parser("report", help="leaderboards from results: terminal, or files with --out",
                          description="Rank configurations and hardware from result directories.")
     rep.add_argument("results", nargs="+", help="results directories")
-    rep.add_argument("--out", help="write leaderboard.md, index.html, .csv, .json here")
-    rep.add_argument("--prices", help="TOML/JSON of {device name: dollars per GPU-hour}")
-    rep.add_argument("--entry", metavar="GROUP_ID", help="also write DAWNBench entry files for this group")
-    rep.add_argument("--author", default="cifar-bench", help="author for DAWNBench entry files")
+    rep.add_argument("--out", help="write leaderboard.md, index.html, .csv, .json here (default: the boards on the terminal only)")
+    rep.add_argument("--prices", help="TOML/JSON of {device name: dollars per GPU-hour} (default: PRICES in bench/report.py)")
+    rep.add_argument("--entry", metavar="GROUP_ID", help="also write DAWNBench entry files for this group (default: none)")
+    rep.add_argument("--author", default="cifar-bench", help="author for DAWNBench entry files (default: cifar-bench)")
     rep.add_argument("--thresholds", default="0.85,0.90,0.93,0.94", metavar="ACC,...",
                      help="accuracies for the time-to-accuracy board and the time_to_<pct>_s export columns "
                           "(default 0.85,0.90,0.93,0.94)")
@@ -266,7 +267,7 @@ def build_parser(recipe=None, workload=None):
                         description="List the registered models with their keywords (type and default), "
                                     "parameters and FLOPs per training image at their defaults.")
     ms.add_argument("specs", nargs="*", metavar="MODEL", help="also describe these, e.g. net.py:make_net")
-    ms.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    ms.add_argument("--json", action="store_true", help="JSON on stdout instead of a table (default: a table)")
     ms.set_defaults(func=cmd_models)
 
     e = sub.add_parser("env", help="print the hardware and software fingerprint as JSON",

@@ -78,7 +78,7 @@ def add_config_args(p, only=None, recipe=None, workload=None):
                    help="NHWC memory format for the model and its inputs")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile (in `bench run`, pair with --warmup-steps so compilation stays off the "
-                        "clock; default: the recipe's, else off)")
+                        "clock)")
     g.add_argument("--compile-mode", choices=COMPILE_MODES,
                    help="torch.compile mode; reduce-overhead adds CUDA graphs")
     g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,

@@ -257,8 +257,8 @@ def sub_parsers():
 
 
 def test_every_option_of_every_command_has_help_and_its_default():
-    """Walks every sub-parser: each option has a help string, each one that takes a value says its
-    default (hidden internal options excepted), and each command has a description."""
+    """Walks every sub-parser: each option has a help string that says its default, switches and the
+    report's options included (hidden internal options excepted), and each command has a description."""
     import argparse
     _, commands = sub_parsers()
     assert {"run", "sweep", "maxbatch", "report", "verify", "infer", "env"} <= set(commands)
@@ -269,9 +269,9 @@ def test_every_option_of_every_command_has_help_and_its_default():
                 continue
             flag = "/".join(action.option_strings) or action.dest
             assert action.help, f"bench {name} {flag} has no help"
-            takes_value = action.option_strings and action.nargs != 0 and not action.required
-            if takes_value and name != "report":  # the report's own flags are the report's to word
+            if action.option_strings and not action.required:
                 assert "default" in action.help, f"bench {name} {flag}: no default in {action.help!r}"
+                assert action.help.count("default:") <= 1, f"bench {name} {flag}: two defaults in {action.help!r}"
 
 
 def test_help_shows_the_recipes_values_as_the_defaults():
