@@ -9,7 +9,7 @@ from .cli_config import MAXBATCH_FIELDS, add_config_args, config_from_args
 from .config import DEVICES, BenchError, validate
 from .paths import SWEEP_SUBDIRS, check_writable
 
-EPILOG = "Results land under RESULTS/runs and RESULTS/epochs as parquet; see README.md for the schema."
+EPILOG = "Results land under RESULTS/runs and RESULTS/epochs as parquet; see results/README.md for the schema."
 
 
 class Parser(argparse.ArgumentParser):

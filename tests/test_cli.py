@@ -274,6 +274,15 @@ def test_every_option_of_every_command_has_help_and_its_default():
                 assert action.help.count("default:") <= 1, f"bench {name} {flag}: two defaults in {action.help!r}"
 
 
+def test_the_help_points_to_the_file_that_holds_the_schema():
+    """`bench run --help` sends readers to the parquet schema; the file it names must hold it."""
+    import re
+
+    from bench.cli import EPILOG
+    path = re.search(r"see (\S+) for the schema", EPILOG).group(1)
+    assert "## Columns" in (ROOT / path).read_text(), f"{path} does not document the columns"
+
+
 def test_help_shows_the_recipes_values_as_the_defaults():
     lesson = bench("run", "--help", check=0).stdout
     cpu = bench("run", "--recipe", "cpu", "--help", check=0).stdout
