@@ -311,6 +311,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"bench {a.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bench env | head`: the reader has what it wanted; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush finds no pipe
+        return 141  # as a shell reports a process ended by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -100,6 +100,18 @@ def test_env_prints_the_fingerprint():
     assert fp["git_commit"] == "7f473fd" and fp["git_dirty"] is None
 
 
+@pytest.mark.parametrize("args", [["env"], ["models", "--json"]])
+def test_a_reader_that_stops_early_gets_no_traceback(args):
+    """`bench env | head` printed a BrokenPipeError traceback; a closed pipe is the reader's choice."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first write
+    p = subprocess.run([sys.executable, "-m", "bench", *args], stdout=w, stderr=subprocess.PIPE, text=True,
+                       cwd=ROOT, timeout=300)
+    os.close(w)
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr[-2000:]
+    assert p.returncode == 141
+
+
 def test_broken_archive_is_one_line_and_nothing_written(real_members, tmp_path):
     from .conftest import write_archive
     bad = write_archive(tmp_path / "bad.tar", real_members, skip={("test", "horse")})
