@@ -22,6 +22,9 @@
 # inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
 # SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but ~150 s of the budget).
+# SUITE_END_S (45) is the budget's last share, kept for the report, the verify and the packing: a step
+# still running then is stopped (its finished rows kept, its running cell run again by the next call).
+# An outer timeout should leave that much room: SUITE_BUDGET_S=540 under `timeout -k 20 560`.
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
 # On a GPU machine with no package registry: airbench comes as a wheel (PyPI has 0.1.8 as an sdist
@@ -30,7 +33,7 @@
 # The GANs' FD judge travels with the code (bench/judges/), so GPU and CPU distances share it.
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
-#     timeout -k 5 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+#     timeout -k 20 560 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
 # (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
 # (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
@@ -72,11 +75,27 @@ for s in ${STEPS//,/ }; do
   [[ ",$ALL," == *",$s,"* ]] || { echo "error: SUITE_STEPS names an unknown step '$s' (known: $ALL)" >&2; exit 2; }
 done
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
+# The suite's own end: a step still running END_S seconds before the budget's end is stopped (SIGTERM,
+# as Ctrl-C: a sweep records its running cell `interrupted`, and the next call runs it again), so that
+# the report, the verify and the packing of every row finish inside the budget, before an outer timeout
+# kills everything (its SIGKILL leaves no time to pack). The smoke has no end unless SUITE_BUDGET_S is set.
+END_S=${SUITE_END_S:-45}
+DEADLINE=$([ "$MODE" != --cpu-smoke ] || [ -n "${SUITE_BUDGET_S:-}" ] && echo yes)
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2
   want "$group" || return 0
   echo "=== [$(elapsed)s] $name"
-  if ! "$@"; then FAILED+=("$name"); echo "=== $name FAILED"; fi
+  local cmd=("$@") rc
+  [ "$1" = bench ] && cmd=("$PY" -m bench "${@:2}")  # `timeout` runs programs, not shell functions
+  if [ -n "$DEADLINE" ] && [ "$group" != report ] && [ "$group" != verify ] && [ "$(type -t "${cmd[0]}")" != function ]; then
+    local left=$(( BUDGET_S - END_S - $(elapsed) ))
+    if [ "$left" -le 0 ]; then echo "=== time budget: skipping $name (the last $END_S s are the report's)"; return 0; fi
+    cmd=(timeout --foreground -k 20 "$left" "${cmd[@]}")
+  fi
+  "${cmd[@]}"; rc=$?
+  if [ "$rc" -eq 124 ]; then
+    echo "=== time budget: $name stopped at $(elapsed)s; what it finished is kept, a later call goes on"
+  elif [ "$rc" -ne 0 ]; then FAILED+=("$name"); echo "=== $name FAILED"; fi
   pack  # every row so far in OUT/results.tgz: a call cut short still brings back what finished
 }
 # fits SECONDS NAME: whether what is left of the budget allows a step that takes about SECONDS; if
@@ -116,6 +135,16 @@ pack() {
   tar czf "$OUT/results.tgz" -C "$R" .
   if [ -d "${G:-}" ]; then tar czf "$OUT/gan-results.tgz" -C "$G" .; fi
 }
+
+# An outer timeout (or Ctrl-C) signals the whole process group: the running step records itself and
+# ends, then what finished is packed before the suite exits (SUITE_RESULTS may lie outside OUT).
+stopped() {
+  pack
+  echo "=== stopped by SIG$1 at $(elapsed)s; failed steps: ${FAILED[*]:-none}; rows packed in $OUT/results.tgz"
+  exit "$2"
+}
+trap 'stopped TERM 143' TERM
+trap 'stopped INT 130' INT
 
 fingerprint() { bench env > "$OUT/fingerprint.json" && cat "$OUT/fingerprint.json"; }
 step fingerprint fingerprint fingerprint
@@ -208,7 +237,7 @@ if [ "$MODE" = "--cpu-smoke" ]; then
   step airbench airbench-export "$PY" "$HERE/airbench_side_by_side.py" --export-only --results "$R"
   want airbench && echo "=== airbench: its GPU run needs CUDA; its CPU port (--device cpu, ~30 min) is tested in tests/test_benchmarks.py"
 else
-  left=$(( BUDGET_S - $(elapsed) - 30 ))
+  left=$(( BUDGET_S - $(elapsed) - END_S - 15 ))  # its own budget ends before the suite would stop it
   step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
 fi
 
