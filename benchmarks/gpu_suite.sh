@@ -177,7 +177,10 @@ fi
 LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
 # SUITE_LESSON_S caps the table's share, so that a call can leave time for the later steps too
 [ -n "${SUITE_LESSON_S:-}" ] && [ "$SUITE_LESSON_S" -lt "$LESSON_STOP" ] && LESSON_STOP=$SUITE_LESSON_S
-step lesson lesson bench sweep "$LESSON" --results "$R" --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
+# --retry-interrupted: a cell cut short here was stopped by a budget (the suite's or an outer timeout's),
+# not by its own doing, so the next call runs it again rather than leaving a hole in the table
+step lesson lesson bench sweep "$LESSON" --results "$R" --retry-interrupted \
+  --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
 
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
 fits 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
@@ -217,7 +220,7 @@ fi
 for PRESET in fast-muon-ablation fast-ablation; do
   ABLATION_STOP=$(( BUDGET_S - 60 - $(elapsed) ))
   step ablation "$PRESET" bench sweep "$HERE/../configs/$PRESET.toml" "${ABLATION_SHRINK[@]}" --results "$R" \
-    --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
+    --retry-interrupted --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
 done
 
 # 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.

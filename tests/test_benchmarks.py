@@ -89,10 +89,11 @@ def test_gpu_suite_cpu_smoke(tmp_path):
         assert any(n.startswith("./runs/dcgan-") for n in tar.getnames())
 
 
-def test_gpu_suite_stopped_mid_step_packs_what_finished(tmp_path):
+def test_gpu_suite_stopped_mid_step_packs_what_finished_and_the_next_call_resumes(tmp_path):
     """An outer `timeout` signals the suite's whole process group while the lesson's table runs. The
     results directory lies outside OUT (SUITE_RESULTS, as on a GPU machine), so results.tgz is all
-    that comes back: it must hold the rows finished before the signal, each naming the commit given."""
+    that comes back: it must hold the rows finished before the signal, each naming the commit given.
+    The next call into the same results directory runs the cell that was cut short, and only it."""
     import signal
     import time
 
@@ -118,6 +119,10 @@ def test_gpu_suite_stopped_mid_step_packs_what_finished(tmp_path):
     with tarfile.open(out / "results.tgz") as tar:
         packed = {n for n in tar.getnames() if n.startswith("./runs/")}
     assert packed == {f"./runs/{r}.parquet" for r in runs.run_id}
+    p = subprocess.run(suite, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
+    assert p.returncode == 0 and "failed steps: none" in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
+    ok = pd.read_parquet(res / "runs").query("status == 'ok'")
+    assert sorted(zip(ok.inplace, ok.seed)) == [(False, 0), (True, 0), (True, 1)]
 
 
 def test_gpu_suite_stops_a_step_at_its_own_deadline_and_still_reports(tmp_path):
