@@ -22,9 +22,9 @@
 # inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results).
 # SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but ~150 s of the budget).
-# SUITE_END_S (45) is the budget's last share, kept for the report, the verify and the packing: a step
+# SUITE_END_S (60) is the budget's last share, kept for the report, the verify and the packing: a step
 # still running then is stopped (its finished rows kept, its running cell run again by the next call).
-# An outer timeout should leave that much room: SUITE_BUDGET_S=540 under `timeout -k 20 560`.
+# An outer timeout should leave that much room: SUITE_BUDGET_S=540 under `timeout -k 20 570`.
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
 # On a GPU machine with no package registry: airbench comes as a wheel (PyPI has 0.1.8 as an sdist
@@ -33,7 +33,7 @@
 # The GANs' FD judge travels with the code (bench/judges/), so GPU and CPU distances share it.
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
 #   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
-#     timeout -k 20 560 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+#     timeout -k 20 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
 # (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
 # (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
@@ -79,7 +79,7 @@ want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]];
 # as Ctrl-C: a sweep records its running cell `interrupted`, and the next call runs it again), so that
 # the report, the verify and the packing of every row finish inside the budget, before an outer timeout
 # kills everything (its SIGKILL leaves no time to pack). The smoke has no end unless SUITE_BUDGET_S is set.
-END_S=${SUITE_END_S:-45}
+END_S=${SUITE_END_S:-60}
 DEADLINE=$([ "$MODE" != --cpu-smoke ] || [ -n "${SUITE_BUDGET_S:-}" ] && echo yes)
 step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember a failure, never stop the suite
   local group=$1 name=$2; shift 2
