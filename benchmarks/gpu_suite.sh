@@ -98,11 +98,11 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
   elif [ "$rc" -ne 0 ]; then FAILED+=("$name"); echo "=== $name FAILED"; fi
   pack  # every row so far in OUT/results.tgz: a call cut short still brings back what finished
 }
-# fits SECONDS NAME: whether what is left of the budget allows a step that takes about SECONDS; if
-# not, it is skipped and said so (a later call runs it), rather than cut off by an outer timeout
+# fits SECONDS NAME: whether what is left before the budget's end share (END_S) allows a step that takes
+# about SECONDS; if not, it is skipped and said so (a later call runs it), rather than stopped half-done
 fits() {
   [ "$MODE" = --cpu-smoke ] && return 0
-  local left=$(( BUDGET_S - $(elapsed) ))
+  local left=$(( BUDGET_S - END_S - $(elapsed) ))
   [ "$left" -ge "$1" ] && return 0
   echo "=== time budget: skipping $2 (about $1 s; $left s left)"
   return 1
@@ -218,13 +218,13 @@ if [ "$MODE" = "--cpu-smoke" ]; then
                    --set "model_kwargs.widths=[8, 16, 16]" --shard 0/4)
 fi
 for PRESET in fast-muon-ablation fast-ablation; do
-  ABLATION_STOP=$(( BUDGET_S - 60 - $(elapsed) ))
+  ABLATION_STOP=$(( BUDGET_S - END_S - $(elapsed) ))
   step ablation "$PRESET" bench sweep "$HERE/../configs/$PRESET.toml" "${ABLATION_SHRINK[@]}" --results "$R" \
     --retry-interrupted --stop-after "$(( ABLATION_STOP > 30 ? ABLATION_STOP : 30 ))"
 done
 
 # 5. The dawn recipe, while the budget allows (measured before: results/h200), then its inference latency.
-RESERVE=40; want airbench && RESERVE=100
+RESERVE=$((END_S + 15)); want airbench && RESERVE=$((END_S + 75))  # a seed takes ~15 s, airbench ~60
 for seed in $(seq 0 $((DAWN_SEEDS - 1))); do
   want dawn || break
   if [ "$(elapsed)" -gt $((BUDGET_S - RESERVE)) ]; then
@@ -273,7 +273,7 @@ else
 fi
 for cell in "${GAN_CELLS[@]}"; do
   want gan || break
-  if [ "$MODE" != "--cpu-smoke" ] && [ "$(elapsed)" -gt $((BUDGET_S - 30)) ]; then
+  if [ "$MODE" != "--cpu-smoke" ] && [ "$(elapsed)" -gt $((BUDGET_S - END_S - 30)) ]; then
     echo "=== time budget: stopping the GAN cells before $cell"; break
   fi
   read -r wl prec ip <<< "$cell"

@@ -143,6 +143,22 @@ def test_gpu_suite_stops_a_step_at_its_own_deadline_and_still_reports(tmp_path):
     assert (out / "report" / "leaderboard.md").exists() and (out / "results.tgz").exists()
 
 
+def test_gpu_suite_starts_no_step_that_would_run_into_the_report_share(tmp_path):
+    """On a GPU (here: the GPU mode's budget checks, which run before anything needs CUDA), a step
+    that takes about 240 s is not started with 280 s left: 60 of them are the report's (SUITE_END_S),
+    where the suite would stop it half-done and keep nothing of it."""
+    import shutil
+
+    res = tmp_path / "res"
+    shutil.copytree(ROOT / "results" / "h200", res)
+    env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable, SUITE_STEPS="compile",
+               SUITE_RESULTS=str(res), SUITE_BUDGET_S="280", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    p = subprocess.run([str(ROOT / "benchmarks" / "gpu_suite.sh"), str(tmp_path / "out")], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=1800)
+    assert "=== time budget: skipping compile" in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.returncode == 0 and "failed steps: none" in p.stdout
+
+
 def test_airbench_gets_the_same_images_in_its_format(small_data, tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import torch
