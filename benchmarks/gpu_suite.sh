@@ -3,7 +3,8 @@
 #   1. the fingerprint                          -> OUT/fingerprint.json
 #   2. the lesson's table (configs/lesson-gpu.toml: the lesson's Darknet baseline, then one axis
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
-#      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps)
+#      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps); on a fresh
+#      machine, that directory must hold the earlier call's rows (unpack its OUT/results.tgz there)
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
 #   4. issue #17's `fast` and `fast_muon` recipes and airbench's train94 to the target, side by side on one
 #      clock with the same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
