@@ -99,13 +99,15 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
   elif [ "$rc" -ne 0 ]; then FAILED+=("$name"); echo "=== $name FAILED"; fi
   pack  # every row so far in OUT/results.tgz: a call cut short still brings back what finished
 }
-# fits SECONDS NAME: whether what is left before the budget's end share (END_S) allows a step that takes
-# about SECONDS; if not, it is skipped and said so (a later call runs it), rather than stopped half-done
+# fits GROUP SECONDS NAME: whether GROUP is wanted and what is left before the budget's end share (END_S)
+# allows a step that takes about SECONDS; if not, it is skipped and said so (a later call runs it), rather
+# than stopped half-done; a step not asked for is skipped without a word
 fits() {
+  want "$1" || return 1
   [ "$MODE" = --cpu-smoke ] && return 0
   local left=$(( BUDGET_S - END_S - $(elapsed) ))
-  [ "$left" -ge "$1" ] && return 0
-  echo "=== time budget: skipping $2 (about $1 s; $left s left)"
+  [ "$left" -ge "$2" ] && return 0
+  echo "=== time budget: skipping $3 (about $2 s; $left s left)"
   return 1
 }
 
@@ -184,7 +186,7 @@ step lesson lesson bench sweep "$LESSON" --results "$R" --retry-interrupted \
   --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
 
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
-fits 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
+fits compile 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
 
 # 4. Issue #17's recipes (`fast`, and `fast_muon` with Muon for the filters) against airbench's
 # train94, all to the target, on one clock: the side-by-side script keeps airbench's data loading and
@@ -198,13 +200,13 @@ else
   FAST=(--device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
 fi
 for RECIPE in ${SUITE_FAST_RECIPES:-fast fast_muon}; do
-  fits 150 "$RECIPE" && step fast "$RECIPE" bench run --recipe "$RECIPE" "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" \
+  fits fast 150 "$RECIPE" && step fast "$RECIPE" bench run --recipe "$RECIPE" "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" \
     --results "$R" --no-progress-bar
 done
 if [ "$MODE" = "--cpu-smoke" ]; then
   want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
 else
-  fits 90 airbench-vs-fast && step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
+  fits fast 90 airbench-vs-fast && step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
     --runs "$FAST_RUNS" --tta-views 6
 fi
 

@@ -157,6 +157,12 @@ def test_gpu_suite_starts_no_step_that_would_run_into_the_report_share(tmp_path)
                        text=True, env=env, cwd=ROOT, timeout=1800)
     assert "=== time budget: skipping compile" in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
     assert p.returncode == 0 and "failed steps: none" in p.stdout
+    # a spent budget says nothing of the steps not asked for (it once said "skipping compile" in a
+    # call that never meant to run it)
+    env.update(SUITE_STEPS="fingerprint", SUITE_BUDGET_S="1")
+    p = subprocess.run([str(ROOT / "benchmarks" / "gpu_suite.sh"), str(tmp_path / "out2")], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=1800)
+    assert p.returncode == 0 and "time budget" not in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
 
 
 def test_airbench_gets_the_same_images_in_its_format(small_data, tmp_path):
