@@ -227,6 +227,15 @@ MUTATIONS = [
      "time.perf_counter() - (t1 if row[\"seed_index\"] else t_start)",
      "(time.perf_counter() - t1) if row[\"seed_index\"] else row[\"setup_time_s\"]",
      "reset_after_the_warm_up"),
+    ("every flag's help says its default", "bench/cli.py",
+     "(default: a live bar when stderr is a terminal)", "", "every_option_of_every_command"),
+    ("the suite packs its rows when stopped", "benchmarks/gpu_suite.sh", "trap 'stopped TERM 143' TERM", "",
+     "stopped_mid_step_packs"),
+    ("the suite reruns a cell it cut short", "benchmarks/gpu_suite.sh",
+     'bench sweep "$LESSON" --results "$R" --retry-interrupted', 'bench sweep "$LESSON" --results "$R"',
+     "stopped_mid_step_packs"),
+    ("a closed pipe is no traceback", "bench/cli.py", "    except BrokenPipeError:", "    except ZeroDivisionError:",
+     "reader_that_stops_early"),
 ]
 
 
