@@ -20,7 +20,7 @@
 
     [[cells]]                    # explicit cells, run first and in this order (then the axes'
     precision = "fp16"           # product, without repeating a cell); `seeds` overrides [sweep]'s
-    seeds = [0, 1, 2]
+    seeds = [0, 1, 2]            # with no [axes] the cells are the list: an empty [[cells]] is [base]
 
 At least one of [base], [axes] and [[cells]] must say what to run (bench/sweep_file.py refuses a
 file without). A configuration's seeds run one after another in one child process (bench.isolate): data,

@@ -140,7 +140,8 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
         own = spec.pop("seeds", seeds)
         points.append((spec, seeds if meta.get("set_seeds") else _seeds(own, f"{where}: [[cells]] seeds")))
     names = list(axes)
-    for combo in itertools.product(*(axes[k] for k in names)):
+    # [[cells]] without [axes] are the whole list: [base] alone is a cell only if one of them is empty
+    for combo in itertools.product(*(axes[k] for k in names)) if axes or not explicit else ():
         point = dict(zip(names, combo))
         if not any(all(point.get(k) == v for k, v in ex.items()) for ex in exclude):
             points.append((point, seeds))

@@ -356,6 +356,25 @@ def test_seeds_in_one_process_equal_seeds_in_separate_processes(finished_sweep, 
         assert shared[key] == isolated[key], (key, shared[key], isolated[key], p.stderr[-500:])
 
 
+def test_cells_without_axes_are_the_whole_list(tmp_path):
+    """A file of [[cells]] and no [axes] (configs/fast-gpu.toml: one cell per recipe) runs those cells
+    only: [base] alone (there, the default Darknet) is not an extra configuration."""
+    p = write(tmp_path, """
+[sweep]
+seeds = [0, 1]
+[base]
+target = 0.5
+[[cells]]
+recipe = "cpu"
+[[cells]]
+recipe = "dawn"
+""")
+    assert [(c.cfg.recipe, c.cfg.seed) for c in cells_of(p)] == [("cpu", 0), ("cpu", 1), ("dawn", 0), ("dawn", 1)]
+    gpu = sweep.expand(*sweep.load(ROOT / "configs" / "fast-gpu.toml"), check_gpu=True)
+    assert [c.cfg.recipe for c in gpu] == ["fast"] * 10 + ["fast_muon"] * 10
+    assert all(c.cfg.target == 0.90 and c.cfg.stop_at_target for c in gpu)
+
+
 def test_explicit_cells_come_first_in_order_and_are_not_repeated(tmp_path):
     p = write(tmp_path, """
 [sweep]
