@@ -27,6 +27,21 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+def sync_within(device, timeout_s):
+    """Wait for the device's queued work, but no longer than `timeout_s`: after a stop from outside
+    the queue may hold a collective that never completes. True if it finished (or nothing to wait for)."""
+    if not str(device).startswith("cuda"):
+        return True
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(device))
+    end = time.perf_counter() + timeout_s
+    while not done.query():
+        if time.perf_counter() > end:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 def peak_rss_bytes():
     """This process's peak resident set (VmHWM), not the current RSS."""
     try:

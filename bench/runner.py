@@ -267,7 +267,10 @@ class Runner:
     def _finish(self, row, rec, rss):
         cfg, wl = self.cfg, self.workload
         if rec["t_train0"] is not None:
-            if rec.get("t_epoch0") is not None:  # stopped mid-epoch: that epoch's training counts too
+            if rec.get("t_epoch0") is not None:  # stopped mid-epoch: that epoch's training counts too,
+                if not meters.sync_within(self.device, 10.0):  # its queued kernels with it, if they finish
+                    row["error"] = (f"{row['error']}; the device work queued at the stop did not finish "
+                                    "within 10 s, so train_time_s leaves it out")
                 rec["train_time"] += time.perf_counter() - rec["t_epoch0"]
             row.update(train_time_s=rec["train_time"], eval_time_s=rec["eval_time"],
                        wall_time_s=time.perf_counter() - rec["t_train0"])

@@ -73,3 +73,47 @@ def test_setup_includes_the_reset_after_the_warm_up(small_data, tmp_path, monkey
     assert [r["seed_index"] for r in rows] == [0, 1] and all(r["status"] == "ok" for r in rows)
     assert all(1000 <= r["setup_time_s"] for r in rows) and rows[0]["data_time_s"] > 0
     assert all(r["train_time_s"] < 1000 for r in rows)  # the jump stays off the training clock
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["queue-drained", "queue-stuck"])
+def test_a_run_stopped_mid_epoch_waits_a_bounded_time_for_its_queued_work(finished, small_data, tmp_path, monkeypatch):
+    """Stopped from outside in its second step: the partial epoch counts, after waiting (at most 10 s:
+    a stuck collective never finishes) for the device's queued work; if that wait gives up, the row
+    says its training time leaves the queue out."""
+    from bench import faults, meters, runner
+    waits = []
+
+    def stop(fault, step, loss):
+        if step == 1:
+            raise runner.Interrupted("interrupted by SIGTERM")
+        return loss
+
+    monkeypatch.setattr(faults, "inject", stop)
+    monkeypatch.setattr(faults, "parse", lambda: ("crash", 99))
+    monkeypatch.setattr(meters, "sync_within", lambda device, timeout_s: waits.append(timeout_s) or finished)
+    row = bench.run(data=small_data, results=tmp_path, limit_train=400, warmup_steps=0, **SMALL)
+    assert row["status"] == "interrupted" and waits == [10.0] and row["train_time_s"] > 0
+    assert row["epochs_completed"] in (0, None)
+    assert ("did not finish within 10 s" in row["error"]) is not finished, row["error"]
+
+
+def test_sync_within_gives_up_on_a_queue_that_never_drains(monkeypatch):
+    from bench import meters
+
+    class Event:
+        queries = 0
+
+        def record(self, stream):
+            pass
+
+        def query(self):
+            Event.queries += 1
+            return Event.queries > 3 and drains
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: None)
+    drains = True
+    assert meters.sync_within("cuda:0", 5.0) and Event.queries == 4
+    drains = False
+    assert not meters.sync_within("cuda:0", 0.05)
+    assert meters.sync_within("cpu", 0.0)  # nothing queued on a CPU
