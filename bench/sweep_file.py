@@ -170,7 +170,8 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
                 raise BenchError(f"{where}: cell ({desc}, seed {seed}): {e}") from None
             if cfg.key() not in seen:
                 seen.add(cfg.key())
-                cells.append(Cell(len(cells), {**point, "seed": seed}, cfg))
+                forced = meta.get("set", {})  # the matrix and progress lines show what runs, not what --set replaced
+                cells.append(Cell(len(cells), {**{k: forced.get(k, v) for k, v in point.items()}, "seed": seed}, cfg))
     return cells
 
 

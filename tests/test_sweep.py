@@ -422,6 +422,10 @@ precision = "fp32"
     assert {c.cfg.epochs for c in cells} == {2} and {c.cfg.seed for c in cells} == {3}
     assert {c.cfg.precision for c in cells} == {"bf16"} and {c.cfg.model_kwargs["nf"] for c in cells} == {4}
     assert sorted(c.cfg.model_kwargs["width"] for c in cells) == [0.5, 1]  # the axis survives; duplicates go
+    # the matrix and the progress lines show what runs, not the axis value --set replaced
+    p = write(tmp_path, '[base]\nmodel = "resnet9"\n[axes]\nprecision = ["fp32", "bf16"]\ninplace = [true, false]\n')
+    cells = sweep.expand(*sweep.load(p, ["precision=bf16"]), check_gpu=False)
+    assert [(c.axes["precision"], c.axes["inplace"]) for c in cells] == [("bf16", True), ("bf16", False)]
     assert sweep.load(p, ["time_limit_s=60"])[1]["time_limit_s"] == 60
 
 
