@@ -23,6 +23,12 @@ from .row import base_row, new_run_id
 GRACE_S = 120  # beyond the child's own time limits, for setup and writing its rows
 
 
+def usable_cpus():
+    """The cores this process may run on: a Slurm or container allocation restricts them (its
+    affinity mask), while os.cpu_count counts the whole machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _die_with_parent():
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -73,7 +79,7 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if cfg.world_size > 1:  # torchrun otherwise sets 1 thread per process, with a banner saying so
-        child_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.world_size)))
+        child_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // cfg.world_size)))
     tail = deque(maxlen=40)
     log = open(log_path, "a" if append else "w") if log_path else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from .isolate import usable_cpus
 from .meters import peak_rss_bytes, sync  # noqa: F401 - the benchmarks import them from here
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def fingerprint(device="cpu", world_size=1):
         "cuda_version": torch.version.cuda if on_gpu else None,
         "cudnn_version": torch.backends.cudnn.version() if on_gpu else None,
         "cpu_model": cpu_model(),
-        "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_count": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
         "host_mem_bytes": psutil.virtual_memory().total,
         "hostname": socket.gethostname(),

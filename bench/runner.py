@@ -26,6 +26,7 @@ import torch.distributed as dist
 from . import faults, meters, results, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device
+from .isolate import usable_cpus
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
 from .ui import RunProgress, say
 
@@ -160,7 +161,7 @@ class Runner:
             self.device = torch.device("cpu")
             if self.world > 1:  # share the cores between the processes
                 local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
-                torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+                torch.set_num_threads(max(1, usable_cpus() // local))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.run_ids is None:

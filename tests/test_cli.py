@@ -334,3 +334,17 @@ def test_maxbatch_lists_only_the_flags_that_change_its_memory():
         assert flag in text, flag
     for flag in ("--lr", "--epochs", "--target", "--weight-decay", "--label-smoothing", "--seed", "--tta"):
         assert flag not in text, flag
+
+
+def test_thread_splits_count_the_cores_this_process_may_use():
+    """In a Slurm or container allocation the affinity mask, not the machine, says how many cores a
+    run has: a DDP run on CPUs splits those between its processes (os.cpu_count() oversubscribed them)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores to restrict to 1")
+    code = "import os; from bench.isolate import usable_cpus; print(usable_cpus(), os.cpu_count())"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+    assert p.stdout.split() == ["1", str(os.cpu_count())], p.stderr
+    for path in (ROOT / "bench").rglob("*.py"):  # every split goes through usable_cpus()
+        uses = path.read_text().count("os.cpu_count()")
+        assert uses == (1 if path.name == "isolate.py" else 0), path
