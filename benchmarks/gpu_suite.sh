@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU measurement of a session in one script, most valuable first, within SUITE_BUDGET_S:
+# Every GPU measurement of one machine booking in one script, most valuable first, within SUITE_BUDGET_S:
 #   1. the fingerprint                          -> OUT/fingerprint.json
 #   2. the lesson's table (configs/lesson-gpu.toml: the lesson's Darknet baseline, then one axis
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
 #      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps); on a fresh
 #      machine, that directory must hold the earlier call's rows (unpack its OUT/results.tgz there)
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
-#   4. issue #17's `fast` and `fast_muon` recipes and airbench's train94 to the target, side by side on one
-#      clock with the same 6 TTA views, SUITE_FAST_RUNS (10) runs each -> OUT/results
+#   4. issue #17's `fast` and `fast_muon` recipes (configs/fast-gpu.toml, resumable) and airbench's train94
+#      to the target, side by side on one clock with the same 6 TTA views, SUITE_FAST_RUNS (10) runs each
+#      -> OUT/results
 #      then (only when SUITE_STEPS names `ablation`) the ablations of both (configs/fast-muon-ablation.toml,
 #      configs/fast-ablation.toml), resumable
 #   5. the `dawn` recipe to the target, and the seed-0 model's inference latency -> OUT/results
@@ -15,13 +16,14 @@
 #   6. harness overhead, data pipeline, in-place memory, the lesson's Darknet max batch (measured on an
 #      H200 before: results/h200; off unless SUITE_STEPS names them)
 #   7. the report and `bench verify` of all of it -> OUT/report
-#   8. the lesson's GANs (issue #15): dcgan and wgan, fp16/fp32 x in-place on/off, as far as the
-#      budget allows, and their own report -> OUT/gan (results, report)
+#   8. the lesson's GANs (issue #15, configs/gan.toml, resumable): dcgan and wgan, fp32/fp16 x in-place
+#      on/off, then bf16, as far as the budget allows, and their own report -> OUT/gan (results, report)
 # Usage: BENCH_DATA=path/to/cifar10-jpeg.tar.xz [SUITE_TARGET=0.90] [SUITE_BUDGET_S=540] [SUITE_STEPS=a,b,...] \
 #          benchmarks/gpu_suite.sh OUT [--cpu-smoke]
 # SUITE_STEPS picks some of: fingerprint lesson compile fast ablation gan dawn infer airbench overhead pipeline
 # inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
-# SUITE_RESULTS names the results directory to resume (default OUT/results).
+# SUITE_RESULTS names the results directory to resume (default OUT/results); SUITE_GAN_RESULTS the GANs'
+# (default OUT/gan/results), kept apart so the classifiers' boards stay theirs.
 # SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but ~150 s of the budget).
 # SUITE_END_S (60) is the budget's last share, kept for the report, the verify and the packing: a step
 # still running then is stopped (its finished rows kept, its running cell run again by the next call).
@@ -188,21 +190,25 @@ step lesson lesson bench sweep "$LESSON" --results "$R" --retry-interrupted \
 # 3. Eager vs compiled (default and CUDA graphs) for the lesson's Darknet, side by side.
 fits compile 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" "${DEV[@]}" "${SMOKE[@]}" --out "$OUT/benchmarks/compile_speed.json"
 
-# 4. Issue #17's recipes (`fast`, and `fast_muon` with Muon for the filters) against airbench's
-# train94, all to the target, on one clock: the side-by-side script keeps airbench's data loading and
-# net build off its clock, as the harness does, and evaluates with the same 6 views as the recipes.
-# Each recipe's seeds share one process (one compile). SUITE_FAST_RECIPES picks which (default both).
+# 4. Issue #17's recipes (`fast`, and `fast_muon` with Muon for the filters: configs/fast-gpu.toml)
+# against airbench's train94, all to the target, on one clock: the side-by-side script keeps
+# airbench's data loading and net build off its clock, as the harness does, and evaluates with the
+# same 6 views as the recipes. A recipe's seeds share one process (one compile); a sweep, so a call
+# cut short leaves its finished seeds and the next call runs only the rest. SUITE_FAST_RUNS (10):
+# seeds per recipe and airbench runs. airbench is cheap (~60 s for 10) and runs whole each call.
+FAST_RUNS=${SUITE_FAST_RUNS:-10}
 if [ "$MODE" = "--cpu-smoke" ]; then
   # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
-  FAST=(--device cpu --no-compile --warmup-steps 0 --no-tta --epochs 1 --limit-train 1024
-        --batch-size 256 --model-kwargs widths=8,16,16 --target 0.2); FAST_RUNS=1
+  FAST=(--set seeds=[0] --set device=cpu --set compile=false --set warmup_steps=0 --set tta=false --set epochs=1
+        --set limit_train=1024 --set batch_size=256 --set "model_kwargs.widths=[8, 16, 16]" --set target=0.2)
 else
-  FAST=(--device cuda --target "$TARGET"); FAST_RUNS=${SUITE_FAST_RUNS:-10}
+  FAST=(--set "seeds=[$(seq -s, 0 $((FAST_RUNS - 1)))]" --set target="$TARGET")
 fi
-for RECIPE in ${SUITE_FAST_RECIPES:-fast fast_muon}; do
-  fits fast 150 "$RECIPE" && step fast "$RECIPE" bench run --recipe "$RECIPE" "${FAST[@]}" --seeds "$(seq -s, 0 $((FAST_RUNS - 1)))" \
-    --results "$R" --no-progress-bar
-done
+if fits fast 150 fast-gpu; then
+  FAST_STOP=$(( BUDGET_S - END_S - 90 - $(elapsed) ))  # airbench's ~90 s come after it
+  step fast fast-gpu bench sweep "$HERE/../configs/fast-gpu.toml" "${FAST[@]}" --results "$R" --retry-interrupted \
+    --stop-after "$(( FAST_STOP > 60 ? FAST_STOP : 60 ))"
+fi
 if [ "$MODE" = "--cpu-smoke" ]; then
   want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
 else
@@ -262,27 +268,23 @@ step verify verify bench verify "$R"
 # 8. the lesson's GANs: generator steps/s, peak memory, FD per epoch and samples, in their own results
 #    folder so the boards above stay the classifiers'. The FD judge is the one kept with the code
 #    (bench/judges/), the same as on the CPU; every row names it.
-G="$OUT/gan/results"
+# A sweep of configs/gan.toml at 2 epochs of 25,600 images: fp32 and fp16 of both GANs first, bf16 as
+# the budget allows; SUITE_GAN_RESULTS (default OUT/gan/results) names a folder a later call resumes.
+G="${SUITE_GAN_RESULTS:-$OUT/gan/results}"
 if [ "$MODE" = "--cpu-smoke" ]; then
-  GAN=(--model-kwargs nf=8 nz=16 extra=1 --epochs 1 --limit-train 640 --batch-size 32 --warmup-steps 1)
-  GAN_CELLS=("dcgan bf16 --inplace" "wgan bf16 --no-inplace")
-  # a judge trained in seconds: the smoke measures nothing
+  # one precision, in-place on for both GANs (shard 0/2 of the 4 cells left), tiny; a judge trained
+  # in seconds: the smoke measures nothing
+  GAN=(--set model_kwargs.nf=8 --set model_kwargs.nz=16 --set epochs=1 --set limit_train=640 --set batch_size=32
+       --set warmup_steps=1 --set precision=bf16 --set device=cpu --shard 0/2)
   export BENCH_JUDGE='{"model_kwargs": {"width": 0.125}, "epochs": 1, "limit_train": 1000, "batch_size": 250, "tta": false}'
 else
-  GAN=(--model-kwargs nf=64 nz=100 extra=1 --epochs 2 --limit-train 25600 --channels-last --warmup-steps 10)
-  GAN_CELLS=()
-  for wl in dcgan wgan; do for prec in fp16 fp32; do for ip in --inplace --no-inplace; do
-    GAN_CELLS+=("$wl $prec $ip"); done; done; done
+  GAN=(--set epochs=2 --set limit_train=25600)
 fi
-for cell in "${GAN_CELLS[@]}"; do
-  want gan || break
-  if [ "$MODE" != "--cpu-smoke" ] && [ "$(elapsed)" -gt $((BUDGET_S - END_S - 30)) ]; then
-    echo "=== time budget: stopping the GAN cells before $cell"; break
-  fi
-  read -r wl prec ip <<< "$cell"
-  step gan "gan-$wl-$prec$ip" bench run --workload "$wl" --model dcgan "${GAN[@]}" "${DEV[@]}" \
-    --precision "$prec" "$ip" --results "$G" --no-progress-bar
-done
+if fits gan 60 gan; then
+  GAN_STOP=$(( BUDGET_S - END_S - 30 - $(elapsed) ))  # the GAN report's share
+  step gan gan bench sweep "$HERE/../configs/gan.toml" "${GAN[@]}" --results "$G" --retry-interrupted \
+    --stop-after "$(( GAN_STOP > 30 ? GAN_STOP : 30 ))"
+fi
 [ -d "$G/runs" ] && step gan gan-report bench report "$G" --out "$OUT/gan/report"
 pack
 echo "=== done in $(elapsed)s; failed steps: ${FAILED[*]:-none}; rows packed in $OUT/results.tgz"

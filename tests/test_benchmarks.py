@@ -63,15 +63,15 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     muon_ablation = runs[runs.sweep == "fast-muon-ablation"]  # the same shard of fast_muon's preset
     assert sorted(muon_ablation.bn_weight_frozen) == [False, True, True] and set(muon_ablation.muon_lr) == {0.24}
     assert sorted(muon_ablation.label_smoothing) == [0.0, 0.2, 0.2] and set(muon_ablation.epochs) == {1}
-    fast = runs[(runs.recipe == "fast") & runs.sweep.isna()]
+    fast = runs[(runs.recipe == "fast") & (runs.sweep == "fast-gpu")]  # a sweep: a later call resumes it
     assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
-    muon = runs[(runs.recipe == "fast_muon") & runs.sweep.isna()]
+    muon = runs[(runs.recipe == "fast_muon") & (runs.sweep == "fast-gpu")]
     assert len(muon) == 1 and muon.muon_lr.iloc[0] == 0.24 and muon.batch_size.iloc[0] == 256
     assert set(runs[runs.recipe == "dawn"].seed) == {0, 1}
     lesson = runs[runs.sweep == "lesson-smoke"]
     assert sorted(zip(lesson.inplace, lesson.seed)) == [(False, 0), (True, 0), (True, 1)]
-    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation", "fast-muon-ablation",
-                                                                          "lesson-smoke"]
+    assert sorted(pd.read_parquet(out / "results" / "sweeps").sweep) == ["fast-ablation", "fast-gpu",
+                                                                          "fast-muon-ablation", "lesson-smoke"]
     compiled = json.loads((out / "benchmarks" / "compile_speed.json").read_text())["figures"]["models"]["darknet"]
     assert [r["mode"] for r in compiled] == ["eager", "default"] and all(r["status"] == "ok" for r in compiled)
     assert compiled[0]["timed_compiles"] is None and compiled[1]["timed_compiles"] == 0
@@ -85,8 +85,11 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     with tarfile.open(out / "results.tgz") as tar:   # every row in one file, for a copy that keeps few
         packed = {n for n in tar.getnames() if n.startswith("./runs/")}
     assert packed == {f"./runs/{r}.parquet" for r in runs.run_id}
+    gan = pd.read_parquet(out / "gan" / "results" / "runs")  # configs/gan.toml's shard 0/2, one precision
+    assert sorted(gan.workload) == ["dcgan", "wgan"] and set(gan.sweep) == {"gan"} and set(gan.status) == {"ok"}
+    assert set(gan.precision) == {"bf16"} and set(gan.inplace) == {True} and set(gan.limit_train) == {640}
     with tarfile.open(out / "gan-results.tgz") as tar:
-        assert any(n.startswith("./runs/dcgan-") for n in tar.getnames())
+        assert {n for n in tar.getnames() if n.startswith("./runs/")} == {f"./runs/{r}.parquet" for r in gan.run_id}
 
 
 def test_gpu_suite_stopped_mid_step_packs_what_finished_and_the_next_call_resumes(tmp_path):
