@@ -156,7 +156,7 @@ def script(name, file, results_dir, data, n, gpus, a):
              *[f"#SBATCH {h}" for h in head],
              "set -euo pipefail",
              *[f"export {k}={q(v)}" for k, v in env.items()],
-             f"retry={'--retry-failed' if a.retry_failed else ''}",
+             f"retry={'--retry-failed' if a.retry_failed else '--retry-interrupted' if a.retry_interrupted else ''}",
              "# a requeued task (preemption, node failure) runs again the cells it left interrupted",
              'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ -z "$retry" ]; then retry=--retry-interrupted; fi',
              " ".join(q(c) for c in cmd) + f' --shard "$SLURM_ARRAY_TASK_ID/{n}" $retry']

@@ -230,6 +230,29 @@ def test_the_scripts_progress_command_counts_the_cells_the_tasks_run(small_data,
     assert (counts["cells"], counts["pending"]) == (2, 2), progress  # the shortened sweep's cells, not the file's 4
 
 
+
+def test_a_resubmission_with_retry_interrupted_reruns_the_cancelled_cells(small_data, tmp_path):
+    """After a scancel, `--slurm --retry-interrupted` resubmits the array to finish what was cut
+    short (and only that: a diverged cell stays). The flag used to be left out of the script, so
+    the tasks found nothing to do. The script runs here under bash as a task would, with --dry-run
+    added so that it reports what it would run; the rows are written here, not trained."""
+    from datetime import datetime, timezone
+
+    from bench import results, sweep
+    from bench.row import base_row
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    cells = sweep.expand(*sweep.load(s), check_gpu=False)
+    for k, (cell, status) in enumerate(zip(cells, ["interrupted", "diverged", "ok", "ok"])):
+        row = base_row(cell.cfg, f"run-{k}", "cpu", 1, datetime.now(timezone.utc))
+        results.write(res, "runs", row["run_id"], [{**row, "status": status}])
+    text = bench("sweep", s, "--slurm", "--dry-run", "--retry-interrupted", "--array", "1", "--results", res,
+                 "--data", small_data, check=0).stdout
+    task = write(tmp_path, text.rstrip("\n") + " --dry-run\n", "task.sbatch")
+    p = subprocess.run(["bash", str(task)], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "SLURM_ARRAY_TASK_ID": "0"})
+    assert p.returncode == 0 and "4 runs (3 already recorded, 1 to run)" in p.stderr, p.stderr
+
 def test_an_unreachable_slurm_is_one_line(small_data, tmp_path):
     fake = tmp_path / "bin" / "sbatch"  # what sbatch says when slurmctld is down, without waiting for it
     fake.parent.mkdir()
