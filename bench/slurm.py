@@ -153,7 +153,7 @@ def script(name, file, results_dir, data, n, gpus, a):
              f"# Sweep {name} as a Slurm job array, written by `bench sweep --slurm`. Task i of {n} runs shard i/{n};",
              "# cells are claimed in the results directory, so no cell runs twice, whatever overlaps.",
              f"# Progress: {status_command(f'{q(sys.executable)} -m bench', file, results_dir, a.set)}",
-             *[f"#SBATCH {h}" for h in head],
+             *[f"#SBATCH {_quoted(h)}" for h in head],
              "set -euo pipefail",
              *[f"export {k}={q(v)}" for k, v in env.items()],
              f"retry={'--retry-failed' if a.retry_failed else '--retry-interrupted' if a.retry_interrupted else ''}",
@@ -162,6 +162,13 @@ def script(name, file, results_dir, data, n, gpus, a):
              " ".join(q(c) for c in cmd) + f' --shard "$SLURM_ARRAY_TASK_ID/{n}" $retry']
     lines[-1] = "exec " + lines[-1]
     return "\n".join(lines) + "\n"
+
+
+def _quoted(directive):
+    """sbatch splits an #SBATCH line at whitespace unless the value is in double quotes: a sweep
+    name or results path with a space made sbatch refuse the script ("Invalid directive")."""
+    flag, eq, value = directive.partition("=")
+    return f'{flag}="{value}"' if eq and any(c.isspace() for c in value) and '"' not in value else directive
 
 
 def status_command(bench, file, results_dir, sets):

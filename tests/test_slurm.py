@@ -253,6 +253,18 @@ def test_a_resubmission_with_retry_interrupted_reruns_the_cancelled_cells(small_
                        env={**os.environ, "SLURM_ARRAY_TASK_ID": "0"})
     assert p.returncode == 0 and "4 runs (3 already recorded, 1 to run)" in p.stderr, p.stderr
 
+
+def test_a_sweep_name_and_results_path_with_spaces_make_a_script_sbatch_accepts(slurm, small_data, tmp_path):
+    """The #SBATCH values are quoted where they hold a space; unquoted, sbatch refused the script
+    ("Invalid directive found in batch script: sweep"). --test-only: sbatch parses it, runs nothing."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1).replace('name = "tiny"', 'name = "my sweep"'))
+    text = bench("sweep", s, "--slurm", "--dry-run", "--results", tmp_path / "my results", "--data", small_data,
+                 "--sbatch-arg=--comment=a b", check=0).stdout
+    script = write(tmp_path, text, "job.sbatch")
+    p = subprocess.run(["sbatch", "--test-only", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f'#SBATCH --output="{tmp_path}/my results/logs/slurm-%A_%a.out"' in text.splitlines()
+
 def test_an_unreachable_slurm_is_one_line(small_data, tmp_path):
     fake = tmp_path / "bin" / "sbatch"  # what sbatch says when slurmctld is down, without waiting for it
     fake.parent.mkdir()
