@@ -196,7 +196,10 @@ def status(a):
                        ", ".join(f"{v} {k}" for k, v in counts.items()))
     say(f"claims: {mode} ({why})")
     if counts["failed"]:
-        say(f"{counts['failed']} cell(s) failed; --retry-failed runs them again (with --slurm too)")
+        # after a scancel, --retry-failed would run the cells that failed on their own again too
+        cut = sum(set(seen.get(c.cfg.key(), [])) == {"interrupted"} for c in cells)
+        say(f"{counts['failed']} cell(s) failed; --retry-failed runs them again (with --slurm too)"
+            + (f"; --retry-interrupted runs only the {cut} stopped from outside" if cut else ""))
     print(json.dumps({"sweep": name, "results": str(results_dir), "cells": len(cells), **counts, "claims": mode}))
     return 0
 

@@ -231,21 +231,36 @@ def test_the_scripts_progress_command_counts_the_cells_the_tasks_run(small_data,
 
 
 
+
+def record(sweep_file, res, statuses):
+    """One run row a cell with these statuses, written here rather than trained."""
+    from datetime import datetime, timezone
+
+    from bench import results, sweep
+    from bench.row import base_row
+    for k, (cell, status) in enumerate(zip(sweep.expand(*sweep.load(sweep_file), check_gpu=False), statuses)):
+        row = base_row(cell.cfg, f"run-{k}", "cpu", 1, datetime.now(timezone.utc))
+        results.write(res, "runs", row["run_id"], [{**row, "status": status}])
+
+
+def test_status_after_a_cancel_names_the_retry_that_spares_real_failures(tmp_path):
+    """A cancelled cell shows as failed (interrupted); the hint names --retry-interrupted, which
+    runs it again without running the diverged one again, as --retry-failed would."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    record(s, res, ["interrupted", "diverged", "ok", "ok"])
+    counts, table = status_counts(s, res)
+    assert counts["failed"] == 2, table
+    assert "; --retry-interrupted runs only the 1 stopped from outside" in table, table
+
 def test_a_resubmission_with_retry_interrupted_reruns_the_cancelled_cells(small_data, tmp_path):
     """After a scancel, `--slurm --retry-interrupted` resubmits the array to finish what was cut
     short (and only that: a diverged cell stays). The flag used to be left out of the script, so
     the tasks found nothing to do. The script runs here under bash as a task would, with --dry-run
     added so that it reports what it would run; the rows are written here, not trained."""
-    from datetime import datetime, timezone
-
-    from bench import results, sweep
-    from bench.row import base_row
     s = write(tmp_path, TINY_SWEEP.format(epochs=1))
     res = tmp_path / "r"
-    cells = sweep.expand(*sweep.load(s), check_gpu=False)
-    for k, (cell, status) in enumerate(zip(cells, ["interrupted", "diverged", "ok", "ok"])):
-        row = base_row(cell.cfg, f"run-{k}", "cpu", 1, datetime.now(timezone.utc))
-        results.write(res, "runs", row["run_id"], [{**row, "status": status}])
+    record(s, res, ["interrupted", "diverged", "ok", "ok"])
     text = bench("sweep", s, "--slurm", "--dry-run", "--retry-interrupted", "--array", "1", "--results", res,
                  "--data", small_data, check=0).stdout
     task = write(tmp_path, text.rstrip("\n") + " --dry-run\n", "task.sbatch")
