@@ -73,6 +73,7 @@ def submit(a):
     text = script(name, path.absolute(), results_dir, data, n, gpus, a)
     print(text, end="")
     if a.dry_run:
+        say(f"to submit it yourself: {submit_by_hand(results_dir)}")
         return 0
     sbatch = shutil.which("sbatch")
     if not sbatch:
@@ -153,6 +154,7 @@ def script(name, file, results_dir, data, n, gpus, a):
              f"# Sweep {name} as a Slurm job array, written by `bench sweep --slurm`. Task i of {n} runs shard i/{n};",
              "# cells are claimed in the results directory, so no cell runs twice, whatever overlaps.",
              f"# Progress: {status_command(f'{q(sys.executable)} -m bench', file, results_dir, a.set)}",
+             f"# By hand: {submit_by_hand(results_dir)}",
              *[f"#SBATCH {_quoted(h)}" for h in head],
              "set -euo pipefail",
              *[f"export {k}={q(v)}" for k, v in env.items()],
@@ -169,6 +171,12 @@ def _quoted(directive):
     name or results path with a space made sbatch refuse the script ("Invalid directive")."""
     flag, eq, value = directive.partition("=")
     return f'{flag}="{value}"' if eq and any(c.isspace() for c in value) and '"' not in value else directive
+
+
+def submit_by_hand(results_dir):
+    """Slurm creates no folder for --output: a task whose log folder is missing fails to start
+    (JobLaunchFailure), with no log and nothing recorded, so a script submitted by hand needs it made."""
+    return f"mkdir -p {shlex.quote(str(results_dir / 'logs'))} && sbatch FILE (Slurm creates no folder for the task logs)"
 
 
 def status_command(bench, file, results_dir, sets):

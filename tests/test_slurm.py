@@ -127,6 +127,27 @@ def submit_with_task_1_held(s, res, data, env, first_attempt_only=False):
     return job
 
 
+
+def test_a_dry_run_script_submitted_by_hand_as_it_says_starts(slurm, small_data, tmp_path):
+    """`--dry-run > job.sbatch`, then sbatch as the script's "By hand" line says: the task starts
+    and logs. Slurm creates no folder for --output, so a plain `sbatch job.sbatch` failed to launch
+    (JobLaunchFailure) with no log and nothing recorded; the line says to make the folder first."""
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1))
+    res = tmp_path / "r"
+    p = bench("sweep", s, "--slurm", "--dry-run", "--array", "1", "--results", res, "--data", small_data, check=0)
+    script = write(tmp_path, p.stdout, "job.sbatch")
+    by_hand = next(x for x in p.stdout.splitlines() if x.startswith("# By hand: "))[len("# By hand: "):]
+    assert f"to submit it yourself: {by_hand}" in p.stderr, p.stderr
+    cmd = by_hand.split(" (")[0].replace("sbatch FILE", f"sbatch --parsable {script}")
+    job = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=True).stdout.strip()
+    log = res / "logs" / f"slurm-{job}_0.out"
+    t = time.monotonic()
+    while not (log.exists() and "shard 0/1" in log.read_text()):
+        assert time.monotonic() - t < 600 and running(job), f"task did not start: {log} missing"
+        time.sleep(0.5)
+    subprocess.run(["scancel", job], check=True)
+    wait_done(job, results=res)
+
 def task_state(job, task):
     for line in running(job):
         if line.startswith(f"{job}_{task} "):
