@@ -111,7 +111,9 @@ def _gpus_per_task(cells, asked):
     need = max(on_gpu, default=0)
     if asked is None:
         return need
-    if asked < 0 or (asked < need):
+    if asked < 0:  # else "fewer than the largest world size (0)" for a CPU sweep, which reads as nonsense
+        raise BenchError(f"--gpus-per-task must be 0 or more, got {asked}")
+    if asked < need:
         raise BenchError(f"--gpus-per-task {asked} is fewer than the largest world size of a GPU cell ({need}); "
                          f"a cell's processes run on one node's GPUs")
     return asked

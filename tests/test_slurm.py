@@ -319,6 +319,7 @@ def test_an_unreachable_slurm_is_one_line(small_data, tmp_path):
     (["--slurm", "--shard", "0/2"], "leave out --shard"),
     (["--slurm", "--array", "0"], "--array must be at least 1"),
     (["--slurm", "--gpus-per-task", "2"], "fewer than the largest world size of a GPU cell (4)"),
+    (["--slurm", "--gpus-per-task", "-1"], "--gpus-per-task must be 0 or more, got -1"),
     (["--slurm", "--status"], "give one of them"),
     (["--slurm", "--data", "/nonexistent/cifar.tar"], "data not found"),
     (["--slurm", "--stop-after", "600"], "--stop-after does not reach Slurm's array tasks"),
