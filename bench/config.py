@@ -173,6 +173,10 @@ def validate(cfg, cuda_available=None):
         models.check_kwargs(cfg.model, cfg.model_kwargs)
     except ValueError as e:
         raise BenchError(str(e)) from None
+    if not cfg.inplace and not models.resolve(cfg.model).honours["inplace"]:
+        # else the row says "no-inplace", under its own key, for a network that ran exactly as with --inplace
+        raise BenchError(f"model {cfg.model!r} does not take an `inplace` keyword, so --no-inplace would change "
+                         "nothing but the row's label; give its function `inplace: bool = True` or leave it on")
     if cfg.precision not in PRECISIONS:
         raise BenchError(f"unknown precision {cfg.precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if cfg.compile_mode not in COMPILE_MODES:

@@ -87,6 +87,17 @@ def test_bad_settings_raise_one_clear_bencherror_and_write_nothing(settings, mes
     assert not (tmp_path / "r").exists()
 
 
+def test_no_inplace_for_a_network_that_does_not_take_inplace_is_refused(user_net, small_data, tmp_path):
+    """Else the row says inplace=False (the board: 'no-inplace'), under a key of its own, for a network
+    that ran exactly as with --inplace."""
+    p = bench_cli("run", "--model", f"{user_net}:small_net", "--no-inplace", "--epochs", "1", "--device", "cpu",
+                  "--data", small_data, "--results", tmp_path / "r", check=2)
+    assert p.stderr.count("\n") == 1 and "does not take an `inplace` keyword" in p.stderr, p.stderr
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(BenchError, match="does not take an `inplace` keyword"):
+        bench.run(model=f"{user_net}:small_net", inplace=False, data=small_data, results=tmp_path / "r", **SMALL)
+
+
 NO_PARAMS = """
 from torch import nn
 
