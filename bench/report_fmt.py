@@ -54,7 +54,7 @@ def model_label(row):
         kw = {}
     # a long value (a note, a path) is cut in tables; the full text stays in model_kwargs
     inner = ",".join(f"{k}={cut(str(v).replace(' ', ''))}" for k, v in kw.items())
-    return f"{row['model']}({inner})" if inner else str(row["model"])
+    return _versioned(row, f"{row['model']}({inner})" if inner else str(row["model"]))
 
 
 def short_model(row):
@@ -65,7 +65,14 @@ def short_model(row):
         kw = {}
     keep = {k: v for k, v in kw.items() if k in ("width", "blocks", "nf", "depth", "k", "bottleneck", "wide")}
     inner = ",".join(f"{k}={str(v).replace(' ', '')}" for k, v in keep.items())
-    return f"{row['model']}({inner})" if inner else str(row["model"])
+    return _versioned(row, f"{row['model']}({inner})" if inner else str(row["model"]))
+
+
+def _versioned(row, label):
+    """A user's network with its source's short sha256: two versions of one file are two groups,
+    and without it the board would show them under one name."""
+    h = row.get("model_source_hash")
+    return label if missing(h) else f"{label}@{str(h)[:7]}"
 
 
 def flags(row):

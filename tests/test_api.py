@@ -67,7 +67,7 @@ def test_a_network_from_a_file_is_timed_by_the_cli_and_the_api_and_reported(user
     board = bench.report([results])
     assert list(board["model"]) == ["mynet.small_net"] and board["runs"].iloc[0] == 2
     shown = bench_cli("report", results, check=0).stdout
-    assert "mynet.small_net(width=4)" in shown
+    assert f"mynet.small_net(width=4)@{hashlib.sha256(user_net.read_bytes()).hexdigest()[:7]}" in shown
 
 
 @pytest.mark.parametrize("settings,message", [
@@ -85,6 +85,17 @@ def test_bad_settings_raise_one_clear_bencherror_and_write_nothing(settings, mes
     with pytest.raises(BenchError, match=re.escape(message)):
         bench.run(data="/nonexistent", results=tmp_path / "r", **settings)
     assert not (tmp_path / "r").exists()
+
+
+def test_two_versions_of_a_users_file_are_told_apart_on_the_board():
+    """Their configuration keys differ (the source hash), so the board has a line for each: without
+    the hash in the label both lines read 'mynet.small_net(width=16) fp32 bs256'."""
+    from bench.report_fmt import config_name, model_label
+    base = {"model": "mynet.small_net", "model_kwargs": '{"width": 16}', "precision": "fp32", "batch_size": 256}
+    old, new = ({**base, "model_source_hash": h * 64} for h in "ab")
+    assert config_name(old) == "mynet.small_net(width=16)@aaaaaaa fp32 bs256" != config_name(new)
+    assert model_label(new) == "mynet.small_net(width=16)@bbbbbbb"
+    assert config_name({**base, "model": "resnet9", "model_source_hash": None}) == "resnet9(width=16) fp32 bs256"
 
 
 def test_no_inplace_for_a_network_that_does_not_take_inplace_is_refused(user_net, small_data, tmp_path):
