@@ -161,13 +161,13 @@ def models_main(a):
     """`bench models`: a table on stdout, or JSON with --json."""
     rows = models(a.specs)
     if a.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(rows, indent=1), file=getattr(a, "stdout", sys.stdout))
         return 0
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    out = Console(file=sys.stdout, highlight=False, width=100)
+    out = Console(file=getattr(a, "stdout", sys.stdout), highlight=False, width=100)
     t = Table(title=Text("models (FLOPs: forward + backward of one 32x32 training image)"),
               title_justify="left")
     for h in ("model", "keywords (type = default)", "takes", "params", "GFLOP/img"):

@@ -1,6 +1,7 @@
 """`bench`: the command line. Bad input prints one line and exits 2; a run that fails is
 recorded and exits 1; success exits 0."""
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -9,6 +10,9 @@ from .cli_config import MAXBATCH_FIELDS, add_config_args, config_from_args
 from .config import DEVICES, BenchError, validate
 from .paths import SWEEP_SUBDIRS, check_writable
 
+# commands that import a user's network: its prints (at import, in forward) go to stderr, so that
+# stdout holds only what the command writes there (`--json`, infer's line, maxbatch's number)
+USER_CODE = ("run", "models", "infer", "maxbatch")
 EPILOG = "Results land under RESULTS/runs and RESULTS/epochs as parquet; see results/README.md for the schema."
 
 
@@ -78,7 +82,7 @@ def cmd_run(a):
             summary["results"] = path
             if row.get("status") != "ok":
                 summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
-            print(json.dumps(summary))
+            print(json.dumps(summary), file=a.stdout)
     return max((exit_code(r) for r in rows), default=1)
 
 
@@ -303,8 +307,12 @@ def main(argv=None):
     if not getattr(a, "func", None):
         p.print_help(sys.stderr)
         return 2
+    a.stdout = sys.stdout
     try:
-        return a.func(a)
+        if a.command not in USER_CODE:
+            return a.func(a)
+        with contextlib.redirect_stdout(sys.stderr):
+            return a.func(a)
     except BenchError as e:
         print(f"bench {a.command}: error: {e}", file=sys.stderr)
         return 2

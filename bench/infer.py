@@ -10,6 +10,7 @@ The checkpoint is loaded with torch.load(weights_only=True): it cannot run code.
 """
 import json
 import os
+import sys
 import time
 import warnings
 from datetime import datetime, timezone
@@ -130,5 +131,5 @@ def main(a):
     say(f"top-1 {top1:.4f}; latency p50 {row['latency_p50_ms']:.2f} ms, p99 {row['latency_p99_ms']:.2f} ms "
         f"over {len(times)} images at batch 1; {throughput:.0f} images/s at batch {a.batch_size}; {path}")
     print(json.dumps({k: row[k] for k in ("infer_id", "top1_acc", "latency_p50_ms", "latency_p99_ms",
-                                          "latency_mean_ms", "throughput_images_per_s")}))
+                                          "latency_mean_ms", "throughput_images_per_s")}), file=getattr(a, "stdout", sys.stdout))
     return 0

@@ -124,7 +124,7 @@ def main(a):
     else:
         say(f"no batch fits: the smallest probe, {a.start}, already exceeds {cap} (recorded as 0 in {path}); "
             "lower --start or raise --memory-limit")
-    print(best)
+    print(best, file=getattr(a, "stdout", sys.stdout))
     return 0
 
 

@@ -109,6 +109,40 @@ def test_no_inplace_for_a_network_that_does_not_take_inplace_is_refused(user_net
         bench.run(model=f"{user_net}:small_net", inplace=False, data=small_data, results=tmp_path / "r", **SMALL)
 
 
+CHATTY_NET = """
+import torch
+from torch import nn
+
+print("hello from chatty.py")
+
+
+class Chatty(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3072, 10)
+
+    def forward(self, x):
+        print("forward", tuple(x.shape))
+        return self.fc(x.flatten(1))
+
+
+def net():
+    return Chatty()
+"""
+
+
+def test_a_network_that_prints_leaves_stdout_to_the_json(small_data, tmp_path):
+    """A user's print (at import, in forward) went to stdout, before `--json`'s line: `json.loads` failed."""
+    (tmp_path / "chatty.py").write_text(CHATTY_NET)
+    spec, out, ckpt = f"{tmp_path / 'chatty.py'}:net", tmp_path / "results", tmp_path / "c.pt"
+    p = bench_cli("run", "--model", spec, "--batch-size", "100", "--epochs", "1", "--target", "0.01", "--device", "cpu",
+                  "--data", small_data, "--results", out, "--save", ckpt, "--no-progress-bar", "--json", check=0)
+    assert json.loads(p.stdout)["status"] == "ok" and "hello from chatty.py" in p.stderr
+    assert json.loads(bench_cli("models", spec, "--json", check=0).stdout)[-1]["model"] == "chatty.net"
+    p = bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "5", check=0)
+    assert "top1_acc" in json.loads(p.stdout) and "forward" in p.stderr
+
+
 NO_PARAMS = """
 from torch import nn
 
