@@ -203,10 +203,15 @@ EPOCHS = [
 
 FINGERPRINT = [c for c in HARDWARE]
 
+# which file and which version of a user's network, as in its run rows; null for a built-in
+USER_MODEL = [C("model_source", S, "identity", "a user's model: 'pkg.mod:fn' or '/abs/path/net.py:fn'"),
+              C("model_source_hash", S, "config", "a user's model: sha256 of its module's source file")]
+
 INFERENCE = [
     C("infer_id", S, "identity", "unique id"), C("schema_version", I, "identity", "version of this schema"),
     C("checkpoint", S, "identity", "path"), C("run_id", S, "identity", "run that saved the checkpoint"),
-    C("dataset", S, "data", "data set name"), C("model", S, "config", "model name"),
+    C("dataset", S, "data", "data set name"), C("model", S, "config", "model name (a user's: as its run row names it)"),
+    *USER_MODEL,
     C("model_kwargs", S, "config", "model keywords as JSON"), C("precision", S, "config", "fp32, fp16 or bf16"),
     C("channels_last", B, "config", "NHWC memory format"), C("tta", B, "config", "flip test-time augmentation"),
     C("images", I, "measurement", "test images timed at batch 1"),
@@ -223,7 +228,8 @@ INFERENCE = [
 
 MAXBATCH = [
     C("maxbatch_id", S, "identity", "unique id"), C("schema_version", I, "identity", "version of this schema"),
-    C("model", S, "config", "model name"), C("model_kwargs", S, "config", "model keywords as JSON"),
+    C("model", S, "config", "model name (a user's: as its run rows name it)"), *USER_MODEL,
+    C("model_kwargs", S, "config", "model keywords as JSON"),
     C("precision", S, "config", "fp32, fp16 or bf16"), C("inplace", B, "config", "in-place activations"),
     C("channels_last", B, "config", "NHWC memory format"), C("compile", B, "config", "torch.compile"),
     C("memory_limit_bytes", I, "config", "cap applied, null = the whole device", "B"),

@@ -120,7 +120,8 @@ def main(a):
     infer_id = results.safe_name(f"{models.model_name(ckpt['model'])}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}")
     row.update({"infer_id": infer_id,
            "schema_version": results.SCHEMA_VERSION, "checkpoint": os.path.abspath(a.checkpoint),
-           "run_id": ckpt.get("run_id"), "dataset": ds.name, "model": ckpt["model"],
+           "run_id": ckpt.get("run_id"), "dataset": ds.name, "model": models.model_name(ckpt["model"]),
+           "model_source": ckpt.get("model_source"), "model_source_hash": ckpt.get("model_source_hash"),
            "model_kwargs": ckpt["model_kwargs"], "precision": ckpt["precision"],
            "channels_last": ckpt["channels_last"], "tta": tta, "images": len(times),
            "latency_p50_ms": float(lat.quantile(0.5)), "latency_p99_ms": float(lat.quantile(0.99)),

@@ -110,9 +110,11 @@ def main(a):
     device = resolve_device(cfg)
     row = results.new_row("maxbatch")
     import models
-    name = models.model_name(cfg.model)  # a user's FILE.py:fn by the network's name, as its runs
+    # a user's FILE.py:fn by the network's name, as its runs, with the file and version probed
+    user = {k: v for k, v in models.row_fields(cfg.model).items() if k != "model_honours"}
+    name = user["model"]
     row.update({"maxbatch_id": f"{name}-{cfg.key()[:8]}-{started:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}",
-           "schema_version": results.SCHEMA_VERSION, "model": cfg.model,
+           "schema_version": results.SCHEMA_VERSION, **user,
            "model_kwargs": json.dumps(canonical_kwargs(cfg.model, cfg.model_kwargs)),
            "precision": cfg.precision, "inplace": cfg.inplace, "channels_last": cfg.channels_last,
            "compile": cfg.compile, "memory_limit_bytes": limit, "max_batch": best,

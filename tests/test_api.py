@@ -1,6 +1,7 @@
 """The Python API (bench/api.py), `bench models`, and a user's own network timed end to end."""
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -269,10 +270,27 @@ def test_a_checkpoint_of_a_relative_model_file_is_inferred_from_any_directory_un
     row = bench.run(model="mynet.py:small_net", data=small_data, results=out, save=ckpt, **SMALL)
     p = bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "20", check=0)
     assert json.loads(p.stdout)["top1_acc"] == row["final_acc"]
+    from bench import results as res
+    inf = res.read(out, "inference").iloc[0]  # named as its run, not by the path relative to where it ran
+    assert (inf["model"], inf["model_source_hash"]) == ("mynet.small_net", row["model_source_hash"])
     # an edit that still loads the weights would be measured silently as the trained network
     user_net.write_text(user_net.read_text().replace("nn.ReLU()", "nn.GELU()"))
     p = bench_cli("infer", "--checkpoint", ckpt, "--data", small_data, "--results", out, "--limit", "20")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "changed since the run" in p.stderr, p.stderr
+
+
+def test_maxbatch_of_a_users_file_names_it_as_its_runs_do_with_its_version(user_net, tmp_path):
+    """The row said only 'mynet.py:small_net', the path as typed, relative to a directory it did not
+    record, and no version: two versions of the file were indistinguishable."""
+    out = tmp_path / "results"
+    subprocess.run([sys.executable, "-m", "bench", "maxbatch", "--model", "mynet.py:small_net", "--model-kwargs",
+                    "width=4", "--device", "cpu", "--memory-limit", "8GiB", "--start", "16", "--max", "16",
+                    "--results", out], cwd=user_net.parent, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    from bench import results as res
+    r = res.read(out, "maxbatch").iloc[0]
+    assert r["max_batch"] == 16 and r["model"] == "mynet.small_net" and r["model_source"] == f"{user_net}:small_net"
+    assert r["model_source_hash"] == hashlib.sha256(user_net.read_bytes()).hexdigest()
 
 
 def test_bad_results_path_and_empty_seeds_are_refused_before_training(tmp_path, small_data):
