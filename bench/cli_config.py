@@ -17,6 +17,8 @@ def parse_kv(items):
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise BenchError(f"--model-kwargs takes KEY=VALUE pairs, got {item!r}")
+        if key in out:  # else the last one silently wins, and the row records a model that was not asked for
+            raise BenchError(f"--model-kwargs gives {key!r} twice")
         try:
             v = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -68,7 +70,7 @@ def add_config_args(p, only=None, recipe=None, workload=None):
                    "below change it")
     g.add_argument("--model", help=" | ".join(models.registered()) + " (`bench models` lists them), or your own network: "
                                    "MODULE:FUNCTION or FILE.py:FUNCTION returning an nn.Module")
-    g.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE",
+    g.add_argument("--model-kwargs", nargs="+", action="extend", metavar="KEY=VALUE",
                    help="model keywords, e.g. blocks=1,2,4,6,3 nf=32 width=1; for the same model they "
                         "update its keywords, for another model they start from its own defaults")
     g.add_argument("--precision", help=f"{' | '.join(PRECISIONS)} (fp16 needs a GPU)")

@@ -293,6 +293,20 @@ def test_maxbatch_of_a_users_file_names_it_as_its_runs_do_with_its_version(user_
     assert r["model_source_hash"] == hashlib.sha256(user_net.read_bytes()).hexdigest()
 
 
+def test_model_kwargs_given_twice_are_refused_and_a_second_flag_adds_to_the_first(user_net, tmp_path):
+    """`--model-kwargs nf=16 --model-kwargs width=1` trained nf=32 (argparse kept only the last flag), and
+    `width=4 width=8` trained width 8: either way the row recorded a model that was not asked for."""
+    from bench.cli import build_parser
+    from bench.cli_config import config_from_args
+    a = build_parser().parse_args(["run", "--model-kwargs", "nf=16", "--model-kwargs", "width=1"])
+    assert config_from_args(a).model_kwargs == {"blocks": [1, 2, 4, 6, 3], "nf": 16, "width": 1}
+    for twice in (["width=4", "width=8"], ["width=4", "--model-kwargs", "width=8"]):
+        p = bench_cli("run", "--model", f"{user_net}:small_net", "--model-kwargs", *twice, "--device", "cpu",
+                      "--data", "/nonexistent", "--results", tmp_path / "r", check=2)
+        assert p.stderr.count("\n") == 1 and "--model-kwargs gives 'width' twice" in p.stderr, p.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_results_path_and_empty_seeds_are_refused_before_training(tmp_path, small_data):
     blocker = tmp_path / "afile"
     blocker.write_text("not a directory")
