@@ -141,6 +141,9 @@ def check_kwargs(name, kwargs):
         if kw is None:
             if spec.any_keywords and k not in RUN_SETTINGS:
                 continue
+            if k in RUN_SETTINGS:  # else "has no keyword 'num_classes'" for a function that declares it
+                raise ValueError(f"{k!r} is a run setting, not a model keyword: the harness passes num_classes=10 "
+                                 f"and --inplace/--no-inplace to a model that takes them")
             raise ValueError(f"model {spec.name!r} has no keyword {k!r}; it takes: "
                              f"{', '.join(spec.keywords) or 'none'}")
         if not kwtypes.conforms(v, kw.annotation):
