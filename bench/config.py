@@ -219,12 +219,23 @@ def validate(cfg, cuda_available=None):
     from . import fast  # fast: issue #17's settings
     fast.check(cfg, BenchError)
     try:  # on the meta device: checks the shapes without allocating the weights
-        with torch.device("meta"):
+        net = _on_meta(lambda: models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs))
+    except Exception:  # noqa: BLE001 - a factory that needs real values (a weight's norm, .item()): for real
+        try:
             net = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs)
-    except Exception as e:  # noqa: BLE001 - a user's factory can raise anything: one line
-        raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
+        except Exception as e:  # noqa: BLE001 - a user's factory can raise anything: one line
+            raise BenchError(f"model {cfg.model!r} with {cfg.model_kwargs}: {' '.join(str(e).split())}") from None
     _check_output(cfg, net)
     return cfg
+
+
+def _on_meta(fn):
+    import warnings
+
+    import torch
+    with warnings.catch_warnings(), torch.device("meta"):  # what meta tensors provoke is not the user's to read
+        warnings.simplefilter("ignore")
+        return fn()
 
 
 def _check_workload(cfg, wl):
@@ -258,8 +269,7 @@ RANGES = [("lr", "--lr", lambda v: 0 < v < math.inf, "a positive finite number")
 
 def _check_output(cfg, net):
     """A classifier must have weights to train, and a user's must map a CIFAR-10 batch to 10 logits.
-    On the meta device; a network that cannot run there (data-dependent code) is left for the run
-    to judge."""
+    On the meta device, or on a real batch on the CPU for a network that cannot run there."""
     import torch
 
     import models
@@ -276,10 +286,14 @@ def _check_output(cfg, net):
     if not models.is_user_spec(cfg.model):
         return
     try:
-        with torch.device("meta"):
-            out = net(torch.empty(2, 3, 32, 32))
-    except Exception:  # noqa: BLE001
-        return
+        out = _on_meta(lambda: net.to("meta")(torch.empty(2, 3, 32, 32)))
+    except Exception:  # noqa: BLE001 - data-dependent code: a real batch on the CPU, else the run would
+        try:  # train, and record as ok, a network with the wrong number of outputs
+            real = models.create(cfg.model, inplace=cfg.inplace, **cfg.model_kwargs).eval()
+            with torch.no_grad():
+                out = real(torch.zeros(2, 3, 32, 32))
+        except Exception:  # noqa: BLE001 - one that runs only on its own device: the run judges it
+            return
     if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 10)):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise BenchError(f"model {cfg.model!r} maps a batch of 2 images to {shape}; it must give "

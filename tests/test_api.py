@@ -146,6 +146,48 @@ def test_a_network_that_prints_leaves_stdout_to_the_json(small_data, tmp_path):
     assert "top1_acc" in json.loads(p.stdout) and "forward" in p.stderr
 
 
+REAL_VALUES = """
+import torch
+from torch import nn
+
+
+def normed(width: int = 8):  # its build reads a weight's value, which the meta device does not have
+    net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(width, 10))
+    scale = float(net[0].weight.norm())
+    with torch.no_grad():
+        net[0].weight.div_(scale)
+    return net
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3072, 100)
+
+    def forward(self, x):
+        y = self.fc(x.flatten(1))
+        return y if y.abs().sum() >= 0 else -y  # data-dependent: cannot run on the meta device
+
+
+def hundred_classes():
+    return Branchy()
+"""
+
+
+def test_networks_that_need_real_values_are_checked_on_a_real_batch(small_data, tmp_path):
+    """A build that reads a weight was refused ('Tensor.item() cannot be called on meta tensors'), and a
+    data-dependent forward skipped the output check: 100 outputs trained and were recorded as ok."""
+    (tmp_path / "real.py").write_text(REAL_VALUES)
+    out = tmp_path / "results"
+    p = bench_cli("run", "--model", f"{tmp_path / 'real.py'}:hundred_classes", "--device", "cpu", "--data", small_data,
+                  "--results", out, check=2)
+    assert p.stderr.count("\n") == 1 and "maps a batch of 2 images to (2, 100)" in p.stderr, p.stderr
+    assert not out.exists()
+    row = bench.run(model=f"{tmp_path / 'real.py'}:normed", data=small_data, results=out, **SMALL)
+    assert row["status"] == "ok" and row["param_count"] == 3 * 8 * 9 + 8 + 8 * 10 + 10 and row["flops_per_image"] > 0
+
+
 NO_PARAMS = """
 from torch import nn
 
