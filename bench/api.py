@@ -117,6 +117,7 @@ def models(specs=()):
     keywords (type, default), which run settings they take, parameters and training FLOPs per image."""
     import models as registry
 
+    specs = [specs] if isinstance(specs, str) else specs  # else one spec is read as its characters: "unknown model 'm'"
     names = list(registry.registered()) + [s for s in specs if s not in registry.registered()]
     return [describe_model(n) for n in names]
 

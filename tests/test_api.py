@@ -284,6 +284,11 @@ def test_bench_models_lists_keywords_params_and_flops_and_a_users_file(user_net)
     assert mine["param_count"] == 3 * 16 * 9 + 2 * 16 + 16 * 32 * 9 + 2 * 32 + 32 * 10 + 10
 
 
+def test_bench_models_takes_one_spec_as_a_string(user_net):
+    """bench.models('mynet.py:small_net') read the string as a list of specs: "unknown model 'm'"."""
+    assert bench.models(f"{user_net}:small_net")[-1]["model"] == "mynet.small_net"
+
+
 def test_bench_models_refuses_a_missing_file_in_one_line(tmp_path, capsys):
     from bench.cli import main
     assert main(["models", f"{tmp_path}/nope.py:small_net"]) == 2
