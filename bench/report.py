@@ -232,7 +232,7 @@ def read_sweeps(sources, warn):
     """RESULTS/sweeps/*.parquet, or an empty frame while this harness does not know that kind yet."""
     if "sweeps" not in results.KINDS:
         return pd.DataFrame()
-    s = results.read(sources, "sweeps", warn=warn)
+    s = _once(results.read(sources, "sweeps", warn=warn), ["sweep_run_id"])
     if s.empty:
         return s
     s = s.copy()
@@ -242,6 +242,14 @@ def read_sweeps(sources, warn):
     rest = s["wall_s"] - s[["train_time_s", "eval_time_s", "setup_time_s"]].fillna(0).sum(axis=1)
     s["other_time_s"] = pd.to_numeric(s["other_time_s"], errors="coerce").fillna(rest) if "other_time_s" in s else rest
     return s.sort_values("started_at") if "started_at" in s else s
+
+
+def _once(frame, key, warn=None):
+    """One row per id: a run in two of the given directories (a copy, a directory named twice) counts once."""
+    dup = frame.duplicated(key) if len(frame) else pd.Series(dtype=bool)
+    if dup.any() and warn:
+        warn(f"warning: {int(dup.sum())} run(s) appear in more than one file (same run_id); each is counted once")
+    return frame[~dup] if dup.any() else frame
 
 
 @dataclass
@@ -274,12 +282,12 @@ def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS):
         if not Path(s).is_dir():
             raise BenchError(f"results directory not found: {s}")
     prices = load_prices(prices_path)
-    runs = results.read(sources, "runs", warn=warn)
+    runs = _once(results.read(sources, "runs", warn=warn), ["run_id"], warn)
     if runs.empty:
         raise BenchError(f"no run results in {', '.join(map(str, sources))} (expected RESULTS/runs/*.parquet); "
                          "give the directory a sweep or `bench run --results` wrote")
-    epochs = results.read(sources, "epochs", warn=warn)
-    inference = results.read(sources, "inference", warn=warn)
+    epochs = _once(results.read(sources, "epochs", warn=warn), ["run_id", "epoch"])
+    inference = _once(results.read(sources, "inference", warn=warn), ["infer_id"])
     # the GANs have boards of their own (bench/report_gan.py): a distance is not an accuracy
     gan = runs["workload"].isin(("dcgan", "wgan")) if "workload" in runs.columns else pd.Series(False, index=runs.index)
     gan_runs, runs = runs[gan], runs[~gan]

@@ -625,3 +625,15 @@ def test_every_machine_is_listed_with_its_software():
     for hw, g in runs.groupby("hardware_id"):
         assert table.at[hw, "torch"] == ", ".join(sorted(set(g.torch_version)))
     assert table.at["ca4e7a47648b", "cuDNN"] == "91900" and table.at["ca4e7a47648b", "driver"] == "580.159.04"
+
+
+def test_a_run_given_twice_is_counted_once():
+    """Two results directories that hold the same run (a copy, a directory named twice) must not double
+    its weight: the run count, the success rate and the interval are the one run's."""
+    from .conftest import ROOT
+    one = report.build([ROOT / "results" / "h200"])
+    twice = report.build([ROOT / "results" / "h200", ROOT / "results" / "h200"])
+    cols = ["group_id", "runs", "reached", "attempted_runs", "ci95_lo_time_to_target_s", "time_to_80_s"]
+    cols = [c for c in cols if c in one.board]
+    pd.testing.assert_frame_equal(twice.board[cols], one.board[cols])
+    assert any("more than one" in w for w in twice.warnings)
