@@ -27,7 +27,7 @@ import pandas as pd
 from . import results, summary
 from .config import BenchError
 from .report_effects import axis_effects, contended_mask, rank_gaps
-from .report_fmt import distinct, missing
+from .report_fmt import distinct, distinct_names, missing
 from .report_stats import mean_ci95, median_ci95, olympic_mean, t95  # noqa: F401  (t95: tests and callers)
 from .ui import say
 
@@ -182,6 +182,7 @@ def aggregate(runs, prices, epochs=None, thresholds=DEFAULT_THRESHOLDS):
         return board
     board = board.sort_values(["ranked", "median_time_to_target_s", "mean_final_acc"],
                               ascending=[False, True, False], na_position="last").reset_index(drop=True)
+    board["configuration"] = distinct_names(board, CONFIG_COLUMNS + ["code_hash"])
     board["task"] = [_key_str(r) for r in board[TASK].itertuples(index=False)]
     board["rank"] = None
     for _, idx in board[board["ranked"]].groupby("task").groups.items():

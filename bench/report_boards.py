@@ -64,7 +64,7 @@ def _config(r):
             f"world {r['world_size']} · epochs {r['epochs']} · compile {r['compile']} · code {code}")
     if other_clock(r):
         full += f" · its clock: {other_clock(r)}"
-    return Cell(config_name(r), full)
+    return Cell(r.get("configuration") or config_name(r), full)
 
 
 def other_clock(r):

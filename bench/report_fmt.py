@@ -117,3 +117,25 @@ def json_num(v):
 
 def is_nan(v):
     return isinstance(v, float) and math.isnan(v)
+
+
+def _setting(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def distinct_names(board, columns):
+    """Each group's config_name, and where groups on one machine and target would share a name (an
+    ablation's arms), the settings that tell them apart: a setting is named where the group's value is
+    not the one most of its namesakes share (every one of them where no value has a majority)."""
+    names = pd.Series([config_name(r) for _, r in board.iterrows()], index=board.index, dtype=object)
+    for _, g in board.groupby([names, board["hardware_key"], board["target"]], sort=False):
+        if len(g) < 2:
+            continue
+        # settings every namesake recorded (older rows lack newer columns): a null is no difference
+        vals = {c: g[c].map(lambda v: json.dumps(v, default=str)) for c in columns if c in g and not g[c].isna().any()}
+        vals = {c: v for c, v in vals.items() if v.nunique() > 1}
+        for i, r in g.iterrows():
+            shown = [c for c, v in vals.items() if (v == v[i]).sum() * 2 <= len(g)]
+            words = [f"code {str(r[c])[:8]}" if c == "code_hash" else f"{c} {_setting(r[c])}" for c in shown]
+            names[i] += "".join(f" · {w}" for w in words)
+    return names

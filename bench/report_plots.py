@@ -53,7 +53,7 @@ def plot_curves(runs, epochs, board, limit=10):
         ts += list(c["t"][c["t"] > 0])
         yerr = np.array([c["acc"] - c["lo"], c["hi"] - c["acc"]]) if (c["n"] > 1).any() else None
         ax.errorbar(c["t"], c["acc"], yerr=yerr, fmt="-o", ms=3, lw=1.4, capsize=2, color=cmap(i % 10),
-                    label=f"{gid(b['group_id'])}  {cut(config_name(b), 46)} (n={len(ids)})")
+                    label=f"{gid(b['group_id'])}  {cut(b.get('configuration') or config_name(b), 46)} (n={len(ids)})")
     for t in sorted(set(board.head(limit)["target"].dropna())):
         ax.axhline(float(t), color="k", ls="--", lw=0.8)
         ax.annotate(f" target {fmt_num(float(t), 'target')}", (0, float(t)), xycoords=("axes fraction", "data"),

@@ -637,3 +637,18 @@ def test_a_run_given_twice_is_counted_once():
     cols = [c for c in cols if c in one.board]
     pd.testing.assert_frame_equal(twice.board[cols], one.board[cols])
     assert any("more than one" in w for w in twice.warnings)
+
+
+def test_groups_that_differ_in_a_setting_the_short_name_leaves_out_read_apart():
+    """An ablation's arms (fastnet with whiten off, with dirac off...) share model, precision and batch:
+    each row must still say which arm it is, in the Markdown too, where there is no hover."""
+    from .conftest import ROOT
+    rep = report.build([ROOT / "results" / "cpu"])
+    for b in report_boards.boards(rep):
+        if {"configuration", "device", "target"} <= set(b.headers):
+            t = report_boards.frame(b)[["configuration", "device", "target"]]
+            assert not t.duplicated().any(), (b.title, t[t.duplicated(keep=False)])
+    names = dict(zip(rep.board.group_id, rep.board.configuration))
+    assert names["0a2a9fffb9"] == "fastnet fp32 bs1948 · muon_lr 0" and names["dabd8a43dc"] == "fastnet fp32 bs1948"
+    assert {names["cb0b2d39a1"], names["82c2e4430c"]} == {"fastnet fp32 bs1024 · code 907148e7",
+                                                          "fastnet fp32 bs1024 · code ec63961f"}
