@@ -166,10 +166,12 @@ def _group_row(g, prices, thr):
     row["price_per_hour"] = price * gpus if price is not None else math.nan
     row["cost_to_target_usd"] = row["median_time_to_target_s"] / 3600 * row["price_per_hour"]
     row["ranked"] = bool(len(ok) and row["success_rate"] > 0.5)
-    for col in [c for c in thr.columns if c != "run_id"]:
-        v = thr.loc[thr["run_id"].isin(ok["run_id"]), col].dropna()
-        row[col] = float(v.median()) if len(v) else math.nan
-        row[col.replace("time_to_", "reached_")[:-2]] = f"{len(v)}/{attempted}"
+    for col in [c for c in thr.columns if c.startswith("time_to_")]:
+        hit = thr[thr["run_id"].isin(ok["run_id"]) & thr[col].notna()]
+        row[col] = float(hit[col].median()) if len(hit) else math.nan
+        row[col.replace("time_to_", "reached_")[:-2]] = f"{len(hit)}/{attempted}"
+        # a run that met it at its first evaluation has no earlier one to bound it: the median is at most this
+        row[col[:-2] + "_first_eval"] = bool((hit[col] == hit["first_eval_s"]).any())
     return row
 
 

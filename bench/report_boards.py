@@ -160,11 +160,14 @@ def thresholds_board(rep):
     heads = [f"{t * 100:g}%" for t in rep.thresholds]
     rows = []
     for _, r in rep.board.iterrows():
-        cells = [Cell(fmt_num(r[c], "s2") + f" ({r[c.replace('time_to_', 'reached_')[:-2]]})") for c in cols]
+        cells = [Cell(("≤" if bool(r.get(c[:-2] + "_first_eval", False)) else "") + fmt_num(r[c], "s2")
+                      + f" ({r[c.replace('time_to_', 'reached_')[:-2]]})") for c in cols]
         rows.append([_config(r), _device(r), fmt_num(r["target"], "target")] + cells + [r["group_id"]])
     return Board("thresholds", "Time to several accuracies", ["configuration", "device", "target"] + heads + ["group"],
                  rows, note=("Median seconds on the training clock to the first epoch at or over each accuracy, over "
-                             "the finished runs that got there (how many of them in brackets); from the epoch files."),
+                             "the finished runs that got there (how many of them in brackets); from the epoch files. "
+                             "≤: a run got there at its first evaluation, so it may have got there sooner (a run "
+                             "evaluated only at its end, as airbench, gives its whole training time)."),
                  left=("configuration", "device", "group"), narrow=tuple(["configuration"] + heads), plot="curves-all")
 
 

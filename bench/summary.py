@@ -55,9 +55,14 @@ def threshold_column(t):
 
 
 def times_to_thresholds(epochs, thresholds, quality="test_acc"):
-    """A DataFrame, one row per run_id of an epochs frame: time_to_<pct>_s for each threshold."""
+    """A DataFrame, one row per run_id of an epochs frame: time_to_<pct>_s for each threshold, and
+    first_eval_s, the clock at the run's first evaluation (a threshold met there may have been passed
+    at any time before it: airbench evaluates once, at the end)."""
     import pandas as pd
-    cols = ["run_id"] + [threshold_column(t) for t in thresholds]
-    rows = [[rid] + list(time_to_thresholds(ep, thresholds, quality).values())
-            for rid, ep in epochs.groupby("run_id", sort=False)]
+    cols = ["run_id"] + [threshold_column(t) for t in thresholds] + ["first_eval_s"]
+    rows = []
+    for rid, ep in epochs.groupby("run_id", sort=False):
+        first = first_reaching(ep, -math.inf, quality)
+        rows.append([rid] + list(time_to_thresholds(ep, thresholds, quality).values())
+                    + [float(first["elapsed_s"]) if first else None])
     return pd.DataFrame(rows, columns=cols)

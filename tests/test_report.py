@@ -652,3 +652,18 @@ def test_groups_that_differ_in_a_setting_the_short_name_leaves_out_read_apart():
     assert names["0a2a9fffb9"] == "fastnet fp32 bs1948 · muon_lr 0" and names["dabd8a43dc"] == "fastnet fp32 bs1948"
     assert {names["cb0b2d39a1"], names["82c2e4430c"]} == {"fastnet fp32 bs1024 · code 907148e7",
                                                           "fastnet fp32 bs1024 · code ec63961f"}
+
+
+def test_a_threshold_first_met_at_a_runs_first_evaluation_reads_as_an_upper_bound():
+    """airbench measures accuracy once, at the end: its time to 80% is its whole run, not when it passed
+    80%. A cell built on such a time says it is an upper bound (≤); one bounded by an earlier evaluation
+    below the threshold does not."""
+    from .conftest import ROOT
+    rep = report.build([ROOT / "results" / "h200"], thresholds=(0.80, 0.90))
+    (b,) = [b for b in report_boards.boards(rep) if b.key == "thresholds"]
+    t = report_boards.frame(b).set_index("group")
+    assert t.at["40fb335455", "80%"].startswith("≤2.33") and t.at["40fb335455", "90%"].startswith("≤2.33")
+    assert t.at["2a0c28b289", "80%"] == "4.02 (5/5)"  # resnet9 evaluates every epoch
+    row = rep.board.set_index("group_id")
+    assert row.at["40fb335455", "time_to_80_first_eval"] and not row.at["2a0c28b289", "time_to_80_first_eval"]
+    assert "≤" in b.note
