@@ -667,3 +667,18 @@ def test_a_threshold_first_met_at_a_runs_first_evaluation_reads_as_an_upper_boun
     row = rep.board.set_index("group_id")
     assert row.at["40fb335455", "time_to_80_first_eval"] and not row.at["2a0c28b289", "time_to_80_first_eval"]
     assert "≤" in b.note
+
+
+def test_an_entry_from_a_run_on_another_clock_says_which_clock():
+    """A DAWNBench entry is published on its own, away from the page's 'other clock' flag: airbench's
+    entry must carry airbench's clock, not this harness's."""
+    from bench import report_entry
+
+    from .conftest import ROOT
+    rep = report.build([ROOT / "results" / "h200"])
+    air = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "40fb335455", "a")
+                     ["dawnbench_40fb335455.json"])
+    assert air["misc"]["clock"].startswith("airbench train94") and "measured once, at the end" in air["misc"]["clock"]
+    own = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "2a0c28b289", "a")
+                     ["dawnbench_2a0c28b289.json"])
+    assert own["misc"]["clock"] == "training time, evaluation excluded"
