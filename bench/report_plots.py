@@ -62,7 +62,8 @@ def plot_curves(runs, epochs, board, limit=10):
         ax.set_xscale("log")
     ax.set_xlabel("training time, s (DAWNBench clock: evaluation excluded)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("Test accuracy against training time (median over runs; bars: lowest to highest run)")
+    shown = f"; the first {limit} of {len(board)} configurations, in table order" if len(board) > limit else ""
+    ax.set_title(f"Test accuracy against training time (median over runs; bars: lowest to highest run{shown})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1), title="group", title_fontsize=8,
               frameon=False)

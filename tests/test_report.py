@@ -682,3 +682,18 @@ def test_an_entry_from_a_run_on_another_clock_says_which_clock():
     own = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "2a0c28b289", "a")
                      ["dawnbench_2a0c28b289.json"])
     assert own["misc"]["clock"] == "training time, evaluation excluded"
+
+
+def test_a_plot_that_leaves_configurations_out_says_so():
+    """The page draws at most 10 curves; a reader of the 'every configuration' plot must not take the
+    missing ones for configurations without epochs."""
+    import base64
+
+    from bench import report_plots
+
+    from .conftest import ROOT
+    rep = report.build([ROOT / "results" / "cpu"])
+    svg = base64.b64decode(report_plots.plot_curves(rep.runs, rep.epochs, rep.board).split(",", 1)[1]).decode()
+    assert f"first 10 of {len(rep.board)} configurations" in svg
+    few = base64.b64decode(report_plots.plot_curves(rep.runs, rep.epochs, rep.board.head(3)).split(",", 1)[1]).decode()
+    assert "first" not in few
