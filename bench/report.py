@@ -6,8 +6,9 @@ Runs are grouped by configuration (every configuration column but the seed), har
 rows without one) and code (`code_hash`; a null is its own value). Repeats are aggregated:
   runs / failed_runs      runs with status ok / any other status
   attempted_runs          runs that trained to an outcome: ok, diverged or out of memory. A diverging
-                          or out-of-memory configuration failed at its task; a crash or a Ctrl-C says
-                          nothing of it, so those stay out (they are still counted in failed_runs)
+                          or out-of-memory configuration failed at its task; a crash, a timeout (a hang
+                          reads the same) or a Ctrl-C says nothing of it, so those stay out (they are
+                          still counted in failed_runs)
   success_rate            share of attempted runs that reached the target ("hit 0.94 in 6/7 runs")
   median_time_to_target_s over the ok runs that reached the target, with min/max, a bootstrap
                           95% interval of the median, and with 5 or more MLPerf's olympic mean

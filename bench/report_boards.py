@@ -13,7 +13,7 @@ from .summary import threshold_column
 
 RANK_RULE = ("A configuration is ranked by median time to target only if more than half of its attempted "
              "runs (finished, diverged or out of memory) reached the target; the others are listed in their own "
-             "section after the ranked ones. Runs that crashed or were interrupted are shown (✗) but not counted. Time to "
+             "section after the ranked ones. Runs that crashed, timed out or were interrupted are shown (✗) but not counted. Time to "
              "target is DAWNBench's clock: training time up to the end of the first epoch at or over the target, "
              "evaluation excluded.")
 STATS_RULE = (f"Spread: the fastest and slowest run (min–max) and a bootstrap 95% interval of the median "
@@ -138,8 +138,8 @@ def _task_name(r):
 def _leader_note(g):
     clock = ("other clock (flags): timed by an outside code's clock, not this harness's; hover the configuration "
              "for what it covers. ") if g.apply(other_clock, axis=1).notna().any() else ""
-    return (clock + "runs: reached the target / attempted (finished, diverged or out of memory), +N✗: crashed or "
-            "interrupted, not counted; time: median seconds to target; vs above: against the next faster rank.")
+    return (clock + "runs: reached the target / attempted (finished, diverged or out of memory), +N✗: crashed, timed out "
+            "or interrupted, not counted; time: median seconds to target; vs above: against the next faster rank.")
 
 
 def leaderboards(rep):
@@ -269,7 +269,7 @@ def unranked_board(rep):
                  ["configuration", "device", "target", "reached", "epochs", "best acc", "final acc", "img/s", "MFU",
                   "setup s", "mem MiB", "flags", "group"], rows,
                  note=("Configurations where at most half the attempted runs reached their target: no rank, no time. "
-                       "reached: reached / attempted (finished, diverged or out of memory), +N✗ crashed or interrupted."),
+                       "reached: reached / attempted (finished, diverged or out of memory), +N✗ crashed, timed out or interrupted."),
                  left=("configuration", "device", "flags", "group"),
                  narrow=("configuration", "target", "reached", "best acc", "img/s"), plot="throughput",
                  optional=("setup s", "flags"))

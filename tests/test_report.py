@@ -697,3 +697,21 @@ def test_a_plot_that_leaves_configurations_out_says_so():
     assert f"first 10 of {len(rep.board)} configurations" in svg
     few = base64.b64decode(report_plots.plot_curves(rep.runs, rep.epochs, rep.board.head(3)).split(",", 1)[1]).decode()
     assert "first" not in few
+
+
+def test_a_timed_out_run_is_a_cross_and_the_legend_names_timeouts(tmp_path):
+    """A timeout lands in +N✗ with crashes and interrupts; the legend under the table must say so."""
+    from .conftest import ROOT
+    d = tmp_path / "h200"
+    shutil.copytree(ROOT / "results" / "h200", d)
+    f = sorted((d / "runs").glob("resnet9*.parquet"))[0]
+    row = pd.read_parquet(f)
+    row["status"], row["reached_target"], row["time_to_target_s"] = "timeout", False, None
+    row.to_parquet(f, index=False)
+    rep = report.build([d])
+    b = rep.board[rep.board.model == "resnet9"].iloc[0]
+    assert report_boards._runs(b) == "4/4 +1✗"
+    for board in report_boards.boards(rep):
+        if board.key in ("leader-0", "unranked"):
+            assert "timed out" in board.note
+    assert "timed out" in report_boards.RANK_RULE
