@@ -175,7 +175,8 @@ def effects_board(rep):
     e = rep.effects
     rows = [[f"{x['axis']}: B = {x['b']} vs A = {x['a']}", x["context"], f"{x['runs_a']}+{x['runs_b']}",
              fmt_num(x["speed_b_over_a"], "x"), x["speed_metric"], fmt_range(x["speed_lo"], x["speed_hi"], "s2"),
-             {"noise": "within noise", "differs": "differs", "untested": "untested (1 run)"}[x["verdict"]]
+             {"noise": "within noise", "differs": "differs", "untested": "untested (1 run)",
+              "empty": "no finished run on a side"}[x["verdict"]]
              + (" · contended" if x["contended_runs"] else ""),
              fmt_num(x["acc_diff_b_minus_a"], "dpp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
             for _, x in e.iterrows()] if len(e) else []

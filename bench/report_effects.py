@@ -46,7 +46,9 @@ def speed(runs, ga, gb):
     else:
         c = compare(*(_values(runs, g, "train_images_per_s", False) for g in (ga, gb)))
         metric = "throughput"
-    return {"speed_b_over_a": c["ratio"], "speed_lo": c["lo"], "speed_hi": c["hi"], "verdict": c["verdict"],
+    # a side with no finished run (out of memory, crashed) is not a single run: there is nothing to compare
+    verdict = c["verdict"] if c["n_a"] and c["n_b"] else "empty"
+    return {"speed_b_over_a": c["ratio"], "speed_lo": c["lo"], "speed_hi": c["hi"], "verdict": verdict,
             "speed_metric": metric}
 
 
@@ -152,7 +154,7 @@ def _ratio(a, b):
 def speed_words(e):
     s = e["speed_b_over_a"]
     if s is None or math.isnan(s):
-        return "speed n/a"
+        return "speed n/a" + (": no finished run on a side" if e["verdict"] == "empty" else "")
     words = f"{s:.2f}x faster" if s >= 1 else f"{1 / s:.2f}x slower"
     interval = "" if math.isnan(e["speed_lo"]) else f", 95% CI {e['speed_lo']:.2f}-{e['speed_hi']:.2f}x"
     verdict = {"noise": ": within noise", "differs": "", "untested": ": untested, a single run on a side"}[e["verdict"]]

@@ -715,3 +715,22 @@ def test_a_timed_out_run_is_a_cross_and_the_legend_names_timeouts(tmp_path):
         if board.key in ("leader-0", "unranked"):
             assert "timed out" in board.note
     assert "timed out" in report_boards.RANK_RULE
+
+
+def test_an_effect_with_no_finished_run_on_a_side_does_not_claim_one_run(tmp_path):
+    """One arm of a pair ran out of memory: the pair has nothing to compare, and says that, not '1 run'."""
+    from .conftest import ROOT
+    d = tmp_path / "h200"
+    shutil.copytree(ROOT / "results" / "h200", d)
+    rep0 = report.build([d])
+    gone = rep0.runs[rep0.runs.group_id == "ed6691b034"].run_id.iloc[0]
+    f = d / "runs" / f"{gone}.parquet"
+    row = pd.read_parquet(f)
+    row["status"] = "oom"
+    row.to_parquet(f, index=False)
+    rep = report.build([d])
+    (b,) = [b for b in report_boards.boards(rep) if b.key == "effects"]
+    t = report_boards.frame(b)
+    hit = t[t["runs A+B"].isin(["1+0", "0+1"])]
+    assert len(hit) == 2 and (hit["verdict"] == "no finished run on a side").all()
+    assert all("no finished run on a side" in s for s in rep.effects[rep.effects.verdict == "empty"]["summary"])
