@@ -18,12 +18,14 @@ tbody tr:nth-child(even){background:#fafafa}td[title]{text-decoration:underline 
 img{max-width:100%;border:1px solid #e4e4e4;margin:6px 0;display:block}.note{color:#555;max-width:1100px}
 li{max-width:1100px}"""
 
-# Sort a table by a clicked header: numbers by value (the first number in the cell), else text.
-SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',
-function(){var t=th.closest('table'),b=t.tBodies[0],asc=th.getAttribute('aria-sort')!=='ascending';
+# Sort a table by a clicked header: numbers by value (the first number in the cell; '≤' marks an upper
+# bound, still a number), else text. The column is the header's cellIndex: the forEach index counts every
+# header on the page, so it only matched the first table.
+SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th){th.addEventListener('click',
+function(){var t=th.closest('table'),b=t.tBodies[0],i=th.cellIndex,asc=th.getAttribute('aria-sort')!=='ascending';
 t.querySelectorAll('th').forEach(function(h){h.removeAttribute('aria-sort')});
 th.setAttribute('aria-sort',asc?'ascending':'descending');
-function key(r){var s=r.cells[i].textContent.replace(/[,$%]/g,''),m=s.match(/^[-+]?\\d*\\.?\\d+/);
+function key(r){var s=r.cells[i].textContent.replace(/[,$%≤]/g,''),m=s.match(/^[-+]?\\d*\\.?\\d+/);
 return m?[0,parseFloat(m[0])]:[s==='–'?2:1,s]}
 Array.from(b.rows).sort(function(x,y){var a=key(x),c=key(y);if(a[0]!==c[0])return a[0]-c[0];
 return (a[1]<c[1]?-1:a[1]>c[1]?1:0)*(asc?1:-1)}).forEach(function(r){b.appendChild(r)})})});"""

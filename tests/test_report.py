@@ -734,3 +734,27 @@ def test_an_effect_with_no_finished_run_on_a_side_does_not_claim_one_run(tmp_pat
     hit = t[t["runs A+B"].isin(["1+0", "0+1"])]
     assert len(hit) == 2 and (hit["verdict"] == "no finished run on a side").all()
     assert all("no finished run on a side" in s for s in rep.effects[rep.effects.verdict == "empty"]["summary"])
+
+
+PROBE_BOUND = """<script>
+var t = document.getElementById('t-thresholds'), heads = Array.from(t.tHead.rows[0].cells), out = [];
+var h = heads.find(function (h) { return h.textContent === '80%'; });
+[0, 1].forEach(function () { h.click(); out.push(Array.from(t.tBodies[0].rows).map(function (r) {
+  return r.cells[r.cells.length - 1].textContent; })); });  // ascending, then descending
+document.body.setAttribute('data-probe', JSON.stringify(out));
+</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_a_table_below_the_first_sorts_and_an_upper_bound_sorts_by_its_number(tmp_path):
+    """Every table sorts by its own clicked column (not the first table's only), and '≤2.33 (20/20)'
+    sorts as 2.33: before 4.02 ascending, after it descending, never as text after every number."""
+    import html as htmlmod
+    import re
+
+    from .conftest import ROOT
+    probe = tmp_path / "probe.html"
+    probe.write_text((ROOT / "reports" / "h200" / "index.html").read_text().replace("</body>", PROBE_BOUND))
+    dom = chromium("--dump-dom", probe.resolve().as_uri(), tmp=tmp_path / "u").stdout
+    up, down = json.loads(htmlmod.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
+    assert up[:2] == ["40fb335455", "2a0c28b289"] and down[:2] == ["2a0c28b289", "40fb335455"], (up, down)
