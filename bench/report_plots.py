@@ -79,7 +79,10 @@ def plot_effects(effects):
     hi = np.nan_to_num(effects["speed_hi"].astype(float).to_numpy() - vals, nan=0)
     colours = ["#999999" if v != "differs" else ("#4c72b0" if s >= 1 else "#dd8452")
                for v, s in zip(effects["verdict"], vals)]
-    ax.barh(range(n), vals, xerr=[lo, hi], color=colours, capsize=3)
+    ax.barh(range(n), vals, color=colours)
+    has = ~np.isnan(effects["speed_lo"].astype(float).to_numpy())  # a single run on a side has no interval
+    if has.any():
+        ax.errorbar(vals[has], np.arange(n)[has], xerr=[lo[has], hi[has]], fmt="none", ecolor="k", capsize=3)
     ax.axvline(1.0, color="k", lw=1)
     labels = [f"{r['axis']}: B = {r['b']} vs A = {r['a']}  [{gid(r['group_b'])} vs {gid(r['group_a'])}]"
               f"  ({r['speed_metric']})" for _, r in effects.iterrows()]

@@ -758,3 +758,19 @@ def test_a_table_below_the_first_sorts_and_an_upper_bound_sorts_by_its_number(tm
     dom = chromium("--dump-dom", probe.resolve().as_uri(), tmp=tmp_path / "u").stdout
     up, down = json.loads(htmlmod.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
     assert up[:2] == ["40fb335455", "2a0c28b289"] and down[:2] == ["2a0c28b289", "40fb335455"], (up, down)
+
+
+def test_the_effects_plot_draws_no_interval_where_there_is_none(monkeypatch):
+    """A pair with a single run on a side has no interval; a zero-width whisker would read as a very
+    tight one. Only pairs with an interval get whiskers."""
+    from bench import report_plots
+
+    from .conftest import ROOT
+    rep = report.build([ROOT / "results" / "cpu"])
+    monkeypatch.setattr(report_plots, "_svg", lambda fig: fig)
+    ax = report_plots.plot_effects(rep.effects).axes[0]
+    with_interval = int(rep.effects.speed_lo.notna().sum())
+    assert 0 < with_interval < len(rep.effects)
+    segments = sum(len(c.get_segments()) for c in ax.collections)
+    caps = sum(len(line.get_xdata()) for line in ax.lines if line.get_marker() == "|")
+    assert segments == with_interval and caps == 2 * with_interval
