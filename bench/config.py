@@ -322,3 +322,9 @@ def resolve_device(cfg):
     if cfg.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return cfg.device
+
+
+def usable_cpus():
+    """The cores this process may run on: a Slurm or container allocation restricts them (its
+    affinity mask), while os.cpu_count counts the whole machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

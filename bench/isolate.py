@@ -18,15 +18,10 @@ from collections import deque
 from datetime import datetime, timezone
 
 from . import results, summary
+from .config import usable_cpus
 from .row import base_row, new_run_id
 
 GRACE_S = 120  # beyond the child's own time limits, for setup and writing its rows
-
-
-def usable_cpus():
-    """The cores this process may run on: a Slurm or container allocation restricts them (its
-    affinity mask), while os.cpu_count counts the whole machine's."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _die_with_parent():

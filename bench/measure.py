@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from .isolate import usable_cpus
+from .config import usable_cpus
 from .meters import peak_rss_bytes, sync  # noqa: F401 - the benchmarks import them from here
 
 ROOT = Path(__file__).resolve().parent.parent

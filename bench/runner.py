@@ -25,8 +25,7 @@ import torch.distributed as dist
 
 from . import faults, meters, results, summary
 from . import workload as workloads
-from .config import BenchError, resolve_device
-from .isolate import usable_cpus
+from .config import BenchError, resolve_device, usable_cpus
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
 from .ui import RunProgress, say
 

@@ -243,7 +243,7 @@ MUTATIONS = [
      "point", "set_overrides_every_cell"),
     ("a stop mid-epoch waits for the queue, bounded", "bench/runner.py",
      "if not meters.sync_within(self.device, 10.0):", "if False:", "bounded_time"),
-    ("threads split the usable cores", "bench/isolate.py",
+    ("threads split the usable cores", "bench/config.py",
      'len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)',
      "(os.cpu_count() or 1)", "thread_splits"),
     ("slurm passes --retry-interrupted on", "bench/slurm.py",

@@ -341,10 +341,10 @@ def test_thread_splits_count_the_cores_this_process_may_use():
     run has: a DDP run on CPUs splits those between its processes (os.cpu_count() oversubscribed them)."""
     if (os.cpu_count() or 1) < 2:
         pytest.skip("needs 2 cores to restrict to 1")
-    code = "import os; from bench.isolate import usable_cpus; print(usable_cpus(), os.cpu_count())"
+    code = "import os; from bench.config import usable_cpus; print(usable_cpus(), os.cpu_count())"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
                        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
     assert p.stdout.split() == ["1", str(os.cpu_count())], p.stderr
     for path in (ROOT / "bench").rglob("*.py"):  # every split goes through usable_cpus()
         uses = path.read_text().count("os.cpu_count()")
-        assert uses == (1 if path.name == "isolate.py" else 0), path
+        assert uses == (1 if path.name == "config.py" else 0), path
