@@ -61,9 +61,13 @@ def submit(a):
                          "time with --time (e.g. --time 1:00:00); a later submission resumes the sweep")
     path, meta, base, axes, exclude, explicit = sweep.load(a.file, a.set)
     cells = _cells(path, meta, base, axes, exclude, explicit)
-    n = len(sweep.groups_of(cells, a.isolate_seeds)) if a.array is None else a.array  # one task a configuration
+    groups = len(sweep.groups_of(cells, a.isolate_seeds))  # one task a configuration: its seeds share a process
+    n = groups if a.array is None else a.array
     if n < 1:
         raise BenchError(f"--array must be at least 1, got {n}")
+    if n > groups:  # a task beyond the last configuration has nothing to run but still queues and starts
+        say(f"--array {n} is more tasks than the sweep's {groups} configuration(s): submitting {groups}")
+        n = groups
     gpus = _gpus_per_task(cells, a.gpus_per_task)
     if a.time_limit is not None and not 0 < a.time_limit < math.inf:  # NaN too
         raise BenchError(f"--time-limit must be a positive finite number of seconds, got {a.time_limit}")

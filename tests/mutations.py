@@ -248,6 +248,8 @@ MUTATIONS = [
      "(os.cpu_count() or 1)", "thread_splits"),
     ("slurm passes --retry-interrupted on", "bench/slurm.py",
      "'--retry-interrupted' if a.retry_interrupted else ''", "''", "retry_interrupted_reruns_the_cancelled"),
+    ("slurm submits no idle task", "bench/slurm.py", "        n = groups\n", "        pass\n",
+     "gpu_cells_asks_for_their_gpus"),
     ("slurm quotes a value with a space", "bench/slurm.py", 'f"#SBATCH {_quoted(h)}"', 'f"#SBATCH {h}"',
      "with_spaces_make_a_script"),
     ("--no-inplace needs a network that takes it", "bench/config.py",

@@ -222,16 +222,17 @@ world_size = [1, 4]
 
 def test_the_script_for_gpu_cells_asks_for_their_gpus(small_data, tmp_path):
     s = write(tmp_path, GPU_SWEEP)
-    p = bench("sweep", s, "--slurm", "--dry-run", "--array", "3", "--partition", "gpu", "--time", "1:00:00",
+    p = bench("sweep", s, "--slurm", "--dry-run", "--array", "5", "--partition", "gpu", "--time", "1:00:00",
               "--sbatch-arg=--account=abc", "--time-limit", "600", "--results", tmp_path / "r", "--data", small_data,
               check=0)
     lines = p.stdout.splitlines()
-    for want in ("#SBATCH --array=0-2", "#SBATCH --partition=gpu", "#SBATCH --time=1:00:00",
+    assert "--array 5 is more tasks than the sweep's 2 configuration(s): submitting 2" in p.stderr
+    for want in ("#SBATCH --array=0-1", "#SBATCH --partition=gpu", "#SBATCH --time=1:00:00",
                  "#SBATCH --gpus-per-task=4", "#SBATCH --account=abc", "#SBATCH --requeue"):
         assert want in lines, p.stdout
     cmd = lines[-1]
     assert cmd.startswith(f"exec {sys.executable} -m bench sweep {s} --results {tmp_path / 'r'} --data {small_data}")
-    assert cmd.endswith('--time-limit 600 --shard "$SLURM_ARRAY_TASK_ID/3" $retry')
+    assert cmd.endswith('--time-limit 600 --shard "$SLURM_ARRAY_TASK_ID/2" $retry')  # no task left idle
     shortened = bench("sweep", s, "--slurm", "--dry-run", "--set", "epochs=1", "--set", "seeds=[0, 1]",
                       "--data", small_data, check=0).stdout.splitlines()[-1]
     assert "--set epochs=1 --set 'seeds=[0, 1]' --shard" in shortened  # every task runs the shortened cells
