@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import torch
 import torch.distributed as dist
 
-from . import faults, meters, results, summary
+from . import faults, meters, results, stops, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device, usable_cpus
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
@@ -83,6 +83,7 @@ class Runner:
     def execute(self):
         self.held_stops, prev = [], {}  # see _on_stop
         if threading.current_thread() is threading.main_thread():
+            self.held_stops = [self._stop(s) for s in stops.take()]  # ones that came while `bench run` started
             prev[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_stop)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
                 prev[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop)
@@ -313,11 +314,15 @@ class Runner:
     def _on_stop(self, signum, frame):
         """SIGTERM (the time limit's too) and Ctrl-C end the open run in its try, which records it; a later
         stop, or one with no run open (setup, recording, between seeds), waits for the next run to raise."""
-        stop = KeyboardInterrupt() if signum == signal.SIGINT else Interrupted("interrupted by SIGTERM")
+        stop = self._stop(signum)
         if self.held_stops is None:
             self.held_stops = []  # this run is stopping now: a second signal (a sweep's SIGTERM after Ctrl-C) waits
             raise stop
         self.held_stops.append(stop)
+
+    @staticmethod
+    def _stop(signum):
+        return KeyboardInterrupt() if signum == signal.SIGINT else Interrupted("interrupted by SIGTERM")
 
     def _start_watchdog(self):
         if not self.cfg.time_limit_s:

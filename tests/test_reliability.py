@@ -78,12 +78,12 @@ def start(args, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def wait_for(cond, timeout=480):  # wide: tiny epochs take a minute when other processes keep the cores busy
+def wait_for(cond, timeout=480, step=0.2):  # wide: tiny epochs take a minute when other processes keep the cores busy
     t = time.monotonic()
     while time.monotonic() - t < timeout:
         if cond():
             return True
-        time.sleep(0.2)
+        time.sleep(step)
     return False
 
 
@@ -366,6 +366,22 @@ def test_sigterm_while_the_run_is_recorded_still_records_it(small_data, tmp_path
     assert list(r.status) == ["ok", "interrupted"] and list(r.epochs_completed) == [1, 0]
     assert r.error.iloc[1] == "interrupted by SIGTERM"
     all_files_readable(tmp_path)
+
+
+@pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 1), (signal.SIGINT, 130)])
+def test_a_stop_while_bench_run_imports_torch_is_recorded(sig, rc, small_data, tmp_path):
+    """The real command, stopped while it still imports torch (its shared library is mapped, its
+    modules not yet all loaded): before bench/stops.py the process died there with no row at all."""
+    cmd = [sys.executable, "-m", "bench", "run", *TINY, "--data", small_data, "--results", tmp_path,
+           "--no-progress-bar"]
+    p = subprocess.Popen(list(map(str, cmd)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{p.pid}/maps")
+    assert wait_for(lambda: "libtorch" in maps.read_text(), 120, step=0.002), "torch never loaded"
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == rc and "Traceback" not in err, (p.returncode, err[-2000:])
+    r = run_rows(tmp_path)
+    assert list(r.status) == ["interrupted"] and r.epochs_completed.iloc[0] == 0, err[-2000:]
 
 
 STOP_WHILE_THE_ROW_IS_BUILT = """
