@@ -64,7 +64,11 @@ def cmd_run(a):
             return max((exit_code(r) for r in rows), default=1)
         done = {r["seed"] for r in rows}
         rest = [s for s in seeds if s not in done]
-        if rest and rows and rows[-1]["status"] == "crashed":  # the process may be poisoned: a fresh one
+        if rest and rows and rows[-1]["status"] == "crashed" and cfg.world_size > 1:
+            # not a torchrun inside this rank, which torchrun is about to stop now that its peers have ended
+            say(f"seed {rows[-1]['seed']} crashed; the remaining seeds {rest} need fresh processes: the "
+                f"parent that started torchrun starts them (started by hand: run them again)")
+        elif rest and rows and rows[-1]["status"] == "crashed":  # the process may be poisoned: a fresh one
             from . import isolate
             say(f"seed {rows[-1]['seed']} crashed; the remaining seeds {rest} run in a fresh process")
             # under their given run ids: a sweep looks for those, and ran a seed again when it found none

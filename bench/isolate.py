@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from datetime import datetime, timezone
 
-from . import results, summary
+from . import ranks, results, summary
 from .config import usable_cpus
 from .row import base_row, new_run_id
 
@@ -75,7 +75,7 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if cfg.world_size > 1:  # torchrun otherwise sets 1 thread per process, with a banner saying so
         child_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // cfg.world_size)))
-    tail = deque(maxlen=40)
+    tail, reports = deque(maxlen=40), []
     log = open(log_path, "a" if append else "w") if log_path else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=child_env, preexec_fn=_die_with_parent, pass_fds=tuple(pass_fds))
@@ -83,6 +83,9 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
     def pump():
         for line in proc.stdout:
             tail.append(line.rstrip("\n"))
+            rep = ranks.parse(tail[-1])
+            if rep:
+                reports.append(rep)
             if log:
                 log.write(line)
                 log.flush()
@@ -118,6 +121,8 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
             r = previous = row.iloc[0].to_dict()
             if timed_out and r.get("status") == "interrupted":
                 r.update(status="timeout", error=f"exceeded the time limit of {cfg.time_limit_s:g} s")
+                results.write(results_dir, "runs", run_id, [{k: r.get(k) for k in results.new_row("runs")}])
+            elif ranks.amend(r, reports):  # another rank failed first: its reason, not rank 0's view of it
                 results.write(results_dir, "runs", run_id, [{k: r.get(k) for k in results.new_row("runs")}])
             out[run_id] = r
             continue

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import torch
 import torch.distributed as dist
 
-from . import faults, meters, results, stops, summary
+from . import faults, meters, ranks, results, stops, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device, usable_cpus
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
@@ -135,6 +135,8 @@ class Runner:
             if status == "interrupted" and self.timed_out:
                 status, msg = "timeout", f"exceeded the time limit of {cfg.time_limit_s:g} s"
             row.update(status=status, error=msg[-4000:])
+            if self.world > 1:  # only rank 0 writes the row: the parent learns each rank's reason from this
+                ranks.report(self.rank, row["run_id"], status, row["error"])
             if not isinstance(e, (Exception, KeyboardInterrupt)):
                 raise
         finally:

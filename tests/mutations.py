@@ -270,6 +270,13 @@ MUTATIONS = [
      "run_given_twice"),
     ("a first-evaluation time is an upper bound", "bench/report.py",
      'bool((hit[col] == hit["first_eval_s"]).any())', "False", "first_met_at_a_runs_first_evaluation"),
+    ("a failed rank's reason reaches the row", "bench/isolate.py", "            elif ranks.amend(r, reports):",
+     "            elif False:", "one_rank_is_recorded"),
+    ("no torchrun nested in a DDP rank", "bench/cli.py",
+     'rows[-1]["status"] == "crashed" and cfg.world_size > 1:', 'rows[-1]["status"] == "crashed" and False:',
+     "one_rank_is_recorded"),
+    ("a stop reaching every rank is no rank's news", "bench/ranks.py", 'if rank == 0 or status == row["status"] != "crashed":',
+     "if rank == 0:", "rank_that_failed_first"),
 ]
 
 

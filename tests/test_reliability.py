@@ -413,3 +413,72 @@ def test_a_stop_while_the_row_is_built_is_recorded(stop, args, status, reason, s
     assert f"run {status} ({reason}) after 0 epochs" in p.stderr, p.stderr[-2000:]
     r = run_rows(tmp_path)
     assert list(r.status) == [status] and list(r.error) == [reason] and r.epochs_completed.iloc[0] == 0
+
+
+# --- one rank of a DDP run fails ----------------------------------------------------------------
+
+RANK_FAULT = '''import os
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    """Trains on every rank; on rank 1 its third training step raises."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Linear(8, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += self.training
+        if self.training and os.environ.get("RANK") == "1" and self.calls == 3:
+            raise RuntimeError("rank 1 lost its data (the test's fault)")
+        return self.fc(self.bn(self.conv(x)).mean((2, 3)))
+
+
+def net():
+    return Net()
+'''
+
+
+def test_a_crash_on_one_rank_is_recorded_with_that_ranks_reason(small_data, tmp_path):
+    """Rank 0 only sees its peer vanish (gloo: "Connection closed by peer"); the row must say why
+    the run failed, which only rank 1 knew."""
+    model = write(tmp_path, RANK_FAULT, "rankfault.py")
+    p = bench("run", "--model", f"{model}:net", "--batch-size", "50", "--epochs", "2", "--device", "cpu",
+              "--world-size", "2", "--seeds", "0,1", "--data", small_data, "--results", tmp_path / "r", timeout=900)
+    runs = run_rows(tmp_path / "r")
+    assert p.returncode == 1 and sorted(runs.seed) == [0, 1], p.stderr
+    for r in runs.itertuples():
+        assert r.status == "crashed" and r.world_size == 2
+        assert "rank 1 failed first" in r.error, r.error
+        assert r.error.splitlines()[-1].endswith("rank 1 lost its data (the test's fault)"), r.error
+    # seed 1 runs in a fresh torchrun started by the parent, never in one nested inside the dying rank 0
+    assert "run in a fresh process" not in p.stderr, p.stderr
+
+
+def test_the_rank_that_failed_first_gives_the_row_its_status_unless_every_rank_said_the_same():
+    from bench import ranks
+
+    def rep(rank, t, status, error):
+        return rank, {"run_id": "r", "t": t, "status": status, "error": error}
+
+    def amended(status, reports):
+        row = {"run_id": "r", "status": status, "error": "rank 0's view"}
+        return ranks.amend(row, reports), row["status"], row["error"].splitlines()[-1]
+
+    oom_on_1 = [rep(0, 2.0, "interrupted", "SIGTERM"), rep(1, 1.0, "oom", "CUDA out of memory")]
+    assert amended("interrupted", oom_on_1) == (True, "oom", "CUDA out of memory")
+    assert amended("crashed", [rep(0, 1.0, "crashed", "own bug"), rep(1, 2.0, "crashed", "peer gone")])[0] is False
+    assert amended("timeout", [rep(0, 2.0, "timeout", "t"), rep(1, 1.0, "timeout", "t")])[0] is False
+    # rank 1 hit the time limit and left; rank 0, in a collective, only saw it go
+    assert amended("crashed", [rep(0, 2.0, "crashed", "peer gone"), rep(1, 1.0, "timeout", "limit")])[1] == "timeout"
+    assert amended("diverged", [rep(0, 2.0, "diverged", "nan"), rep(1, 1.0, "diverged", "nan")])[0] is False
+    assert amended("ok", oom_on_1)[0] is False and amended("crashed", [])[0] is False
+    # a report line survives the pipe's relay and any other line is not one
+    import contextlib
+    import io
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        ranks.report(1, "r", "crashed", "x" * 5000)
+    line = err.getvalue().rstrip("\n")
+    assert len(line) < 4096 and ranks.parse(line)[0] == 1 and ranks.parse("rank 1 failed: oops") is None
