@@ -282,8 +282,9 @@ class Runner:
                 row["train_images_per_s"] = steps * wl.images_per_step / rec["epochs"][-1]["elapsed_s"]
             mem, nvml, comp, host, syncs = self.meters
             own = host.own_cpu_s()
+            # only after an ok run are all ranks at this point: a failed one's peers may be gone, or in a step
             if self.world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world \
-                    and row["status"] in CONTINUE_AFTER:
+                    and row["status"] == "ok":
                 t = torch.tensor([own], device=self.device)
                 dist.all_reduce(t)  # the other ranks on this host are this run, not other load
                 own = t.item()

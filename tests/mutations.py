@@ -277,6 +277,8 @@ MUTATIONS = [
      "one_rank_is_recorded"),
     ("a stop reaching every rank is no rank's news", "bench/ranks.py", 'if rank == 0 or status == row["status"] != "crashed":',
      "if rank == 0:", "rank_that_failed_first"),
+    ("no collective in a failed run's recording", "bench/runner.py", '                    and row["status"] == "ok":',
+     '                    and row["status"] in CONTINUE_AFTER:', "hang_on_one_rank"),
 ]
 
 

@@ -457,6 +457,18 @@ def test_a_crash_on_one_rank_is_recorded_with_that_ranks_reason(small_data, tmp_
     assert "run in a fresh process" not in p.stderr, p.stderr
 
 
+def test_a_hang_on_one_rank_is_recorded_as_the_time_limit_by_rank_0(small_data, tmp_path):
+    """Rank 1 sleeps in its third step; each rank's time limit fires, rank 1's first. Only ranks still in
+    step may meet in a collective: one in the recording would wait for a rank that left."""
+    model = write(tmp_path, RANK_FAULT.replace('raise RuntimeError("rank 1 lost its data (the test\'s fault)")',
+                                               "__import__('time').sleep(3600)"), "rankhang.py")
+    p = bench("run", "--model", f"{model}:net", "--batch-size", "50", "--epochs", "2", "--device", "cpu",
+              "--world-size", "2", "--time-limit", "10", "--data", small_data, "--results", tmp_path / "r", timeout=600)
+    r = run_rows(tmp_path / "r").iloc[0]
+    assert p.returncode == 1 and r.status == "timeout", r.error
+    assert "without recording a result" not in r.error and "time limit of 10 s" in r.error.splitlines()[-1], r.error
+
+
 def test_the_rank_that_failed_first_gives_the_row_its_status_unless_every_rank_said_the_same():
     from bench import ranks
 
