@@ -279,6 +279,8 @@ MUTATIONS = [
      "if rank == 0:", "rank_that_failed_first"),
     ("no collective in a failed run's recording", "bench/runner.py", '                    and row["status"] == "ok":',
      '                    and row["status"] in CONTINUE_AFTER:', "hang_on_one_rank"),
+    ("decoded pixels are the JPEG's", "bench/data.py", "    return torch.stack(imgs).numpy()",
+     "    return torch.stack(imgs).flip(1).numpy()", "pil_decodes"),
 ]
 
 

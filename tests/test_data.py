@@ -206,3 +206,16 @@ def test_a_failed_cache_write_leaves_no_temporary(small_data, tmp_path, monkeypa
     ds = data.load(str(small_data), cache=tmp_path, warn=warnings.append)
     assert len(ds.train_x) == 600 and any("cannot write the data cache" in w for w in warnings)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pixels_and_labels_are_the_archives_as_pil_decodes_them(small_data, real_members, tmp_path):
+    """A second decoder, image by image: the batched JPEG decode gives the same RGB bytes, in the same
+    order, with each image's label its class folder's index."""
+    from PIL import Image
+
+    ds = data.load(str(small_data), cache=tmp_path)
+    for split, x, y in (("train", ds.train_x, ds.train_y), ("test", ds.test_x, ds.test_y)):
+        want = [(i, blob) for i, c in enumerate(CLASSES) for _, blob in sorted(real_members[(split, c)])]
+        assert y.tolist() == [i for i, _ in want]
+        pil = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")).transpose(2, 0, 1) for _, b in want])
+        assert np.array_equal(x.numpy(), pil), split
