@@ -229,6 +229,8 @@ def _cached(source, name, checksum, read, cache, warn):
     if npz.exists() and meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict):  # valid JSON, but not what this module writes: no .get to call
+                raise ValueError(f"its description {meta_path.name} is not a JSON object")
             if meta.get("format") != CACHE_FORMAT or meta.get("source_checksum") != checksum:
                 raise ValueError("written for another source or format")
             if _file_checksum(npz) != meta.get("sha256"):

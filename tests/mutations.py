@@ -281,6 +281,8 @@ MUTATIONS = [
      '                    and row["status"] in CONTINUE_AFTER:', "hang_on_one_rank"),
     ("decoded pixels are the JPEG's", "bench/data.py", "    return torch.stack(imgs).numpy()",
      "    return torch.stack(imgs).flip(1).numpy()", "pil_decodes"),
+    ("a cache description must be an object", "bench/data.py", "            if not isinstance(meta, dict):",
+     "            if False:", "parses_but_is_not_one"),
 ]
 
 

@@ -219,3 +219,13 @@ def test_pixels_and_labels_are_the_archives_as_pil_decodes_them(small_data, real
         assert y.tolist() == [i for i, _ in want]
         pil = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")).transpose(2, 0, 1) for _, b in want])
         assert np.array_equal(x.numpy(), pil), split
+
+
+@pytest.mark.parametrize("meta", ["[]", "null", '"cache"', "{}"])
+def test_a_cache_description_that_parses_but_is_not_one_is_rebuilt(small_data, tmp_path, meta):
+    good = data.load(str(small_data), cache=tmp_path)
+    next(tmp_path.glob("*.json")).write_text(meta)
+    warnings = []
+    again = data.load(str(small_data), cache=tmp_path, warn=warnings.append)
+    assert any("rebuilding" in w for w in warnings) and torch.equal(again.train_x, good.train_x)
+    assert again.mean == good.mean
