@@ -50,9 +50,11 @@ def cmd_run(a):
     source = data_mod.resolve_source(a.data)
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
     if cfg.world_size > 1 and not under_torchrun:
-        from . import isolate, stops
+        from . import isolate, stops, workload
         stops.release()  # torchrun's ranks record a stop; this parent just passes it on (PR_SET_PDEATHSIG)
-        data_mod.load(source, warn=say)  # check the data (and fill the cache) once, before forking
+        ds = data_mod.load(source, warn=say)  # check the data (and fill the cache) once, before forking
+        workload.get(cfg.workload).check_data(cfg, ds)
+        del ds  # the ranks load their own
         say(f"starting {cfg.world_size} processes through torchrun")
         rows, _ = isolate.run_seeds(cfg, seeds, source, a.results, run_ids or [new_run_id(cfg, s) for s in seeds],
                                     save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=relay)

@@ -77,6 +77,11 @@ class Workload:
     def __init__(self, cfg, device, rank=0, world=1, fault=None):
         self.cfg, self.device, self.rank, self.world, self.fault = cfg, device, rank, world, fault
 
+    @classmethod
+    def check_data(cls, cfg, dataset):
+        """Raise BenchError for a setting this data set cannot meet. The parent calls it before torchrun,
+        whose ranks would each fail with it and be recorded as a crashed run."""
+
     def setup(self, dataset):
         raise NotImplementedError
 

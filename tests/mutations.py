@@ -283,6 +283,8 @@ MUTATIONS = [
      "    return torch.stack(imgs).flip(1).numpy()", "pil_decodes"),
     ("a cache description must be an object", "bench/data.py", "            if not isinstance(meta, dict):",
      "            if False:", "parses_but_is_not_one"),
+    ("the data's limits checked before torchrun", "bench/cli.py", "        workload.get(cfg.workload).check_data(cfg, ds)",
+     "        pass", "data_cannot_meet"),
 ]
 
 

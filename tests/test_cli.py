@@ -80,6 +80,16 @@ def test_limit_train_below_one_batch(tmp_path, capsys, small_data):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("flags, message", [(["--limit-train", "100000"], "limit-train 100000 exceeds the 600"),
+                                            (["--batch-size", "1000"], "batch size 1000 exceeds the 600")])
+def test_settings_the_data_cannot_meet_are_bad_input_under_ddp_too(tmp_path, small_data, flags, message):
+    """Checked in the parent, against the data it loads anyway: else each rank said so, torchrun added its
+    traceback, and a `crashed` row recorded the user's typo as a failed run."""
+    p = bench("run", *TINY, *flags, "--world-size", "2", "--data", small_data, "--results", tmp_path / "r")
+    assert p.returncode == 2 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r" / "runs").exists()
+
+
 def test_help_explains_every_command():
     for cmd in ("run", "sweep", "maxbatch", "report", "verify", "infer", "env"):
         p = bench(cmd, "--help")

@@ -23,12 +23,19 @@ class Classify(Workload):
     quality = "test_acc"
     loss_names = ("train_loss",)
 
+    @classmethod
+    def check_data(cls, cfg, ds):
+        n = len(ds.train_x)
+        if cfg.limit_train and cfg.limit_train > n:
+            raise BenchError(f"limit-train {cfg.limit_train} exceeds the {n} train images")
+        if cfg.batch_size > (cfg.limit_train or n):
+            raise BenchError(f"batch size {cfg.batch_size} exceeds the {cfg.limit_train or n} train images")
+
     def setup(self, ds):
         cfg, dev = self.cfg, self.device
+        self.check_data(cfg, ds)
         train_x, train_y = ds.train_x, ds.train_y
         if cfg.limit_train:
-            if cfg.limit_train > len(train_x):
-                raise BenchError(f"limit-train {cfg.limit_train} exceeds the {len(train_x)} train images")
             # The same subset for every seed: seed 0, not the run's seed, picks it.
             keep = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:cfg.limit_train]
             train_x, train_y = train_x[keep], train_y[keep]
@@ -37,8 +44,6 @@ class Classify(Workload):
             train_x, train_y, ds.mean, ds.std, cfg.batch_size, dev, self.dtype, seed=cfg.seed,
             cutout=cfg.cutout, channels_last=cfg.channels_last, rank=self.rank, world_size=self.world,
             **fast.loader_options(cfg))  # translate pixels, alternating flips
-        if len(self.loader) == 0:
-            raise BenchError(f"batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
         self.test = loader.eval_batches(ds.test_x, ds.test_y, ds.mean, ds.std, cfg.eval_batch_size, dev,
                                         self.dtype, cfg.channels_last, self.rank, self.world)
         self.n_test, self.dataset, self.train_x, self.epoch = len(ds.test_x), ds, train_x, None
