@@ -285,6 +285,9 @@ MUTATIONS = [
      "            if False:", "parses_but_is_not_one"),
     ("the data's limits checked before torchrun", "bench/cli.py", "        workload.get(cfg.workload).check_data(cfg, ds)",
      "        pass", "data_cannot_meet"),
+    ("--limit-train's subset ignores the seed", "bench/workloads/classify.py",
+     "generator=torch.Generator().manual_seed(0))[:cfg.limit_train]",
+     "generator=torch.Generator().manual_seed(cfg.seed))[:cfg.limit_train]", "one_subset_whatever"),
 ]
 
 

@@ -229,3 +229,20 @@ def test_a_cache_description_that_parses_but_is_not_one_is_rebuilt(small_data, t
     again = data.load(str(small_data), cache=tmp_path, warn=warnings.append)
     assert any("rebuilding" in w for w in warnings) and torch.equal(again.train_x, good.train_x)
     assert again.mean == good.mean
+
+
+def test_limit_train_is_one_subset_whatever_the_seed(small_data, tmp_path):
+    """Seeds of a configuration differ in weights and batch order only: a subset drawn from the run's
+    seed would make their spread partly a spread of training sets."""
+    from bench.config import RunConfig
+    from bench.workloads.classify import Classify
+
+    ds = data.load(str(small_data), cache=tmp_path)
+    picks = []
+    for seed in (0, 1):
+        cfg = RunConfig(model="resnet9", model_kwargs={"width": 0.125}, batch_size=50, limit_train=200, seed=seed,
+                        device="cpu")
+        wl = Classify(cfg, torch.device("cpu"))
+        wl.setup(ds)
+        picks.append(wl.train_x)
+    assert len(picks[0]) == 200 and torch.equal(picks[0], picks[1])
