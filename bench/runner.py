@@ -26,16 +26,13 @@ import torch.distributed as dist
 from . import faults, meters, ranks, results, stops, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device, usable_cpus
+from .stops import Interrupted
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
 from .ui import RunProgress, say
 
 # A failed seed whose failure leaves the process usable: the next seed runs in it. Any other
 # failure (a crash may have poisoned the CUDA context; an interrupt means stop) ends the process.
 CONTINUE_AFTER = ("ok", "diverged", "oom", "timeout")
-
-
-class Interrupted(Exception):
-    pass
 
 
 class Diverged(Exception):
@@ -83,7 +80,7 @@ class Runner:
     def execute(self):
         self.held_stops, prev = [], {}  # see _on_stop
         if threading.current_thread() is threading.main_thread():
-            self.held_stops = [self._stop(s) for s in stops.take()]  # ones that came while `bench run` started
+            self.held_stops = [stops.exception(s) for s in stops.take()]  # ones that came while `bench run` started
             prev[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_stop)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
                 prev[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop)
@@ -317,15 +314,11 @@ class Runner:
     def _on_stop(self, signum, frame):
         """SIGTERM (the time limit's too) and Ctrl-C end the open run in its try, which records it; a later
         stop, or one with no run open (setup, recording, between seeds), waits for the next run to raise."""
-        stop = self._stop(signum)
+        stop = stops.exception(signum)
         if self.held_stops is None:
             self.held_stops = []  # this run is stopping now: a second signal (a sweep's SIGTERM after Ctrl-C) waits
             raise stop
         self.held_stops.append(stop)
-
-    @staticmethod
-    def _stop(signum):
-        return KeyboardInterrupt() if signum == signal.SIGINT else Interrupted("interrupted by SIGTERM")
 
     def _start_watchdog(self):
         if not self.cfg.time_limit_s:

@@ -8,6 +8,15 @@ import signal
 _held, _saved = [], {}
 
 
+class Interrupted(Exception):
+    pass
+
+
+def exception(signum):
+    """What a stop raises in the run it ends: Ctrl-C as Python raises it, SIGTERM as Interrupted."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Interrupted("interrupted by SIGTERM")
+
+
 def hold():
     for sig in (signal.SIGTERM, signal.SIGINT):
         if sig == signal.SIGINT and signal.getsignal(sig) is not signal.default_int_handler:

@@ -250,7 +250,7 @@ MUTATIONS = [
      "'--retry-interrupted' if a.retry_interrupted else ''", "''", "retry_interrupted_reruns_the_cancelled"),
     ("bench run holds a stop while torch imports", "bench/__main__.py", "        stops.hold()", "        pass",
      "imports_torch_is_recorded"),
-    ("the run takes over the held stops", "bench/runner.py", "self.held_stops = [self._stop(s) for s in stops.take()]",
+    ("the run takes over the held stops", "bench/runner.py", "self.held_stops = [stops.exception(s) for s in stops.take()]",
      "stops.take()", "imports_torch_is_recorded"),
     ("slurm submits no idle task", "bench/slurm.py", "        n = groups\n", "        pass\n",
      "gpu_cells_asks_for_their_gpus"),
