@@ -207,8 +207,9 @@ def validate(cfg, cuda_available=None):
     if workload.get(cfg.workload).higher_is_better:
         if not (isinstance(cfg.target, (int, float)) and 0 < cfg.target <= 1):
             raise BenchError(f"target must be an accuracy in (0, 1], got {cfg.target!r}")
-    elif not (isinstance(cfg.target, (int, float)) and cfg.target > 0):  # a distance (the GANs' FD)
-        raise BenchError(f"the {cfg.workload} target is a distance, lower is better: a positive number, "
+    # a distance (the GANs' FD): an infinite one is met by any finite FD, so every run "reaches" it at epoch 1
+    elif not (isinstance(cfg.target, (int, float)) and 0 < cfg.target < math.inf):
+        raise BenchError(f"the {cfg.workload} target is a distance, lower is better: a positive finite number, "
                          f"got {cfg.target!r}")
     if cfg.limit_train is not None and cfg.limit_train < cfg.batch_size:
         raise BenchError(f"limit-train {cfg.limit_train} is smaller than one batch ({cfg.batch_size})")
@@ -242,6 +243,8 @@ def _check_workload(cfg, wl):
     # checked here, before torchrun starts processes that would each fail with a traceback
     if cfg.world_size > 1 and not wl.distributed:
         raise BenchError(f"the {cfg.workload} workload runs in one process; use --world-size 1")
+    if hasattr(wl, "check_config"):  # what else it needs (a GAN: its judge's recipe)
+        wl.check_config(cfg)
     for name, flag, value in wl.unused:
         if getattr(cfg, name) != value:
             raise BenchError(f"the {cfg.workload} workload does not use {flag} (a classifier's setting), "

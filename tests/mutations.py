@@ -288,6 +288,10 @@ MUTATIONS = [
     ("--limit-train's subset ignores the seed", "bench/workloads/classify.py",
      "generator=torch.Generator().manual_seed(0))[:cfg.limit_train]",
      "generator=torch.Generator().manual_seed(cfg.seed))[:cfg.limit_train]", "one_subset_whatever"),
+    ("a GAN's distance target is finite", "bench/config.py", "0 < cfg.target < math.inf", "0 < cfg.target",
+     "senseless_target_or_judge"),
+    ("a GAN's judge recipe is checked before the run", "bench/config.py", "        wl.check_config(cfg)",
+     "        pass", "senseless_target_or_judge"),
 ]
 
 

@@ -29,6 +29,20 @@ def test_settings_a_gan_does_not_use_are_refused_in_one_line(small_data, tmp_pat
     assert not (tmp_path / "r" / "runs").exists()
 
 
+@pytest.mark.parametrize("flags, judge, message", [
+    (["--target", "inf"], None, "positive finite number, got inf"),   # every run would "reach" it at epoch 1
+    ([], {"model": "nope"}, "unknown model 'nope'"),                   # was a crashed run, exit 1
+    ([], {"epochs": 0}, "epochs must be a positive integer"),          # was the judge's IndexError after the load
+    ([], {"model": "dcgan", "model_kwargs": {}}, "is a GAN"),           # a judge must be a classifier
+])
+def test_a_senseless_target_or_judge_is_refused_before_the_run(small_data, tmp_path, flags, judge, message):
+    env = {"BENCH_JUDGE": json.dumps(judge or TINY_JUDGE)}
+    p = bench("run", "--workload", "wgan", *GAN, *flags, "--data", small_data, "--results", tmp_path / "r",
+              env=env, check=2)
+    assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "training the FD judge" not in p.stderr and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("setting, value", [("alt_flip", True), ("translate", 2), ("lookahead_every", 5),
                                             ("muon_lr", 0.1), ("schedule", "triangle"), ("dirac", True)])
 def test_classifier_settings_without_a_flag_are_refused_too(setting, value):

@@ -88,6 +88,16 @@ class GAN(Workload):
                   ("lookahead_decay", "lookahead_decay"), ("tta_views", "tta_views"),
                   ("tta_last_only", "tta_last_only"), ("muon_lr", "muon_lr"), ("muon_momentum", "muon_momentum"))))
 
+    @staticmethod
+    def check_config(cfg):
+        """The judge's recipe, checked with the run's settings: a bad BENCH_JUDGE (an unknown model,
+        0 epochs) otherwise surfaced after the data load, as a crashed run or a judge's traceback."""
+        from ..config import validate
+        try:
+            validate(judge_mod.judge_config(**judge_overrides()))
+        except BenchError as e:
+            raise BenchError(f"the FD judge's recipe (BENCH_JUDGE={os.environ.get('BENCH_JUDGE', '')}): {e}") from None
+
     def __init__(self, cfg, device, rank=0, world=1, fault=None):
         if world > 1:
             raise BenchError(f"the {self.name} workload runs in one process; use --world-size 1")
