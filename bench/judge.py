@@ -194,6 +194,8 @@ def _sqrt_psd(m):
 def frechet(g1, g2):
     """Frechet distance between two Gaussians given as (mean, covariance)."""
     (m1, s1), (m2, s2) = g1, g2
+    if not all(torch.isfinite(t).all() for t in (m1, s1, m2, s2)):  # a diverged generator's NaN images:
+        return float("nan")  # eigh would raise, and the run read as crashed in evaluation, not diverged
     r = _sqrt_psd(s1)
     inner = torch.linalg.eigvalsh(_sym(r @ s2 @ r)).clamp(min=0).sqrt().sum()
     return float((m1 - m2).square().sum() + s1.trace() + s2.trace() - 2 * inner)
