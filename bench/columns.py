@@ -160,7 +160,8 @@ RUNS = [
     # --- GAN workloads (bench/workloads/gan.py, issue #15) ------------------------------------------------
     # For dcgan/wgan, quality = "fd": final_acc and best_acc hold the FD (lower is better).
     C("critic_steps_per_gen_step", F, "data", "GANs: critic updates per generator update (a step is one "
-                                              "generator update and these)", agg="first"),
+                                              "generator update and these), over the run's finished epochs: "
+                                              "the WGAN's bursts of 100 raise it above 5", agg="first"),
     C("gen_param_count", I, "data", "GANs: the generator's parameters (param_count counts both networks)",
       agg="first", fmt="int"),
     C("judge", S, "data", "GANs: sha256 prefix of the weights of the classifier whose features the FD uses; "

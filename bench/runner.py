@@ -208,13 +208,13 @@ class Runner:
         self.meters = (mem, nvml, comp, host, syncs)
         self.progress = RunProgress(cfg.epochs, wl.steps_per_epoch, enabled=self.show_progress and self.rank == 0,
                                     live=self.live, quality=wl.quality, loss=wl.loss_names[0])
-        steps, step = wl.steps_per_epoch, 0
+        step = 0
         meters.sync(dev)
         rec["t_train0"] = t_train0 = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             self.progress.start_epoch(epoch)
             # one slot per step and loss, filled on the device: no sync, one tiny copy per step
-            losses = torch.empty(steps, len(wl.loss_names), device=dev)
+            losses = torch.empty(wl.epoch_steps(epoch), len(wl.loss_names), device=dev)
             comp.begin_epoch()
             t0 = rec["t_epoch0"] = time.perf_counter()
             with syncs.steps():
@@ -237,7 +237,7 @@ class Runner:
             means, n_bad, n_steps = self._loss_means(losses)
             ep = results.new_row("epochs")
             ep.update(run_id=row["run_id"], epoch=epoch, elapsed_s=rec["train_time"], wall_s=t2 - t_train0,
-                      train_images_per_s=steps * wl.images_per_step / (t1 - t0), eval_s=t2 - t1,
+                      train_images_per_s=wl.epoch_images(epoch) / (t1 - t0), eval_s=t2 - t1,
                       peak_gpu_mem_bytes=mem.epoch(), **means, **metrics, **wl.epoch_fields(step))
             rec["epochs"].append(ep)
             self.progress.end_epoch(ep)
@@ -274,9 +274,10 @@ class Runner:
                 rec["train_time"] += time.perf_counter() - rec["t_epoch0"]
             row.update(train_time_s=rec["train_time"], eval_time_s=rec["eval_time"],
                        wall_time_s=time.perf_counter() - rec["t_train0"])
-            steps = len(rec["epochs"]) * wl.steps_per_epoch
-            if steps:  # over the finished epochs: an interrupted one's steps are in train_time only
-                row["train_images_per_s"] = steps * wl.images_per_step / rec["epochs"][-1]["elapsed_s"]
+            images = sum(wl.epoch_images(e["epoch"]) for e in rec["epochs"])
+            if images:  # over the finished epochs: an interrupted one's steps are in train_time only
+                row["train_images_per_s"] = images / rec["epochs"][-1]["elapsed_s"]
+                row.update(wl.run_fields(len(rec["epochs"])))  # what depends on the epochs it finished
             mem, nvml, comp, host, syncs = self.meters
             own = host.own_cpu_s()
             # only after an ok run are all ranks at this point: a failed one's peers may be gone, or in a step

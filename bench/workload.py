@@ -10,6 +10,8 @@ every module there is imported on first use, so adding one never edits this file
     reset(seed)                 before each seed: initial weights, BatchNorm statistics, optimisers,
                                 scalers and data order of that seed; never recompiles
     steps_per_epoch, images_per_step   set by setup (images_per_step: global images a step consumes)
+    epoch_steps(epoch), epoch_images(epoch)   an epoch's steps and images (a WGAN's epochs differ)
+    run_fields(epochs) -> dict  run-row fields that depend on how many epochs the run finished
     batches(epoch)              this rank's batches of an epoch (1-based; warm-up uses negative ones)
     step(batch, step) -> tensor the losses of one step, 1-D on the device (loss_names), no sync
     evaluate() -> dict          off the clock after each epoch; includes the `quality` metric
@@ -98,6 +100,15 @@ class Workload:
         raise NotImplementedError
 
     def epoch_fields(self, step):
+        return {}
+
+    def epoch_steps(self, epoch):
+        return self.steps_per_epoch
+
+    def epoch_images(self, epoch):
+        return self.epoch_steps(epoch) * self.images_per_step
+
+    def run_fields(self, epochs):
         return {}
 
     def warmup(self, steps):

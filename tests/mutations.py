@@ -292,6 +292,18 @@ MUTATIONS = [
      "senseless_target_or_judge"),
     ("a GAN's judge recipe is checked before the run", "bench/config.py", "        wl.check_config(cfg)",
      "        pass", "senseless_target_or_judge"),
+    ("the WGAN bursts as the lesson's loop", "bench/schedule.py", "(g < FIRST_BURSTS or g % BURST_EVERY == 0)",
+     "(g < FIRST_BURSTS)", "critic_plan_is_the_lessons_loop"),
+    ("an epoch's images/s counts its own steps", "bench/runner.py",
+     "train_images_per_s=wl.epoch_images(epoch) / (t1 - t0)",
+     "train_images_per_s=wl.steps_per_epoch * wl.images_per_step / (t1 - t0)", "recompute_from_the_epoch_rows"),
+    ("a run's critic ratio is over its finished epochs", "bench/runner.py",
+     '                row.update(wl.run_fields(len(rec["epochs"])))', "                pass", "fails_midway"),
+    ("an FD of NaN features is NaN", "bench/judge.py",
+     "if not all(torch.isfinite(t).all() for t in (m1, s1, m2, s2)):", "if False:",
+     "frechet_matches_closed_forms or fails_midway"),
+    ("a GAN step takes BENCH_FAULT", "bench/workloads/gan.py", "            loss = faults.inject(self.fault, step, loss)",
+     "            pass", "fails_midway"),
 ]
 
 

@@ -13,12 +13,13 @@ the harness's own classifier (bench/judge.py: "FD in <judge> features", lower is
          (the paper's Algorithm 1; the lesson clips before, the same except for the generator step
          right after). The critic minimises D(real) - D(fake), the generator D(G(z)); the
          Wasserstein estimate D(fake) - D(real) (minus the critic's loss) is the lesson's progress
-         signal, recorded per epoch. Left out: the reference code's 100-update critic bursts (first
-         25 generator steps, every 500th), so every timed step does the same work, and the lesson's
-         second pass at lr 1e-5.
-A step is one generator update and the critic updates before it: `images_per_step` counts the real
-images the critic consumed (N_CRITIC x batch for the WGAN), so images/s compares with the
-classifiers' and `steps_per_s` is generator steps per second.
+         signal, recorded per epoch. The lesson's d_iters: 100 critic updates before the
+         first generator update and every 500th (`critic_plan`; its `first=False`, as the lesson ran
+         it: the WGAN authors' code also bursts for the first 25), the last cut short at the epoch's
+         end, as the lesson's loop does. Left out: its second pass at lr 1e-5.
+A step is one generator update and the critic updates before it, each on its own real batch: a
+WGAN's steps differ (`epoch_steps`, `epoch_images`), images/s counts the real images the critic
+consumed (so it compares with the classifiers') and `critic_steps_per_gen_step` is the run's mean.
 
 Data: normalised to [-1, 1] (the generator's tanh range), random horizontal flips, no crop: a
 reflect-padded crop puts mirrored borders into the "real" images that the generator would learn
@@ -36,7 +37,8 @@ import torch.nn.functional as F
 import models
 
 from .. import judge as judge_mod
-from .. import loader, precision
+from .. import faults, loader, precision
+from ..schedule import critic_plan
 from ..config import FIELDS, BenchError
 
 from ..workload import Workload, compiled, register
@@ -120,11 +122,12 @@ class GAN(Workload):
             keep = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:cfg.limit_train]
             train_x, train_y = train_x[keep], train_y[keep]
         self.loader = loader.DeviceLoader(
-            train_x, train_y, (127.5,) * 3, (127.5,) * 3, cfg.batch_size * self.n_critic, self.device,
+            train_x, train_y, (127.5,) * 3, (127.5,) * 3, cfg.batch_size, self.device,
             self.dtype, seed=cfg.seed, pad=0, flip=True, channels_last=cfg.channels_last)
         if len(self.loader) == 0:
-            raise BenchError(f"{self.n_critic} x batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
-        self.steps_per_epoch = len(self.loader)
+            raise BenchError(f"batch size {cfg.batch_size} exceeds the {len(train_x)} train images")
+        self.plans, self.gen_done = {}, 0
+        self.steps_per_epoch = self.epoch_steps(1)  # the progress bar's; the runner asks epoch by epoch
         self.images_per_step = cfg.batch_size * self.n_critic
 
         self.model = self._fresh(cfg.seed).to(self.device, memory_format=self.fmt)
@@ -143,7 +146,7 @@ class GAN(Workload):
         return dict(dataset=dataset.name, data_checksum=dataset.checksum, train_images=len(train_x),
                     test_images=self.fd_samples, param_count=models.param_count(self.model),
                     gen_param_count=models.param_count(self.model.generator),
-                    critic_steps_per_gen_step=float(self.n_critic), judge=self.judge.checksum[:16],
+                    **self.run_fields(cfg.epochs), judge=self.judge.checksum[:16],
                     judge_recipe=json.dumps(self.judge.config, sort_keys=True),
                     judge_test_acc=self.judge.test_acc, fd_label=self.judge.label(),
                     fd_samples=self.fd_samples, fd_real_test=fd_real)
@@ -171,8 +174,30 @@ class GAN(Workload):
 
     # --- the timed loop ---------------------------------------------------------------------
 
+    def plan(self, epoch):
+        """Critic updates before each generator update of `epoch`; warm-up's (epoch < 1) never burst."""
+        if epoch < 1:
+            return critic_plan(len(self.loader), self.n_critic, burst=self.n_critic)[0]
+        while epoch not in self.plans:  # generator updates count on over epochs, as the lesson's
+            self.plans[len(self.plans) + 1], self.gen_done = critic_plan(len(self.loader), self.n_critic, self.gen_done)
+        return self.plans[epoch]
+
+    def epoch_steps(self, epoch):
+        return len(self.plan(epoch))
+
+    def epoch_images(self, epoch):
+        return sum(self.plan(epoch)) * self.cfg.batch_size
+
+    def run_fields(self, epochs):
+        """The row's critic_steps_per_gen_step over the first `epochs` epochs (those a run finished)."""
+        plans = [n for e in range(1, epochs + 1) for n in self.plan(e)]
+        return {"critic_steps_per_gen_step": sum(plans) / len(plans)} if plans else {}
+
     def batches(self, epoch):
-        return self.loader.epoch(epoch)
+        """One list of real batches per generator update, a critic update for each."""
+        it = self.loader.epoch(epoch)
+        for n in self.plan(epoch):
+            yield [next(it)[0] for _ in range(n)]
 
     def noise(self, n):
         return torch.randn(n, self.model.nz, 1, 1, device=self.device).contiguous(memory_format=self.fmt)
@@ -183,12 +208,14 @@ class GAN(Workload):
         scaler.update()
         opt.zero_grad(set_to_none=True)
 
-    def _generator_step(self, loss_fn, fake=None):
+    def _generator_step(self, loss_fn, step, fake=None):
         """One generator update; the critic's weights are frozen so no gradient is made for them."""
         self.model.critic.requires_grad_(False)
         with torch.autocast(**self.autocast):
             fake = self.G(self.noise(self.cfg.batch_size)) if fake is None else fake
             loss = loss_fn(self.D(fake).float())
+        if self.fault and step is not None:  # BENCH_FAULT, as the classifiers take it
+            loss = faults.inject(self.fault, step, loss)
         self._update(loss, self.opt_g, self.scaler_g)
         self.model.critic.requires_grad_(True)
         return loss.detach()
@@ -245,7 +272,7 @@ class DCGANWorkload(GAN):
         self._update(loss_d, self.opt_d, self.scaler_d)
         # the same fakes, scored by the updated critic (the usual DCGAN loop: one generator forward)
         loss_g = self._generator_step(
-            lambda s: F.binary_cross_entropy_with_logits(s, torch.ones_like(s)), fake)
+            lambda s: F.binary_cross_entropy_with_logits(s, torch.ones_like(s)), step, fake)
         return torch.stack([loss_d.detach(), loss_g])
 
 
@@ -260,7 +287,7 @@ class WGANWorkload(GAN):
 
     def step(self, batch, step):
         losses = []
-        for real in batch[0].chunk(self.n_critic):
+        for real in batch:
             with torch.autocast(**self.autocast):
                 with torch.no_grad():
                     fake = self.G(self.noise(real.shape[0]))
@@ -270,7 +297,7 @@ class WGANWorkload(GAN):
                 torch._foreach_clamp_min_(self.critic_params, -CLIP)
                 torch._foreach_clamp_max_(self.critic_params, CLIP)
             losses.append(loss_d.detach())
-        loss_g = self._generator_step(lambda s: s.mean())
+        loss_g = self._generator_step(lambda s: s.mean(), step)
         critic = torch.stack(losses).mean()
         return torch.stack([critic, loss_g, -critic])
 
