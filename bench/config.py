@@ -243,6 +243,9 @@ def _check_workload(cfg, wl):
     # checked here, before torchrun starts processes that would each fail with a traceback
     if cfg.world_size > 1 and not wl.distributed:
         raise BenchError(f"the {cfg.workload} workload runs in one process; use --world-size 1")
+    if cfg.fused is not None and not wl.fusable:
+        raise BenchError(f"the {cfg.workload} workload's optimizers have no fused kernel, so --fused/--no-fused "
+                         f"would change nothing: leave them out")
     if hasattr(wl, "check_config"):  # what else it needs (a GAN: its judge's recipe)
         wl.check_config(cfg)
     for name, flag, value in wl.unused:

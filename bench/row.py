@@ -50,7 +50,7 @@ def base_row(cfg, run_id, device, world_size, started, seed=None, seed_index=0, 
     row = results.new_row("runs")
     row.update(config_fields(cfg))
     row["tta_views"] = fast.views(cfg)  # the views evaluated (1 without TTA), not the setting's null
-    row["fused"] = cfg.fused_on(device)  # what stepped, not the setting's null
+    row["fused"] = cfg.fused_on(device) and wl.fusable  # what stepped, not the setting's null
     row.update(models.row_fields(cfg.model))  # a user's model: its own name, import path, source hash
     row.update(fingerprint(device, world_size))
     row.update(run_id=run_id, schema_version=results.SCHEMA_VERSION, sweep=sweep, sweep_run_id=sweep_run_id,

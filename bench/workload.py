@@ -70,6 +70,7 @@ class Workload:
     higher_is_better = True
     loss_names = ("train_loss",)
     distributed = True          # runs under DDP with --world-size > 1
+    fusable = True              # its optimizers have the fused kernels that --fused selects
     # (field, flag, value) of run settings this workload never reads: any other value is refused,
     # so that a row never records a setting that had no effect
     unused = ()

@@ -22,6 +22,7 @@ GAN = ["--model", "dcgan", "--model-kwargs", "nf=8", "nz=16", "--batch-size", "4
     (["--div", "5"], "--div"),                # the one-cycle schedule's: a GAN's lr is constant
     (["--no-nesterov"], "--nesterov"),
     (["--world-size", "2"], "--world-size 1"),
+    (["--fused"], "no fused kernel"),         # the WGAN's RMSprop is the harness's own
 ])
 def test_settings_a_gan_does_not_use_are_refused_in_one_line(small_data, tmp_path, flags, message):
     p = bench("run", "--workload", "wgan", *GAN, *flags, "--data", small_data, "--results", tmp_path / "r", check=2)
@@ -52,6 +53,20 @@ def test_classifier_settings_without_a_flag_are_refused_too(setting, value):
 
     with pytest.raises(BenchError, match=f"does not use {setting} "):
         validate(make_config(None, {"workload": "wgan", setting: value}), cuda_available=False)
+
+
+def test_a_wgan_row_never_says_fused(monkeypatch):
+    """The WGAN's RMSprop has no fused kernel: its row must not say `fused` where the setting's default
+    (on CUDA) or a value given through Python would claim one."""
+    from bench import measure
+    from bench.api import make_config
+    from bench.row import base_row
+
+    monkeypatch.setattr(measure, "fingerprint", lambda device, world: {})  # no CUDA to describe here
+    for fused in (None, True):
+        cfg = make_config(None, {"workload": "wgan", "fused": fused})
+        assert base_row(cfg, "r", "cuda", 1, None)["fused"] is False
+    assert base_row(make_config(None, {"workload": "dcgan", "fused": True}), "r", "cpu", 1, None)["fused"] is True
 
 
 def test_bench_infer_refuses_a_gan_checkpoint_in_one_line(small_data, tmp_path):

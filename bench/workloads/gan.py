@@ -281,6 +281,7 @@ class WGANWorkload(GAN):
     name = "wgan"
     loss_names = ("critic_loss", "gen_loss", "wasserstein_estimate")
     defaults = {"workload": "wgan", **DEFAULTS["wgan"]}
+    fusable = False  # the harness's RMSprop: --fused would change nothing but the row
 
     def _optimizer(self, net):
         return precision.RMSprop(net.parameters(), lr=self.cfg.lr)  # torch's, but no fp16 sync
