@@ -86,7 +86,7 @@ def whiten_init(conv, train_x, mean, std, eps=WHITEN_EPS, n=WHITEN_IMAGES):
     images: its first k filters are the patch covariance's eigenvectors divided by the square root
     of their eigenvalues, the next k the same negated (so a following GELU passes both signs).
     The weight is frozen; the bias centres the output (it may train for `whiten_bias_epochs`)."""
-    x = normalise(train_x[:n], mean, std)
+    x = normalise(whiten_sample(train_x, n), mean, std)
     k = conv.kernel_size
     patches = F.unfold(x, k).transpose(1, 2).reshape(-1, 3 * k[0] * k[1]).double()
     mu = patches.mean(0)
@@ -99,6 +99,14 @@ def whiten_init(conv, train_x, mean, std, eps=WHITEN_EPS, n=WHITEN_IMAGES):
     conv.weight.copy_(w.view_as(conv.weight).float())
     conv.bias.copy_((-w @ mu).float())
     conv.weight.requires_grad_(False)
+
+
+def whiten_sample(train_x, n):
+    """`n` training images drawn across the whole set (seed 0: the same for every run), not the first
+    `n`: a class-folder copy is decoded class by class, so its first 5,000 are all airplanes."""
+    if len(train_x) <= n:
+        return train_x
+    return train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]]
 
 
 def normalise(x_uint8, mean, std):

@@ -58,10 +58,13 @@ CPU_PORT = "airbench's train94 on the CPU in fp32; CUDA calls redirected to the 
 
 
 def export(ds, workdir):
-    """airbench's file format, from the harness's uint8 arrays (NCHW -> NHWC)."""
+    """airbench's file format, from the harness's uint8 arrays (NCHW -> NHWC). The train images go in
+    a fixed shuffled order: airbench whitens from its first 5,000, which in torchvision's CIFAR-10 (its
+    own source) mix the classes, but the harness decodes a copy class by class (5,000 airplanes first)."""
     d = Path(workdir) / "cifar10"
     d.mkdir(parents=True, exist_ok=True)
-    for split, x, y in (("train", ds.train_x, ds.train_y), ("test", ds.test_x, ds.test_y)):
+    order = torch.randperm(len(ds.train_x), generator=torch.Generator().manual_seed(0))
+    for split, x, y in (("train", ds.train_x[order], ds.train_y[order]), ("test", ds.test_x, ds.test_y)):
         torch.save({"images": x.permute(0, 2, 3, 1).contiguous(), "labels": y.clone(),
                     "classes": list(data_mod.CLASSES)}, d / f"{split}.pt")
     return d

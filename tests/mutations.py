@@ -141,6 +141,12 @@ MUTATIONS = [
      "flip = self.alt_base & self.flip", "alternating_flip"),
     ("fast: whitening bias centres", "bench/fast.py", "conv.bias.copy_((-w @ mu).float())", "pass",
      "whitens_real_patches"),
+    ("fast: whitening images drawn across the train set", "bench/fast.py",
+     "    return train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]]",
+     "    return train_x[:n]", "whitening_draws_its_images"),
+    ("fast: airbench's export mixes the classes", "benchmarks/airbench_side_by_side.py",
+     '("train", ds.train_x[order], ds.train_y[order])', '("train", ds.train_x, ds.train_y)',
+     "airbench_gets_the_same_images"),
     # fp16 without a host sync (tests/test_precision.py)
     ("fp16: fused SGD takes GradScaler's overflow flag on the device", "bench/precision.py",
      "    opt = torch.optim.SGD(params, fused=fused or None, **kw)", "    opt = torch.optim.SGD(params, **kw)",

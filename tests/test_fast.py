@@ -37,6 +37,39 @@ def test_whitening_layer_whitens_real_patches(small_data):
     assert torch.equal(conv.weight[12:], -conv.weight[:12])   # both signs, for the GELU after it
 
 
+def _whitened_images(monkeypatch):
+    """The images whiten_init normalises, as it sees them (the ones its covariance comes from)."""
+    seen, real = [], fast.normalise
+    monkeypatch.setattr(fast, "normalise", lambda x, mean, std: seen.append(x) or real(x, mean, std))
+    return seen
+
+
+def test_whitening_draws_its_images_from_every_class(small_data, monkeypatch):
+    """A class-folder copy decodes class by class: the first 5,000 train images (what whitening took)
+    are all airplanes, and the covariance was one class's. Here the first 60 are one class."""
+    ds = small_images(small_data)
+    assert set(ds.train_y[:60].tolist()) == {0}
+    label = {bytes(x.numpy()): int(y) for x, y in zip(ds.train_x, ds.train_y)}
+    seen = _whitened_images(monkeypatch)
+    fast.whiten_init(nn.Conv2d(3, 24, 2), ds.train_x, ds.mean, ds.std, n=60)
+    (x,) = seen
+    assert len(x) == 60 and len({label[bytes(i.numpy())] for i in x}) >= 8
+
+
+def test_whitening_sees_the_runs_train_images_only(small_data, monkeypatch):
+    from bench.workloads.classify import Classify
+    ds = small_images(small_data)
+    test = {bytes(x.numpy()) for x in ds.test_x}
+    seen = _whitened_images(monkeypatch)
+    cfg = from_recipe("fast", model_kwargs={"widths": [8, 8, 8]}, batch_size=100, limit_train=300,
+                      compile=False, precision="fp32", device="cpu")
+    wl = Classify(cfg, torch.device("cpu"))
+    wl.setup(ds)
+    wl.reset(1)
+    assert len(seen) == 2 and all(torch.equal(x, wl.train_x) for x in seen)   # the 300 it trains on
+    assert not test & {bytes(i.numpy()) for i in seen[0]}
+
+
 def test_without_whitening_patches_are_far_from_white(small_data):
     ds = small_images(small_data)
     x = fast.normalise(ds.test_x, ds.mean, ds.std)
