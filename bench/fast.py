@@ -14,6 +14,7 @@ The runner calls these at a handful of places, each marked `# fast:` there:
 With every switch off (and the defaults of translate/tta) a run is exactly what it was before.
 """
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +58,12 @@ def check(cfg, error):
         raise error("whiten-bias-epochs and lookahead-every must not be negative")
     if not 0 <= cfg.lookahead_decay < 1:
         raise error(f"lookahead-decay must be in [0, 1), got {cfg.lookahead_decay!r}")
-    if not cfg.bn_bias_lr_scale > 0 or not cfg.final_div > 0:
-        raise error("bn-bias-lr-scale and final-div must be positive")
-    if cfg.muon_lr < 0 or not 0 <= cfg.muon_momentum < 1:
-        raise error(f"muon-lr must be >= 0 (0 = off) and muon-momentum in [0, 1), "
+    # `not a < v < b`, not `v < a`: NaN and infinity fail it (a NaN muon-lr was taken as Muon on)
+    if not 0 < cfg.bn_bias_lr_scale < math.inf or not 0 < cfg.final_div < math.inf:
+        raise error(f"bn-bias-lr-scale and final-div must be positive finite numbers, "
+                    f"got {cfg.bn_bias_lr_scale!r} and {cfg.final_div!r}")
+    if not 0 <= cfg.muon_lr < math.inf or not 0 <= cfg.muon_momentum < 1:
+        raise error(f"muon-lr must be a finite number >= 0 (0 = off) and muon-momentum in [0, 1), "
                     f"got {cfg.muon_lr!r} and {cfg.muon_momentum!r}")
     if cfg.whiten and cfg.model != "fastnet":
         raise error(f"whiten needs a model with a 2x2 whitening layer first (fastnet), not {cfg.model!r}")

@@ -272,7 +272,10 @@ def test_triangle_schedule():
 @pytest.mark.parametrize("bad, words", [({"tta_views": 3}, "tta-views"), ({"schedule": "cosine"}, "schedule"),
                                         ({"whiten": True, "model": "resnet9", "model_kwargs": {}}, "whiten"),
                                         ({"lookahead_decay": 1.0}, "lookahead-decay"),
-                                        ({"muon_lr": -0.1}, "muon-lr"), ({"muon_momentum": 1.0}, "muon-momentum")])
+                                        ({"muon_lr": -0.1}, "muon-lr"), ({"muon_momentum": 1.0}, "muon-momentum"),
+                                        ({"muon_lr": float("nan")}, "muon-lr"), ({"muon_lr": float("inf")}, "muon-lr"),
+                                        ({"bn_bias_lr_scale": float("inf")}, "bn-bias-lr-scale"),
+                                        ({"final_div": float("nan")}, "final-div")])
 def test_bad_fast_settings_are_refused(bad, words):
     with pytest.raises(BenchError, match=words):
         validate(from_recipe("fast", **bad), cuda_available=False)
