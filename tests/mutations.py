@@ -147,6 +147,8 @@ MUTATIONS = [
     ("fast: airbench's export mixes the classes", "benchmarks/airbench_side_by_side.py",
      '("train", ds.train_x[order], ds.train_y[order])', '("train", ds.train_x, ds.train_y)',
      "airbench_gets_the_same_images"),
+    ("fast: the ablation switches Nesterov off", "configs/fast-ablation.toml",
+     "[[cells]]\nnesterov = false", "[[cells]]\nlabel_smoothing = 0.0", "ablation_preset"),
     ("fast: a NaN or infinite muon-lr refused", "bench/fast.py", "if not 0 <= cfg.muon_lr < math.inf or",
      "if cfg.muon_lr < 0 or", "bad_fast_settings"),
     ("fast: an infinite bn-bias-lr-scale refused", "bench/fast.py", "if not 0 < cfg.bn_bias_lr_scale < math.inf or",

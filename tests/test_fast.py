@@ -296,11 +296,11 @@ def test_fastnet_is_airbench_sized():
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-ABLATIONS = {  # preset -> (recipe, the settings its cells switch off, one each)
+ABLATIONS = {  # preset -> (recipe, the settings its cells switch off, one each: issue #17's ideas)
     "fast-ablation.toml": ("fast", {"whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale", "lookahead_every",
-                                    "alt_flip", "translate", "tta_views", "label_smoothing"}),
+                                    "alt_flip", "translate", "tta_views", "label_smoothing", "nesterov"}),
     "fast-muon-ablation.toml": ("fast_muon", {"muon_lr", "whiten", "dirac", "bn_weight_frozen", "bn_bias_lr_scale",
-                                              "alt_flip", "translate", "tta_views", "label_smoothing"}),
+                                              "alt_flip", "translate", "tta_views", "label_smoothing", "nesterov"}),
 }
 
 
@@ -311,11 +311,10 @@ def test_ablation_preset_switches_each_idea_off_once(preset):
     assert doc["base"]["recipe"] == recipe
     from bench import sweep
     cells = sweep.expand(*sweep.load(ROOT / "configs" / preset), check_gpu=True)
-    on = from_recipe(recipe)
-    watched = ideas | {"lookahead_every", "muon_lr", "lr", "epochs", "batch_size"}
+    on = from_recipe(recipe, **{k: v for k, v in doc["base"].items() if k != "recipe"})
     offs, configs = [], {json.dumps({**c.cfg.to_dict(), "seed": 0}, sort_keys=True): c for c in cells}.values()
-    for c in configs:
-        diff = [k for k in sorted(watched) if getattr(c.cfg, k) != getattr(on, k)]
+    for c in configs:   # every setting compared, not only the ideas': a cell changes one thing
+        diff = [k for k in on.to_dict() if k != "seed" and getattr(c.cfg, k) != getattr(on, k)]
         assert len(diff) <= 1, diff
         offs += diff
     assert len(offs) == len(configs) - 1 and set(offs) == ideas   # one cell is the recipe; each other turns one idea off
