@@ -359,3 +359,33 @@ def test_fast_recipe_trains_within_airbench_flops(tmp_path, recipe, images):
     if recipe == "fast_muon":   # Muon's orthogonalisation is reported beside the total, not hidden
         assert 0 < f[recipe]["optimizer_flops"] < 0.01 * f[recipe]["total_flops"]
     assert 0.6e9 < f["airbench94"]["flops_per_image_bias_frozen"] < 0.8e9
+
+
+def _train_seed(wl, seed):
+    wl.reset(seed)
+    step = 0
+    for epoch in range(1, wl.cfg.epochs + 1):
+        for batch in wl.batches(epoch):
+            wl.step(batch, step)
+            step += 1
+    return {k: v.clone() for k, v in wl.model.state_dict().items()}
+
+
+def test_a_seed_after_another_in_one_process_trains_as_it_alone(small_data):
+    """`--seeds`: the lookahead average, the alternating flips' bits, the whitening bias's freeze and
+    the optimisers' momenta of one seed must not carry into the next (bitwise on the CPU)."""
+    from bench.workloads.classify import Classify
+    ds = small_images(small_data)
+    def cfg(seed):  # a process is set up with its first seed's settings
+        return from_recipe("fast", model_kwargs={"widths": [8, 8, 8]}, batch_size=100, limit_train=300, epochs=2,
+                           lookahead_every=2, whiten_bias_epochs=1, compile=False, precision="fp32", device="cpu",
+                           seed=seed)
+    after = Classify(cfg(0), torch.device("cpu"))
+    after.setup(ds)
+    first = _train_seed(after, 0)
+    second = _train_seed(after, 1)
+    alone = Classify(cfg(1), torch.device("cpu"))
+    alone.setup(ds)
+    own = _train_seed(alone, 1)
+    assert not all(torch.equal(first[k], second[k]) for k in own)
+    assert all(torch.equal(second[k], own[k]) for k in own), [k for k in own if not torch.equal(second[k], own[k])]
