@@ -13,7 +13,8 @@ Then, between two device syncs, our clock (`train_time_s`) covers the whole `tra
 call: its optimiser setup, whitening initialisation and the training steps, as the harness's
 train time covers its steps (the harness does its whitening in setup, off its clock: the one
 difference, a few milliseconds on a GPU). airbench's own clock, the sum of its CUDA-event
-intervals (whitening init and each epoch's steps: what airbench reports), is recorded next to it
+intervals (whitening init and each epoch's steps: what airbench reports less its final TTA pass,
+which only its verbose mode runs, times and adds), is recorded next to it
 as `airbench_event_time_s`; on the CPU port there are no CUDA events and it is null. The final
 accuracy is measured after the clock, with the TTA asked for (`--tta-views`, default 6: airbench's
 own tta_level 2, the same 6 views as the `fast` recipe; 2 is the harness's mirror TTA), recorded as
