@@ -14,7 +14,9 @@
     precision = ["bf16", "fp32"]
     "model_kwargs.width" = [0.25, 0.5]
 
-    [[exclude]]                  # cells matching every key here are left out
+    [[exclude]]                  # cells matching every key here are left out (each value must be
+                                 # one of its axis'; an axis value or [[cells]] block listed twice,
+                                 # or an axis the config key ignores, is refused: it would run fewer)
     precision = "fp32"
     "model_kwargs.width" = 0.5
 

@@ -133,6 +133,7 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
             if k not in axes:
                 raise BenchError(f"{where}: [[exclude]] names {k!r}, which is not an axis")
     seeds = _seeds(meta.get("seeds", list(range(meta.get("repeats", 1)))), f"{where}: [sweep] seeds")
+    _check_distinct(where, axes, exclude, explicit, seeds)
     limit = meta.get("time_limit_s")
     points = []
     for spec in explicit:
@@ -173,6 +174,34 @@ def expand(path, meta, base, axes, exclude, explicit=(), check_gpu=None):
                 forced = meta.get("set", {})  # the matrix and progress lines show what runs, not what --set replaced
                 cells.append(Cell(len(cells), {**{k: forced.get(k, v) for k, v in point.items()}, "seed": seed}, cfg))
     return cells
+
+
+def _check_distinct(where, axes, exclude, explicit, seeds):
+    """Every axis value, [[cells]] block and [[exclude]] must make a difference: else the sweep
+    silently runs fewer cells than the file lists (one run for a repeated value, or for an axis the
+    configuration key ignores), or runs cells a mistyped exclusion was meant to leave out."""
+    for k, vs in axes.items():
+        if k in FIELDS and k != "recipe" and not FIELDS[k].metadata["key"] and len(vs) > 1:
+            raise BenchError(f"{where}: axis {k!r} does not change what a run measures (it is not in the "
+                             f"configuration key), so its cells would be one run; set it in [base]")
+        if k == "seed" and len(seeds) > 1:
+            raise BenchError(f"{where}: axis 'seed' and [sweep] seeds {seeds} both give seeds; use one")
+        repeated = next((v for i, v in enumerate(vs) if _same(v, vs[:i])), None)
+        if repeated is not None:
+            raise BenchError(f"{where}: axis {k!r} lists {repeated!r} twice")
+    repeated = next((c for i, c in enumerate(explicit) if _same(c, explicit[:i])), None)
+    if repeated is not None:
+        raise BenchError(f"{where}: [[cells]] {repeated!r} is listed twice")
+    for ex in exclude:
+        if ex and not all(_same(v, axes[k]) for k, v in ex.items()):
+            k, v = next((k, v) for k, v in ex.items() if not _same(v, axes[k]))
+            raise BenchError(f"{where}: [[exclude]] {k} = {v!r} matches no cell: axis {k!r} is "
+                             f"{axes[k]!r}")
+
+
+def _same(v, values):
+    """v among values, a bool told apart from 1 and 0 (TOML keeps them apart, == does not)."""
+    return any(v == x and (type(v) is bool) == (type(x) is bool) for x in values)
 
 
 def _seeds(seeds, where):

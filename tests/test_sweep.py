@@ -95,6 +95,15 @@ BAD_FILES = [
     ("[sweep]\nname = 5\n[base]\nepochs = 1\n", "[sweep] name must be a string, got 5"),
     ("[axes]\ninplace = [true]\n[[exclude]]\n", "[[exclude]] leaves out every cell"),
     ("[base]\nepochs = 1\n[[exclude]]\n", "[[exclude]] leaves out every cell"),
+    # each of these ran fewer cells than the file lists, or a cell the user meant to leave out
+    ("[axes]\nprecision = ['fp32', 'bf16']\n[[exclude]]\nprecision = 'fp23'\n",
+     "[[exclude]] precision = 'fp23' matches no cell"),
+    ("[axes]\ninplace = [true, false]\n[[exclude]]\ninplace = 1\n", "[[exclude]] inplace = 1 matches no cell"),
+    ("[axes]\nprecision = ['bf16', 'fp32', 'bf16']\n", "axis 'precision' lists 'bf16' twice"),
+    ("[base]\nepochs = 1\n[[cells]]\nlr = 0.1\n[[cells]]\nlr = 0.1\n", "[[cells]] {'lr': 0.1} is listed twice"),
+    ("[axes]\neval_batch_size = [500, 1000]\n", "axis 'eval_batch_size' does not change what a run measures"),
+    ("[axes]\ntime_limit_s = [60, 120]\n", "axis 'time_limit_s' does not change what a run measures"),
+    ("[sweep]\nseeds = [0, 1]\n[axes]\nseed = [2, 3]\n", "axis 'seed' and [sweep] seeds [0, 1] both give seeds"),
 ]
 
 
