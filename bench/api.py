@@ -8,6 +8,7 @@
 Settings are RunConfig's fields (bench/config.py) with the CLI's names for two of them
 (`wd`, `time_limit`); bad settings raise BenchError with one line, before anything runs.
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -48,6 +49,40 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
 
 def _execute(cfg, seeds, source, results_dir, save, progress):
     """The one call into the runner, as the CLI's `bench run` makes it."""
+    with _callers_state_kept():
+        return _call_runner(cfg, seeds, source, results_dir, save, progress)
+
+
+@contextlib.contextmanager
+def _callers_state_kept():
+    """The process-wide state a run sets for itself (each seed reseeds torch's generator, a GPU run
+    turns on cudnn.benchmark) put back as the caller had it: a notebook's next cell must not draw
+    other random numbers, or pick other kernels, because a benchmark ran before it."""
+    import random
+
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.is_initialized()
+    kept = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None, random.getstate(),
+            np.random.get_state(), torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled(),
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.get_float32_matmul_precision())
+    try:
+        yield
+    finally:
+        torch.set_rng_state(kept[0])
+        if cuda:
+            torch.cuda.set_rng_state_all(kept[1])
+        random.setstate(kept[2])
+        np.random.set_state(kept[3])
+        torch.set_num_threads(kept[4])
+        torch.set_default_dtype(kept[5])
+        torch.set_grad_enabled(kept[6])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = kept[7], kept[8]
+        torch.set_float32_matmul_precision(kept[9])
+
+
+def _call_runner(cfg, seeds, source, results_dir, save, progress):
     if cfg.world_size > 1:
         from . import isolate
         from .ui import say

@@ -50,6 +50,8 @@ MUTATIONS = [
      "raise BenchError(f\"{where}: axis {k!r} lists {repeated!r} twice\")", "pass", "bad_sweep_files and lists"),
     ("sweep file: an axis the configuration key ignores is refused", "bench/sweep_file.py",
      'not FIELDS[k].metadata["key"] and len(vs) > 1:', 'False:', "bad_sweep_files and eval_batch_size"),
+    ("bench.run puts the caller's random streams back", "bench/api.py",
+     "        torch.set_rng_state(kept[0])", "        pass", "leaves_the_callers"),
     ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",
      "sigkill_of_the_sweep_then_resume"),
     ("flock claim", "bench/claims.py", "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",

@@ -366,3 +366,33 @@ def test_bad_results_path_and_empty_seeds_are_refused_before_training(tmp_path, 
         with pytest.raises(BenchError, match="seeds must be a non-empty list"):
             bench.run(model="resnet9", data=small_data, results=tmp_path / "r", seeds=bad, **SMALL)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_leaves_the_callers_random_streams_signal_handlers_and_torch_settings_as_they_were(small_data, tmp_path):
+    # a notebook that seeded its own generators draws the same numbers after a benchmark as before it
+    import random
+    import signal
+
+    import numpy as np
+    import torch
+
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
+    try:
+        torch.manual_seed(123), random.seed(7), np.random.seed(5)
+        expected = torch.rand(3), random.random(), np.random.rand()
+        torch.manual_seed(123), random.seed(7), np.random.seed(5)
+        row = bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r",
+                        **SMALL)
+        assert row["status"] == "ok"
+        drawn = torch.rand(3), random.random(), np.random.rand()
+        assert torch.equal(drawn[0], expected[0]) and drawn[1:] == expected[1:]
+        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert (torch.get_num_threads(), torch.is_grad_enabled(), torch.get_default_dtype()) == (threads, grad, torch.float32)
+        recorded = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
+        assert all(recorded[k] == row[k] for k in ("run_id", "config_key", "final_acc", "train_time_s", "epochs_completed"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
