@@ -1,8 +1,9 @@
 """`bench verify`: the harness's compliance checker for results directories.
 
 Checks every file is readable parquet of a known schema version with its required fields, and
-that each run's numbers agree with each other and with its epoch file. Prints one line per
-problem and exits 1 if there is any.
+that each run's numbers agree with each other and with its epoch file (the newer invariants are
+data: ROW_RULES and EPOCH_RULES, each a name and a predicate giving the problem or None). Prints
+one line per problem and exits 1 if there is any.
 """
 import math
 from pathlib import Path
@@ -167,6 +168,7 @@ def check_run(r, epochs):
         out.append(f"time_to_target_s {ttt:.3f} > train_time_s {train:.3f}")
     if bool(r.get("reached_target")) != (ttt is not None):
         out.append("reached_target disagrees with time_to_target_s")
+    out += [m for m in (rule(r) for _, rule in ROW_RULES) if m]
     finished = status == "ok"
     if epochs is None:
         if finished:
@@ -186,6 +188,7 @@ def check_run(r, epochs):
     done = _num(r.get("epochs_completed"))
     if done is not None and int(done) != len(accs):
         out.append(f"epochs_completed {int(done)} but the epoch file has {len(accs)} epochs")
+    out += [m for m in (rule(r, epochs, accs) for _, rule in EPOCH_RULES) if m]
     target = _num(r.get("target"))
     if target is not None and accs:
         s = summary.summarize(epochs, target, quality, higher)
@@ -195,6 +198,74 @@ def check_run(r, epochs):
                 and int(r["epoch_reached"]) != s["epoch_reached"]:
             out.append(f"epoch_reached {int(r['epoch_reached'])} but the first epoch at target is {s['epoch_reached']}")
     return out
+
+
+def _keys_of_row(r):
+    """The configuration keys that the row's own settings may hash to (RunConfig.key's recipe,
+    from the columns). The row holds less than the configuration did: a float column holds 8.0
+    where the configuration (and so its key) may have held 8, and tta_views and fused are what ran
+    rather than the setting's null; every such reading is tried."""
+    import hashlib
+    import itertools
+    import json
+
+    import models
+    from .config import FIELDS, KEY_FIELDS, NEW_FIELD_DEFAULTS
+    d = {}
+    for k in KEY_FIELDS:
+        v = r[k] if k in r else FIELDS[k].default  # a column added later: its rows ran the default
+        d[k] = None if _num(v) is None else (v.item() if hasattr(v, "item") else v)
+    kwargs = json.loads(r["model_kwargs"])
+    user = isinstance(r.get("model_source_hash"), str) and r["model_source_hash"]
+    if not user and r["model"] not in models.registered():
+        raise KeyError(r["model"])  # a reference row written outside the harness (airbench94): its own key
+    d["model_kwargs"] = kwargs if user else models.keyed_kwargs(r["model"], kwargs)
+    if user:
+        d.update(model=r["model"], model_source_hash=r["model_source_hash"])
+    whole = [k for k, v in d.items() if isinstance(v, float) and v.is_integer()][:10]
+    readings = [[(k, v) for v in dict.fromkeys([d[k], None])] for k in ("tta_views", "fused")]
+    readings += [[(k, d[k]), (k, int(d[k]))] for k in whole]
+    for choice in itertools.product(*readings):
+        one = {**d, **dict(choice)}
+        for k, v in NEW_FIELD_DEFAULTS.items():
+            if one.get(k) == v and type(one.get(k)) is type(v):
+                one.pop(k)
+        yield hashlib.sha256(json.dumps(one, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _key_rule(r):
+    """A row whose settings were edited after it ran keeps the old key: a resumed sweep and the
+    report's grouping would file its numbers under a configuration that did not produce them."""
+    if not isinstance(r.get("config_key"), str) or _num(r.get("schema_version")) != SCHEMA_VERSION:
+        return None  # an older schema's keys hashed fewer fields, by rules this checkout no longer has
+    try:
+        if r["config_key"] in _keys_of_row(r):
+            return None
+    except (KeyError, TypeError, ValueError):  # a model this checkout lacks, a malformed kwargs column
+        return None
+    return f"config_key {r['config_key']} is not the hash of the row's settings"
+
+
+def _ttt_rule(r, epochs, accs):
+    """time_to_target_s is the training clock at the epoch that reached the target, never another time."""
+    ttt, at = _num(r.get("time_to_target_s")), _num(r.get("epoch_reached"))
+    hit = epochs[epochs["epoch"] == at] if at is not None else epochs.iloc[0:0]
+    if ttt is None or hit.empty or abs(float(hit["elapsed_s"].iloc[0]) - ttt) <= 1e-6 * max(ttt, 1):
+        return None
+    return f"time_to_target_s {ttt:.3f} is not epoch {int(at)}'s elapsed_s {float(hit['elapsed_s'].iloc[0]):.3f}"
+
+
+# (what is checked, predicate -> the problem or None): one rule per invariant, so each can be read,
+# tested and mutated alone
+ROW_RULES = [("config_key hashes the settings", _key_rule)]
+EPOCH_RULES = [
+    ("a finished run has epochs", lambda r, e, accs: "status ok but the epoch file has no epochs"
+     if r.get("status") == "ok" and e.empty else None),
+    ("time to target is its epoch's time", _ttt_rule),
+    ("no epoch ends after the training clock", lambda r, e, accs: f"an epoch's elapsed_s {e['elapsed_s'].max():.3f} "
+     f"> train_time_s {r['train_time_s']:.3f}" if not e.empty and _num(r.get("train_time_s")) is not None
+     and e["elapsed_s"].max() > r["train_time_s"] + EPS else None),
+]
 
 
 def check_sweep(r, runs):

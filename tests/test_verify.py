@@ -52,6 +52,12 @@ def test_clean_results_pass(copy):
     # a required value left empty: null reached_target read as False and passed
     (dict(reached_target=None, time_to_target_s=None), "required columns without a value: reached_target"),
     (dict(device_name=None), "required columns without a value: device_name"),
+    # a row edited after it ran: its numbers filed under a configuration that did not produce them
+    (dict(lr=9.5), "is not the hash of the row's settings"),
+    (dict(seed=77), "is not the hash of the row's settings"),
+    (dict(config_key="0123456789abcdef"), "config_key 0123456789abcdef is not the hash"),
+    # a time to target shorter than the training clock at the epoch it names
+    (dict(time_to_target_s=0.001), "time_to_target_s 0.001 is not epoch"),
 ])
 def test_each_inconsistency_is_named(copy, changes, message):
     path = edit_first_run(copy, **changes)
@@ -69,6 +75,20 @@ def test_missing_epoch_file_and_columns(copy):
     pd.read_parquet(other).drop(columns=["dataset"]).to_parquet(other, index=False)
     p = bench("verify", copy)
     assert "missing required columns: dataset" in p.stdout
+
+
+def test_a_finished_run_with_an_empty_epoch_file_or_an_epoch_past_its_clock_is_named(copy):
+    run = sorted((copy / "runs").glob("*.parquet"))[0]
+    epochs = pd.read_parquet(copy / "epochs" / run.name)
+    epochs.iloc[0:0].to_parquet(copy / "epochs" / run.name, index=False)
+    edit_first_run(copy, epochs_completed=0, reached_target=False, time_to_target_s=None, epoch_reached=None,
+                   best_acc=None, final_acc=None)
+    p = bench("verify", copy)
+    assert p.returncode == 1 and f"{run}: status ok but the epoch file has no epochs" in p.stdout, p.stdout
+    epochs.assign(elapsed_s=epochs.elapsed_s * 1000).to_parquet(copy / "epochs" / run.name, index=False)
+    edit_first_run(copy, epochs_completed=len(epochs))
+    p = bench("verify", copy)
+    assert "> train_time_s" in p.stdout and "an epoch's elapsed_s" in p.stdout, p.stdout
 
 
 def test_runs_of_a_sweep_call_without_its_summary_are_noted(copy):
