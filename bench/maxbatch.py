@@ -72,6 +72,11 @@ def search(cfg, limit, start=16, max_batch=1 << 16, granularity=8, probe=probe_o
         else:
             bad = b
             break
+    if bad is None and 0 < good < max_batch:  # doubling overshot --max: the batches up to it are unprobed
+        if fits(max_batch):
+            good = max_batch
+        else:
+            bad = max_batch
     if good == 0 and bad == start and start > 1:  # even the start failed: look below it
         lo, hi = 0, start
     else:

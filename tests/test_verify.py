@@ -127,6 +127,15 @@ def test_search_doubles_then_bisects():
     assert none == 0
 
 
+def test_search_probes_up_to_max_where_doubling_overshoots_it():
+    # with --max 100 and 90 fitting, doubling stopped at 64 (128 > 100) and answered 64
+    for limit, expected in ((1000, 100), (90, 90), (70, 70)):
+        best, _, probes = maxbatch.search(RunConfig(), None, start=16, max_batch=100, granularity=1,
+                                          probe=lambda c, b, l: (b <= limit, b, ""), log=lambda m: None)
+        assert best == expected and not any(ok for b, ok, _, _ in probes if b == best + 1)
+        assert all(b <= 100 for b, _, _, _ in probes)
+
+
 def test_sizes():
     assert maxbatch.parse_size("16GiB") == 16 * 2**30 and maxbatch.parse_size("2000MB") == 2 * 10**9
     assert maxbatch.parse_size("1.5g") == 1_500_000_000
