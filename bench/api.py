@@ -24,7 +24,9 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
     RunConfig (settings then override its fields) or None (settings on top of the recipe's or the
     lesson's defaults). `model` may be a registered name, 'MODULE:FUNCTION', 'FILE.py:FUNCTION',
     or a function importable from a module. Returns the run row as a dict; a run that failed is
-    recorded and returned with its `status` (oom, diverged, ...), not raised. With `seeds=[...]`
+    recorded and returned with its `status` (oom, diverged, ...), not raised; one stopped by Ctrl-C
+    or SIGTERM is recorded `interrupted` and the signal then goes on to the caller's handler
+    (Ctrl-C raises KeyboardInterrupt, as anywhere in the script). With `seeds=[...]`
     the seeds train one after another in this process and a list of rows comes back."""
     from . import data as data_mod
     from .paths import check_writable
@@ -50,7 +52,23 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
 def _execute(cfg, seeds, source, results_dir, save, progress):
     """The one call into the runner, as the CLI's `bench run` makes it."""
     with _callers_state_kept():
-        return _call_runner(cfg, seeds, source, results_dir, save, progress)
+        rows, held = _call_runner(cfg, seeds, source, results_dir, save, progress)
+    _pass_on_stop(rows, held)
+    return rows
+
+
+def _pass_on_stop(rows, held):
+    """A Ctrl-C or SIGTERM that stopped the run (or came while it recorded itself) goes on to the
+    caller's own handler once the run is recorded: else a script looping over bench.run calls went
+    on to the next run at each Ctrl-C, and a SIGTERM'd job ran to its end and exited 0."""
+    import signal
+
+    from .runner import Interrupted
+    stops = [signal.SIGTERM if "SIGTERM" in str(r.get("error")) else signal.SIGINT
+             for r in rows if r.get("status") == "interrupted"]
+    stops += [signal.SIGTERM if isinstance(s, Interrupted) else signal.SIGINT for s in held or ()]
+    if stops:
+        os.kill(os.getpid(), stops[0])
 
 
 @contextlib.contextmanager
@@ -86,9 +104,10 @@ def _call_runner(cfg, seeds, source, results_dir, save, progress):
     if cfg.world_size > 1:
         from . import isolate
         from .ui import say
-        return isolate.run_seeds(cfg, seeds, source, results_dir, save=save, on_line=say if progress else None)[0]
+        return isolate.run_seeds(cfg, seeds, source, results_dir, save=save, on_line=say if progress else None)[0], []
     from .runner import Runner
-    return Runner(cfg, source, results_dir, seeds=seeds, save=save, progress=progress, live=False).execute()
+    runner = Runner(cfg, source, results_dir, seeds=seeds, save=save, progress=progress, live=False)
+    return runner.execute(), runner.held_stops
 
 
 def make_config(config=None, settings=None):

@@ -61,6 +61,8 @@ MUTATIONS = [
      "if r.get(\"status\") == \"ok\" and e.empty else None", "if False else None", "empty_epoch"),
     ("maxbatch probes --max when doubling overshoots it", "bench/maxbatch.py",
      "    if bad is None and 0 < good < max_batch:", "    if False:", "doubling_overshoots"),
+    ("bench.run passes a Ctrl-C on to the caller", "bench/api.py",
+     "        os.kill(os.getpid(), stops[0])", "        pass", "ctrl_c_during"),
     ("children die with the sweep", "bench/isolate.py", "preexec_fn=_die_with_parent", "preexec_fn=None",
      "sigkill_of_the_sweep_then_resume"),
     ("flock claim", "bench/claims.py", "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",

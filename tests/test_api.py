@@ -396,3 +396,21 @@ def test_a_run_leaves_the_callers_random_streams_signal_handlers_and_torch_setti
         assert all(recorded[k] == row[k] for k in ("run_id", "config_key", "final_acc", "train_time_s", "epochs_completed"))
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_ctrl_c_during_a_run_records_it_then_stops_the_callers_script(small_data, tmp_path, monkeypatch):
+    # a loop of bench.run calls went on to its next run at each Ctrl-C: the stop was kept by the run
+    import signal
+    import threading
+
+    monkeypatch.setenv("BENCH_FAULT", "hang:1")
+    timer = threading.Timer(8, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r", **SMALL)
+    finally:
+        timer.cancel()
+    row = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
+    assert row.status == "interrupted" and "SIGINT" in row.error
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
