@@ -216,7 +216,8 @@ INFERENCE = [
     C("model_kwargs", S, "config", "model keywords as JSON"), C("precision", S, "config", "fp32, fp16 or bf16"),
     C("channels_last", B, "config", "NHWC memory format"), C("tta", B, "config", "flip test-time augmentation"),
     C("images", I, "measurement", "test images timed at batch 1"),
-    C("latency_p50_ms", F, "measurement", "per-image latency at batch 1, median", "ms"),
+    C("latency_p50_ms", F, "measurement", "per-image latency at batch 1, median: from a device sync to the class on the host, "
+      "after warmup_images untimed", "ms"),
     C("latency_p99_ms", F, "measurement", "99th percentile", "ms"),
     C("latency_mean_ms", F, "measurement", "mean", "ms"),
     C("throughput_batch_size", I, "config", "batch of the throughput measurement"),
