@@ -109,7 +109,11 @@ def main(a):
     if not a.dry_run and todo:
         from . import data as data_mod
         source = data_mod.resolve_source(source)
-        data_mod.load(source, warn=say)  # fail early on bad data, and fill the cache for the children
+        ds = data_mod.load(source, warn=say)  # fail early on bad data, and fill the cache for the children
+        from .workload import get as workload
+        for c in todo:  # a setting the data cannot meet is bad input, not a crashed cell in each child
+            workload(c.cfg.workload).check_data(c.cfg, ds)
+        del ds
     print_matrix(cells, state, title)
     if a.dry_run:
         return 0

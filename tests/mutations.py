@@ -294,6 +294,8 @@ MUTATIONS = [
      "never_says_fused"),
     ("--fused refused where nothing fuses", "bench/config.py", "    if cfg.fused is not None and not wl.fusable:",
      "    if False:", "refused_in_one_line"),
+    ("a sweep checks its cells against the data first", "bench/sweep.py",
+     "            workload(c.cfg.workload).check_data(c.cfg, ds)", "            pass", "data_cannot_meet_are_bad_input_before"),
     ("slurm submits no idle task", "bench/slurm.py", "        n = groups\n", "        pass\n",
      "gpu_cells_asks_for_their_gpus"),
     ("slurm quotes a value with a space", "bench/slurm.py", 'f"#SBATCH {_quoted(h)}"', 'f"#SBATCH {h}"',

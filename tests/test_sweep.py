@@ -107,6 +107,17 @@ BAD_FILES = [
 ]
 
 
+def test_settings_the_data_cannot_meet_are_bad_input_before_any_cell(small_data, tmp_path):
+    """A --limit-train beyond the data's 600 train images: one line and exit 2 from the sweep, as from
+    `bench run`, rather than a crashed row for each cell that every child wrote on its own."""
+    s = write(tmp_path, "[base]\nmodel = 'resnet9'\nbatch_size = 50\nepochs = 1\ndevice = 'cpu'\n"
+                        "[axes]\nlimit_train = [100, 700]\n")
+    proc = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].endswith("limit-train 700 exceeds the 600 train images")
+    assert not (tmp_path / "r" / "runs").exists()
+
+
 @pytest.mark.parametrize("text,message", BAD_FILES, ids=[m[:25] for _, m in BAD_FILES])
 def test_bad_sweep_files_are_one_clear_line(text, message, tmp_path):
     p = write(tmp_path, text)
