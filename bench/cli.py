@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 
 from .cli_config import MAXBATCH_FIELDS, add_config_args, config_from_args
@@ -26,8 +27,6 @@ class Parser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(2)
 
-
-# --- commands ---------------------------------------------------------------------------------
 
 def cmd_run(a):
     from . import data as data_mod
@@ -56,12 +55,13 @@ def cmd_run(a):
         workload.get(cfg.workload).check_data(cfg, ds)
         del ds  # the ranks load their own
         say(f"starting {cfg.world_size} processes through torchrun")
-        rows, _ = isolate.run_seeds(cfg, seeds, source, a.results, run_ids or [new_run_id(cfg, s) for s in seeds],
-                                    save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=relay)
+        rows, late = isolate.run_seeds(cfg, seeds, source, a.results, run_ids or [new_run_id(cfg, s) for s in seeds],
+                                       save=a.save, sweep=a.sweep, sweep_run_id=a.sweep_run_id, on_line=relay)[0], []
     else:
         from .runner import Runner
-        rows = Runner(cfg, source, a.results, seeds=seeds, run_ids=run_ids, save=a.save, sweep=a.sweep,
-                      sweep_run_id=a.sweep_run_id, live=False if a.no_progress_bar else None).execute()
+        runner = Runner(cfg, source, a.results, seeds=seeds, run_ids=run_ids, save=a.save, sweep=a.sweep,
+                        sweep_run_id=a.sweep_run_id, live=False if a.no_progress_bar else None)
+        rows, late = runner.execute(), runner.held_stops  # late: a stop that came as the last run recorded itself
         if int(os.environ.get("RANK", "0")) != 0:
             return max((exit_code(r) for r in rows), default=1)
         done = {r["seed"] for r in rows}
@@ -90,7 +90,11 @@ def cmd_run(a):
             if row.get("status") != "ok":
                 summary["error"] = str(row.get("error", "")).splitlines()[-1:] or None
             print(json.dumps(summary), file=a.stdout)
-    return max((exit_code(r) for r in rows), default=1)
+    code = max((exit_code(r) for r in rows), default=1)
+    if code == 0 and late:  # the runs are whole, but a caller's script must still stop
+        say("stopped after the last run was recorded")
+        return 130 if isinstance(late[0], KeyboardInterrupt) else 128 + signal.SIGTERM
+    return code
 
 
 def exit_code(row):

@@ -384,6 +384,17 @@ def test_a_stop_while_bench_run_imports_torch_is_recorded(sig, rc, small_data, t
     assert list(r.status) == ["interrupted"] and r.epochs_completed.iloc[0] == 0, err[-2000:]
 
 
+def test_sigterm_while_the_last_run_is_recorded_still_stops_the_caller(small_data, tmp_path):
+    """The last (only) seed: its row is written whole and says ok, but the command exits as a stopped
+    one (143), so a shell script that ran it stops too; it exited 0, as if nothing had asked it to."""
+    args = ["run", *TINY, "--epochs", "1", "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    p = subprocess.run([sys.executable, "-c", TERM_WHILE_RECORDING, *map(str, args)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 143 and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert "stopped after the last run was recorded" in p.stderr
+    assert list(run_rows(tmp_path).status) == ["ok"]
+
+
 STOP_WHILE_THE_ROW_IS_BUILT = """
 import os, signal, sys, time
 from bench import cli, measure
