@@ -315,10 +315,13 @@ def main(a):
     if not a.out:
         report_term.render(report_boards.boards(rep), wide=getattr(a, "wide", False))
         return 0
-    from . import report_entry, report_html, report_md
+    from . import report_entry, report_gan, report_html, report_md
     files = {"leaderboard.md": report_md.render(rep), "index.html": report_html.page(rep),
              "leaderboard.csv": rep.board.to_csv(index=False),
              "leaderboard.json": rep.board.to_json(orient="records", indent=1, default_handler=str)}
+    gan = report_gan.summarise(rep.gan_runs)  # the GANs' board: its own columns (FD, generator steps/s)
+    if not gan.empty:
+        files.update({"gan.csv": gan.to_csv(index=False), "gan.json": gan.to_json(orient="records", indent=1)})
     if a.entry:
         files.update(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, a.entry, a.author))
     # everything is rendered before the first byte is written: an error above leaves no files

@@ -298,6 +298,8 @@ MUTATIONS = [
      "            workload(c.cfg.workload).check_data(c.cfg, ds)", "            pass", "data_cannot_meet_are_bad_input_before"),
     ("a stop as the last run records itself ends the command as stopped", "bench/cli.py",
      "    if code == 0 and late:", "    if False:", "last_run_is_recorded_still_stops"),
+    ("the report writes the GAN board as CSV/JSON", "bench/report.py", "    if not gan.empty:\n", "    if False:\n",
+     "committed_reports_are_what"),
     ("slurm submits no idle task", "bench/slurm.py", "        n = groups\n", "        pass\n",
      "gpu_cells_asks_for_their_gpus"),
     ("slurm quotes a value with a space", "bench/slurm.py", 'f"#SBATCH {_quoted(h)}"', 'f"#SBATCH {h}"',
