@@ -52,23 +52,18 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
 def _execute(cfg, seeds, source, results_dir, save, progress):
     """The one call into the runner, as the CLI's `bench run` makes it."""
     with _callers_state_kept():
-        rows, held = _call_runner(cfg, seeds, source, results_dir, save, progress)
-    _pass_on_stop(rows, held)
+        rows, signals = _call_runner(cfg, seeds, source, results_dir, save, progress)
+    _pass_on_stop(signals)
     return rows
 
 
-def _pass_on_stop(rows, held):
-    """A Ctrl-C or SIGTERM that stopped the run (or came while it recorded itself) goes on to the
-    caller's own handler once the run is recorded: else a script looping over bench.run calls went
-    on to the next run at each Ctrl-C, and a SIGTERM'd job ran to its end and exited 0."""
-    import signal
-
-    from .runner import Interrupted
-    stops = [signal.SIGTERM if "SIGTERM" in str(r.get("error")) else signal.SIGINT
-             for r in rows if r.get("status") == "interrupted"]
-    stops += [signal.SIGTERM if isinstance(s, Interrupted) else signal.SIGINT for s in held or ()]
-    if stops:
-        os.kill(os.getpid(), stops[0])
+def _pass_on_stop(signals):
+    """A Ctrl-C or SIGTERM that this process received during the run (stopping it, or while it recorded
+    itself) goes on to the caller's own handler once the run is recorded: else a script looping over
+    bench.run calls went on to the next run at each Ctrl-C, and a SIGTERM'd job ran to its end and
+    exited 0. Only a real signal: a run that a fault or its time limit stopped returns as usual."""
+    if signals:
+        os.kill(os.getpid(), signals[0])
 
 
 @contextlib.contextmanager
@@ -107,7 +102,7 @@ def _call_runner(cfg, seeds, source, results_dir, save, progress):
         return isolate.run_seeds(cfg, seeds, source, results_dir, save=save, on_line=say if progress else None)[0], []
     from .runner import Runner
     runner = Runner(cfg, source, results_dir, seeds=seeds, save=save, progress=progress, live=False)
-    return runner.execute(), runner.held_stops
+    return runner.execute(), runner.signals
 
 
 def make_config(config=None, settings=None):

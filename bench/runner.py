@@ -71,7 +71,7 @@ class Runner:
         self.rank, self.local_rank, self.world = distributed()
         self.run_ids = list(run_ids) if run_ids else None
         self.fault = faults.parse()
-        self.rows = []
+        self.rows, self.signals = [], []  # signals: the stops that came from outside (for bench.run's caller)
         self.workload = None
         self.timed_out = False
 
@@ -212,16 +212,17 @@ class Runner:
         meters.sync(dev)
         rec["t_train0"] = t_train0 = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
-            self.progress.start_epoch(epoch)
+            n = wl.epoch_steps(epoch)  # a WGAN's differ: its critic bursts
+            self.progress.start_epoch(epoch, n, wl.epoch_images(epoch) / n)
             # one slot per step and loss, filled on the device: no sync, one tiny copy per step
-            losses = torch.empty(wl.epoch_steps(epoch), len(wl.loss_names), device=dev)
+            losses = torch.empty(n, len(wl.loss_names), device=dev)
             comp.begin_epoch()
             t0 = rec["t_epoch0"] = time.perf_counter()
             with syncs.steps():
                 for k, batch in enumerate(wl.batches(epoch)):
                     losses[k] = wl.step(batch, step)
                     step += 1
-                    self.progress.step(k + 1, wl.images_per_step)
+                    self.progress.step(k + 1)
             meters.sync(dev)
             t1 = time.perf_counter()
             # one call, so a stop (a signal handler raising between statements) counts the epoch once
@@ -316,6 +317,8 @@ class Runner:
         """SIGTERM (the time limit's too) and Ctrl-C end the open run in its try, which records it; a later
         stop, or one with no run open (setup, recording, between seeds), waits for the next run to raise."""
         stop = stops.exception(signum)
+        if not self.timed_out:  # the time limit's own SIGTERM is this run's business, not the caller's
+            self.signals.append(signum)
         if self.held_stops is None:
             self.held_stops = []  # this run is stopping now: a second signal (a sweep's SIGTERM after Ctrl-C) waits
             raise stop

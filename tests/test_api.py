@@ -414,3 +414,19 @@ def test_ctrl_c_during_a_run_records_it_then_stops_the_callers_script(small_data
     row = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
     assert row.status == "interrupted" and "SIGINT" in row.error
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_run_that_its_time_limit_stops_is_returned_not_passed_on(small_data, tmp_path, monkeypatch):
+    """The time limit stops a run with a SIGTERM of its own: that is the run's business (a `timeout`
+    row, returned), not a stop for the caller's script, which would otherwise be killed here."""
+    import signal
+
+    monkeypatch.setenv("BENCH_FAULT", "hang:1")
+    passed_on = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: passed_on.append(signum))  # not pytest's death
+    try:
+        row = bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r",
+                        time_limit_s=3, **SMALL)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert row["status"] == "timeout" and passed_on == []
