@@ -42,7 +42,7 @@ class RunProgress:
         self.progress = self.task = None
         self.epoch = 0
         self.t_last_line = clock()
-        self.images = 0
+        self.images, self.images_per_step = 0, 0
         self.t_epoch = clock()
         self.steps_done = 0          # over the whole run, for the ETA
         self.train_s = 0.0           # host time in finished epochs' steps
@@ -60,18 +60,20 @@ class RunProgress:
             self.task = self.progress.add_task("train", total=steps, epoch=0, epochs=epochs, phase="",
                                                ips="", last="", eta="")
 
-    def start_epoch(self, epoch):
+    def start_epoch(self, epoch, steps=None, images_per_step=0):
+        """`steps`, `images_per_step`: this epoch's (a WGAN's epochs differ; the mean over its steps)."""
         self.epoch, self.images, self.t_epoch = epoch, 0, self.clock()
+        self.steps, self.images_per_step = steps or self.steps, images_per_step
         if self.progress:  # reset() replaces all custom fields, so give them all again
             task = self.progress.tasks[0]
             self.progress.reset(self.task, total=self.steps, **{**task.fields, "epoch": epoch, "phase": ""})
 
-    def step(self, k, images):
+    def step(self, k, images=None):
         """Called after step k (1-based) of the epoch; host clock only, never a device sync."""
         if not self.enabled:
             return
         now = self.clock()
-        self.images += images
+        self.images += self.images_per_step if images is None else images
         self.steps_done += 1
         ips = f"{self.images / max(now - self.t_epoch, 1e-9):.0f} img/s"
         eta = self.eta(k, now)

@@ -84,6 +84,22 @@ def test_run_display_says_evaluating_then_shows_the_last_epochs_figures():
         p.close()
 
 
+def test_run_display_takes_each_epochs_own_steps_and_images():
+    """A WGAN's epochs differ (its critic bursts): the bar's step count and img/s are the epoch's own,
+    not the first epoch's count with the 5-batch step of the plan's usual case."""
+    clock = Clock()
+    p = ui.RunProgress(2, 60, live=True, out=terminal(), clock=clock)
+    try:
+        p.start_epoch(1, 40, 64 * 7.5)  # 40 generator updates over 300 batches of 64
+        for k in range(1, 41):
+            clock.t += 0.5
+            p.step(k)
+        text = "\n".join(screen(p.progress))
+        assert "step 40/40" in text and "960 img/s" in text, text  # 40 x 480 images in 20 s
+    finally:
+        p.close()
+
+
 def test_sweep_display_has_a_fixed_layout_whatever_the_child_prints():
     """At 110 columns the bar keeps its counts and ETA on its own line, the cell is on the next
     line, and the child's output (here a long JSON line) is cropped on a third: it never lands on
