@@ -211,6 +211,7 @@ def _keys_of_row(r):
 
     import models
     from .config import FIELDS, KEY_FIELDS, NEW_FIELD_DEFAULTS
+    from .fast import TTA_VIEWS
     d = {}
     for k in KEY_FIELDS:
         v = r[k] if k in r else FIELDS[k].default  # a column added later: its rows ran the default
@@ -223,7 +224,9 @@ def _keys_of_row(r):
     if user:
         d.update(model=r["model"], model_source_hash=r["model_source_hash"])
     whole = [k for k, v in d.items() if isinstance(v, float) and v.is_integer()][:10]
-    readings = [[(k, v) for v in dict.fromkeys([d[k], None])] for k in ("tta_views", "fused")]
+    # with tta off the column says 1 view, whatever view count the setting held: each is tried
+    readings = [[("tta_views", v) for v in dict.fromkeys([d["tta_views"], None, *TTA_VIEWS])],
+                [("fused", v) for v in dict.fromkeys([d["fused"], None])]]
     readings += [[(k, d[k]), (k, int(d[k]))] for k in whole]
     for choice in itertools.product(*readings):
         one = {**d, **dict(choice)}

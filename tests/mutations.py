@@ -302,6 +302,8 @@ MUTATIONS = [
      "    if code == 0 and late:", "    if False:", "last_run_is_recorded_still_stops"),
     ("the report writes the GAN board as CSV/JSON", "bench/report.py", "    if not gan.empty:\n", "    if False:\n",
      "committed_reports_are_what"),
+    ("verify reads tta_views as the setting may have been", "bench/verify.py",
+     'dict.fromkeys([d["tta_views"], None, *TTA_VIEWS])', 'dict.fromkeys([d["tta_views"], None])', "tta_off_verifies"),
     ("slurm submits no idle task", "bench/slurm.py", "        n = groups\n", "        pass\n",
      "gpu_cells_asks_for_their_gpus"),
     ("slurm quotes a value with a space", "bench/slurm.py", 'f"#SBATCH {_quoted(h)}"', 'f"#SBATCH {h}"',

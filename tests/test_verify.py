@@ -170,3 +170,14 @@ def test_a_probe_that_breaks_for_another_reason_is_an_error_not_a_batch_that_doe
         maxbatch.probe_once(cfg, 8, None)
     ok, peak, note = maxbatch.probe_once(RunConfig(model="resnet9", model_kwargs={"width": 0.125}, device="cpu"), 8, None)
     assert ok and peak > 0
+
+
+def test_a_fast_run_with_tta_off_verifies(small_data, tmp_path):
+    """With TTA off the row's tta_views says 1 (the views evaluated) while the key hashed the recipe's
+    6: the key check must read the row as its configuration was, not flag every such run as edited
+    (the GPU suite's smoke ablation failed `bench verify` on all 8 of its fast runs)."""
+    bench("run", "--recipe", "fast", "--no-tta", "--epochs", "1", "--batch-size", "200", "--device", "cpu",
+          "--model-kwargs", "widths=[8,16,16]", "--no-compile", "--warmup-steps", "0", "--target", "0.2",
+          "--data", small_data, "--results", tmp_path, "--no-progress-bar", check=0)
+    p = bench("verify", tmp_path, check=0)
+    assert "0 problem(s)" in p.stdout + p.stderr, p.stdout + p.stderr
