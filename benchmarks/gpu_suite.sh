@@ -200,7 +200,7 @@ FAST_RUNS=${SUITE_FAST_RUNS:-10}
 if [ "$MODE" = "--cpu-smoke" ]; then
   # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
   FAST=(--set seeds=[0] --set device=cpu --set compile=false --set warmup_steps=0 --set tta=false --set epochs=1
-        --set limit_train=1024 --set batch_size=256 --set "model_kwargs.widths=[8, 16, 16]" --set target=0.2)
+        --set limit_train=1280 --set batch_size=256 --set "model_kwargs.widths=[8, 16, 16]" --set target=0.2)
 else
   FAST=(--set "seeds=[$(seq -s, 0 $((FAST_RUNS - 1)))]" --set target="$TARGET")
 fi
@@ -223,7 +223,7 @@ fi
 ABLATION_SHRINK=()
 if [ "$MODE" = "--cpu-smoke" ]; then
   ABLATION_SHRINK=(--set seeds=[0] --set device=cpu --set compile=false --set warmup_steps=0 --set tta=false
-                   --set epochs=1 --set limit_train=1024 --set batch_size=256 --set target=0.2
+                   --set epochs=1 --set limit_train=1280 --set batch_size=256 --set target=0.2
                    --set "model_kwargs.widths=[8, 16, 16]" --shard 0/4)
 fi
 for PRESET in fast-muon-ablation fast-ablation; do

@@ -170,6 +170,8 @@ MUTATIONS = [
      "airbench_gets_the_same_images"),
     ("fast: the ablation switches Nesterov off", "configs/fast-ablation.toml",
      "[[cells]]\nnesterov = false", "[[cells]]\nlabel_smoothing = 0.0", "ablation_preset"),
+    ("fast: a run shorter than the lookahead period refused", "bench/workloads/classify.py",
+     "        if cfg.lookahead_every > steps:", "        if False:", "shorter_than_the_lookahead"),
     ("fast: a new seed starts its own lookahead average", "bench/workloads/classify.py",
      "        self.lookahead = fast.Lookahead.maybe(", "        self.lookahead = getattr(self, 'lookahead', None) or fast.Lookahead.maybe(",
      "a_seed_after_another"),

@@ -281,6 +281,21 @@ def test_bad_fast_settings_are_refused(bad, words):
         validate(from_recipe("fast", **bad), cuda_available=False)
 
 
+def test_a_run_shorter_than_the_lookahead_period_is_refused_before_it_trains():
+    """Its average would never move and the last step writes it back: the run would train for nothing
+    and report the initial weights' accuracy."""
+    from types import SimpleNamespace
+
+    from bench.workloads.classify import Classify
+
+    data = SimpleNamespace(train_x=torch.zeros(4096, 1))  # only the count matters to the check
+    cfg = from_recipe("fast", epochs=1, lookahead_every=5)   # 4 steps of 1,024
+    with pytest.raises(BenchError, match="lookahead-every 5 exceeds the run's 4 steps"):
+        Classify.check_data(cfg, data)
+    Classify.check_data(from_recipe("fast", epochs=2, lookahead_every=5), data)  # 8 steps: one update
+    Classify.check_data(from_recipe("fast", epochs=1, lookahead_every=0), data)  # off
+
+
 def test_new_settings_at_their_defaults_keep_old_config_keys():
     # pinned from before the settings existed (main at 347cf74): resumed sweeps must still match
     assert from_recipe("dawn").key() == "b346edf6ab365531"

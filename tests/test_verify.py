@@ -176,7 +176,7 @@ def test_a_fast_run_with_tta_off_verifies(small_data, tmp_path):
     """With TTA off the row's tta_views says 1 (the views evaluated) while the key hashed the recipe's
     6: the key check must read the row as its configuration was, not flag every such run as edited
     (the GPU suite's smoke ablation failed `bench verify` on all 8 of its fast runs)."""
-    bench("run", "--recipe", "fast", "--no-tta", "--epochs", "1", "--batch-size", "200", "--device", "cpu",
+    bench("run", "--recipe", "fast", "--no-tta", "--epochs", "2", "--batch-size", "200", "--device", "cpu",
           "--model-kwargs", "widths=[8,16,16]", "--no-compile", "--warmup-steps", "0", "--target", "0.2",
           "--data", small_data, "--results", tmp_path, "--no-progress-bar", check=0)
     p = bench("verify", tmp_path, check=0)

@@ -30,6 +30,10 @@ class Classify(Workload):
             raise BenchError(f"limit-train {cfg.limit_train} exceeds the {n} train images")
         if cfg.batch_size > (cfg.limit_train or n):
             raise BenchError(f"batch size {cfg.batch_size} exceeds the {cfg.limit_train or n} train images")
+        steps = cfg.epochs * ((cfg.limit_train or n) // cfg.batch_size)
+        if cfg.lookahead_every > steps:  # its average would never move, and the last step restores it
+            raise BenchError(f"lookahead-every {cfg.lookahead_every} exceeds the run's {steps} steps: it would end "
+                             f"on the initial weights; give more epochs or set lookahead-every 0 (off)")
 
     def setup(self, ds):
         cfg, dev = self.cfg, self.device
