@@ -95,7 +95,8 @@ RUNS = [
     C("test_images", I, "data", "test images evaluated"),
     C("param_count", I, "data", "trainable parameters", agg="first", fmt="int"),
     C("flops_per_image", F, "data", "FLOPs of one training image, forward + backward (torch's FlopCounterMode, "
-                                    "a multiply-add counts 2), counted once per configuration", "FLOP", "first"),
+                                    "a multiply-add counts 2), the mean over the epochs run (fast: epochs that train the whitening "
+                                    "bias cost more than later ones)", "FLOP", "first"),
     C("batch_size_scope", S, "setting", "always 'global': per-process batch is batch_size / world_size"),
     C("quality", S, "setting", "the epoch metric compared with target (test_acc for classification)"),
     C("seed_index", I, "setting", "position of this seed among the seeds that shared one setup of its process "

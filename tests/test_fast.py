@@ -1,5 +1,6 @@
 """The `fast` recipe's ideas (bench/fast.py, models/fastnet.py), each checked on its own; real
 images where the idea depends on the data."""
+import dataclasses
 import json
 import tomllib
 
@@ -279,6 +280,24 @@ def test_triangle_schedule():
 def test_bad_fast_settings_are_refused(bad, words):
     with pytest.raises(BenchError, match=words):
         validate(from_recipe("fast", **bad), cuda_available=False)
+
+
+def test_flops_per_image_is_the_mean_over_the_epochs_run(small_data):
+    """Once the whitening bias freezes, backward stops at the first 3x3 conv: the later epochs cost
+    less, and the row's FLOPs (and MFU from them) must not price them at the first epochs' rate."""
+    from bench.workloads.classify import Classify
+
+    cfg = from_recipe("fast", model_kwargs={"widths": [8, 8, 8]}, batch_size=100, limit_train=300, epochs=4,
+                      whiten_bias_epochs=1, compile=False, precision="fp32", device="cpu")
+    wl = Classify(cfg, torch.device("cpu"))
+    info = wl.setup(small_images(small_data))
+    trains, frozen = wl._flops
+    assert frozen < trains and info["flops_per_image"] == trains
+    assert wl.run_fields(1)["flops_per_image"] == trains                    # stopped inside the bias epochs
+    assert wl.run_fields(4)["flops_per_image"] == pytest.approx((trains + 3 * frozen) / 4)
+    off = Classify(dataclasses.replace(cfg, whiten=False), torch.device("cpu"))
+    off.setup(small_images(small_data))
+    assert off.run_fields(4)["flops_per_image"] == off._flops[0] == off._flops[1]
 
 
 def test_a_run_shorter_than_the_lookahead_period_is_refused_before_it_trains():
