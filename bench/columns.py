@@ -139,7 +139,8 @@ RUNS = [
     C("peak_gpu_reserved_bytes", I, "measurement", "torch.cuda.max_memory_reserved (rank 0); null on CPU", "B",
       "median", "mib"),
     C("peak_host_rss_bytes", I, "measurement", "peak resident memory of the run process (VmHWM, reset between "
-                                               "seeds where the kernel allows)", "B", "median", "mib"),
+                                               "seeds where the kernel allows; a DDP run that finished ok: its "
+                                               "largest rank's)", "B", "median", "mib"),
     C("energy_j", F, "measurement", "GPU energy from the first timed step to the end, evaluations included "
                                     "(NVML counter, rank 0's GPU)", "J", "mean", "j"),
     C("mean_power_w", F, "measurement", "mean sampled GPU power over the timed epochs, evaluations included",

@@ -51,3 +51,21 @@ def amend(row, reports):
     # its reason last, where readers look and what the row's 4000-character cut keeps
     row.update(status=status, error=f"{row.get('error') or ''}\n{why}"[-4000:])
     return True
+
+
+def combine(own_cpu_s, peak_rss, device, world, same_host):
+    """After an ok DDP run, when every rank is here (a failed run's peers may be gone): the CPU seconds
+    of all ranks on this host (they are this run, not other load; only when all share one host) and the
+    largest rank's peak RSS (rank 0's alone understated a run whose other ranks held more)."""
+    import torch
+    import torch.distributed as dist
+
+    if same_host:
+        t = torch.tensor([own_cpu_s], device=device)
+        dist.all_reduce(t)
+        own_cpu_s = t.item()
+    if peak_rss is not None:
+        t = torch.tensor([peak_rss], device=device, dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        peak_rss = int(t.item())
+    return own_cpu_s, peak_rss

@@ -280,13 +280,11 @@ class Runner:
                 row["train_images_per_s"] = images / rec["epochs"][-1]["elapsed_s"]
                 row.update(wl.run_fields(len(rec["epochs"])))  # what depends on the epochs it finished
             mem, nvml, comp, host, syncs = self.meters
-            own = host.own_cpu_s()
-            # only after an ok run are all ranks at this point: a failed one's peers may be gone, or in a step
-            if self.world > 1 and int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world \
-                    and row["status"] == "ok":
-                t = torch.tensor([own], device=self.device)
-                dist.all_reduce(t)  # the other ranks on this host are this run, not other load
-                own = t.item()
+            own, row["peak_host_rss_bytes"] = host.own_cpu_s(), rss.stop()["peak_host_rss_bytes"]
+            if self.world > 1 and row["status"] == "ok":  # only then are all ranks at this point
+                own, row["peak_host_rss_bytes"] = ranks.combine(
+                    own, row["peak_host_rss_bytes"], self.device, self.world,
+                    int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world)
             row.update(**mem.stop(), **nvml.stop(), **comp.stop(), **host.stop(own), **syncs.stop())
         if rec["epochs"]:
             s = summary.summarize(rec["epochs"], cfg.target, wl.quality, wl.higher_is_better)
@@ -295,7 +293,9 @@ class Runner:
                        epochs_completed=s["epochs_completed"], final_acc=s["final"], best_acc=s["best"],
                        final_train_loss=rec["epochs"][-1].get(wl.loss_names[0]))
         row.update(flops_fields(row))
-        row.update(**rss.stop(), finished_at=datetime.now(timezone.utc))
+        if row["peak_host_rss_bytes"] is None:  # a run that never trained
+            row.update(rss.stop())
+        row["finished_at"] = datetime.now(timezone.utc)
         self.rows.append(row)
         if self.rank == 0:
             if self.save and row["status"] == "ok":  # before the row: a save that fails makes the run fail

@@ -170,6 +170,8 @@ MUTATIONS = [
      "airbench_gets_the_same_images"),
     ("fast: the ablation switches Nesterov off", "configs/fast-ablation.toml",
      "[[cells]]\nnesterov = false", "[[cells]]\nlabel_smoothing = 0.0", "ablation_preset"),
+    ("DDP: the peak RSS is the largest rank's", "bench/ranks.py", "    if peak_rss is not None:",
+     "    if False:", "largest_ranks"),
     ("fast: a run shorter than the lookahead period refused", "bench/workloads/classify.py",
      "        if cfg.lookahead_every > steps:", "        if False:", "shorter_than_the_lookahead"),
     ("fast: FLOPs priced per epoch run", "bench/workloads/classify.py",

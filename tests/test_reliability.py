@@ -468,6 +468,17 @@ def test_a_crash_on_one_rank_is_recorded_with_that_ranks_reason(small_data, tmp_
     assert "run in a fresh process" not in p.stderr, p.stderr
 
 
+def test_a_ddp_runs_peak_host_memory_is_its_largest_ranks(small_data, tmp_path):
+    """Rank 1 holds 1.5 GiB that rank 0 does not: the row's peak must be rank 1's, not rank 0's."""
+    model = write(tmp_path, RANK_FAULT.replace('raise RuntimeError("rank 1 lost its data (the test\'s fault)")',
+                                               "self.held = __import__('torch').ones(3 * 2**27)"), "rankmem.py")
+    p = bench("run", "--model", f"{model}:net", "--batch-size", "50", "--epochs", "1", "--device", "cpu",
+              "--world-size", "2", "--data", small_data, "--results", tmp_path / "r", timeout=900)
+    runs = run_rows(tmp_path / "r")
+    assert p.returncode == 0 and list(runs.status) == ["ok"], p.stderr
+    assert runs.peak_host_rss_bytes.iloc[0] > 1.5 * 2**30, runs.peak_host_rss_bytes.iloc[0]
+
+
 def test_a_hang_on_one_rank_is_recorded_as_the_time_limit_by_rank_0(small_data, tmp_path):
     """Rank 1 sleeps in its third step; each rank's time limit fires, rank 1's first. Only ranks still in
     step may meet in a collective: one in the recording would wait for a rank that left."""
