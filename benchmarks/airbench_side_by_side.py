@@ -71,7 +71,7 @@ def export(ds, workdir):
     return d
 
 
-def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views):
+def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views, fp):
     """A run row and its one epoch row. `m`: the measurements of one timed call (see `timed_run`)."""
     on_gpu = device == "cuda"
     rid = f"airbench94-{started:%Y%m%dT%H%M%S}-{seed}-{os.urandom(3).hex()}"
@@ -104,7 +104,7 @@ def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views):
            "peak_host_rss_bytes": peak_rss_bytes(), "started_at": started,
            "finished_at": datetime.now(timezone.utc),
            "clock": CLOCK if on_gpu else CLOCK.replace(" after warmup94()", "") + " (CPU, no warm-up run)",
-           **m["energy"], **fingerprint(device, 1)})
+           **m["energy"], **fp})
     epoch = results.new_row("epochs")
     epoch.update({"run_id": rid, "epoch": math.ceil(epochs), "elapsed_s": train_s, "wall_s": train_s + eval_s,
                   "test_acc": acc, "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s})
@@ -216,6 +216,8 @@ def run_all(a, ds, work, device, data_s):
         loader_cls, make_net = port_to_cpu()
         sync = lambda: None  # noqa: E731
     t_start = time.perf_counter()
+    # the checkout this process imported: read after an hour's run, it named whatever was committed meanwhile
+    fp = fingerprint(device, 1)
     figures = []
     for i in range(a.runs):
         if a.budget_s and i and time.perf_counter() - t_start > a.budget_s:
@@ -229,7 +231,7 @@ def run_all(a, ds, work, device, data_s):
         acc = airbench.evaluate(m["model"], m["test"], tta_level=TTA_LEVELS[a.tta_views])
         sync()
         m["eval_s"] = time.perf_counter() - t1
-        row, epoch = row_for(ds, seed, a.epochs, device, m, acc, a.target, started, a.tta_views)
+        row, epoch = row_for(ds, seed, a.epochs, device, m, acc, a.target, started, a.tta_views, fp)
         results.write(results_dir, "epochs", row["run_id"], [epoch])
         results.write(results_dir, "runs", row["run_id"], [row])
         figures.append({k: row[k] for k in ("run_id", "seed", "final_acc", "tta_views", "train_time_s",
