@@ -406,9 +406,10 @@ def test_ctrl_c_during_a_run_records_it_then_stops_the_callers_script(small_data
     monkeypatch.setenv("BENCH_FAULT", "hang:1")
     timer = threading.Timer(8, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
-    try:
+    try:  # the time limit bounds the hang: a Ctrl-C that got lost fails this test instead of stalling the suite
         with pytest.raises(KeyboardInterrupt):
-            bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r", **SMALL)
+            bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r",
+                      time_limit_s=120, **SMALL)
     finally:
         timer.cancel()
     row = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
