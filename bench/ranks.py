@@ -53,7 +53,7 @@ def amend(row, reports):
     return True
 
 
-def combine(own_cpu_s, peak_rss, device, world, same_host):
+def combine(own_cpu_s, peak_rss, device, same_host):
     """After an ok DDP run, when every rank is here (a failed run's peers may be gone): the CPU seconds
     of all ranks on this host (they are this run, not other load; only when all share one host) and the
     largest rank's peak RSS (rank 0's alone understated a run whose other ranks held more)."""

@@ -283,7 +283,7 @@ class Runner:
             own, row["peak_host_rss_bytes"] = host.own_cpu_s(), rss.stop()["peak_host_rss_bytes"]
             if self.world > 1 and row["status"] == "ok":  # only then are all ranks at this point
                 own, row["peak_host_rss_bytes"] = ranks.combine(
-                    own, row["peak_host_rss_bytes"], self.device, self.world,
+                    own, row["peak_host_rss_bytes"], self.device,
                     int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world)
             row.update(**mem.stop(), **nvml.stop(), **comp.stop(), **host.stop(own), **syncs.stop())
         if rec["epochs"]:
