@@ -78,6 +78,21 @@ def _isolated_environment(tmp_path_factory):
             os.environ[k] = v
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers_left_as_found(request):
+    """A test that leaves SIGINT or SIGTERM handled otherwise than it found them fails here, by name:
+    a later test's Ctrl-C would go to that handler instead and be lost (a hang, or a failure that
+    blames the wrong test)."""
+    import signal
+    found = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    left = {s: signal.getsignal(s) for s in found}
+    for s, h in found.items():
+        signal.signal(s, h)
+    changed = [f"{signal.Signals(s).name}: {left[s]!r} (was {found[s]!r})" for s in found if left[s] is not found[s]]
+    assert not changed, f"{request.node.nodeid} left signal handlers changed: " + "; ".join(changed)
+
+
 def bench(*args, env=None, timeout=1500, check=None):  # wide: CI may share its cores
     """Run the real CLI in a fresh process."""
     e = dict(os.environ)

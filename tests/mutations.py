@@ -61,6 +61,8 @@ MUTATIONS = [
      "if r.get(\"status\") == \"ok\" and e.empty else None", "if False else None", "empty_epoch"),
     ("maxbatch probes --max when doubling overshoots it", "bench/maxbatch.py",
      "    if bad is None and 0 < good < max_batch:", "    if False:", "doubling_overshoots"),
+    ("a run puts the caller's signal handlers back", "bench/runner.py",
+     "                signal.signal(sig, handler)", "                pass", "leaves_the_callers"),
     ("bench.run passes a Ctrl-C on to the caller", "bench/api.py",
      "        os.kill(os.getpid(), signals[0])", "        pass", "ctrl_c_during"),
     ("bench.run passes on only signals from outside", "bench/runner.py",

@@ -387,10 +387,11 @@ def test_a_run_leaves_the_callers_random_streams_signal_handlers_and_torch_setti
         torch.manual_seed(123), random.seed(7), np.random.seed(5)
         row = bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r",
                         **SMALL)
-        assert row["status"] == "ok"
+        assert row["status"] == "ok", (row["status"], row["error"])
         drawn = torch.rand(3), random.random(), np.random.rand()
-        assert torch.equal(drawn[0], expected[0]) and drawn[1:] == expected[1:]
-        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert torch.equal(drawn[0], expected[0]) and drawn[1:] == expected[1:], (drawn, expected)
+        handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+        assert handlers == (mine, signal.default_int_handler), handlers
         assert (torch.get_num_threads(), torch.is_grad_enabled(), torch.get_default_dtype()) == (threads, grad, torch.float32)
         recorded = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
         assert all(recorded[k] == row[k] for k in ("run_id", "config_key", "final_acc", "train_time_s", "epochs_completed"))
@@ -402,18 +403,29 @@ def test_ctrl_c_during_a_run_records_it_then_stops_the_callers_script(small_data
     # a loop of bench.run calls went on to its next run at each Ctrl-C: the stop was kept by the run
     import signal
     import threading
+    import time
+    import types
 
+    from bench import faults
+
+    # Ctrl-C once the run is in its training loop (the fault's hang), not after a fixed delay: on a busy
+    # machine a timer could fire before the run began, where Ctrl-C rightly raises with nothing to record
     monkeypatch.setenv("BENCH_FAULT", "hang:1")
-    timer = threading.Timer(8, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    hanging = threading.Event()
+    monkeypatch.setattr(faults, "time", types.SimpleNamespace(sleep=lambda s: (hanging.set(), time.sleep(s))))
+    stopping = threading.Event()
+    ctrl_c = threading.Thread(target=lambda: hanging.wait(600) and not stopping.is_set()
+                              and os.kill(os.getpid(), signal.SIGINT), daemon=True)
+    ctrl_c.start()
     try:  # the time limit bounds the hang: a Ctrl-C that got lost fails this test instead of stalling the suite
         with pytest.raises(KeyboardInterrupt):
             bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r",
-                      time_limit_s=120, **SMALL)
+                      time_limit_s=300, **SMALL)
     finally:
-        timer.cancel()
+        stopping.set(), hanging.set()
+        ctrl_c.join()
     row = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
-    assert row.status == "interrupted" and "SIGINT" in row.error
+    assert row.status == "interrupted" and "SIGINT" in row.error, (row.status, row.error)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
