@@ -71,6 +71,27 @@ def export(ds, workdir):
     return d
 
 
+def config_key(device, tta_views):
+    key = "airbench94" if device == "cuda" else "airbench94-cpu-fp32"
+    return key if tta_views == 6 else f"{key}-tta{tta_views}"
+
+
+def recorded_seeds(results_dir, ds, device, tta_views, epochs):
+    """The seeds RESULTS_DIR already holds an ok row of for this very measurement (key, data, epochs,
+    views): `--resume` runs only the others, so a GPU call cut short does not pay for its finished runs
+    again. Rows from before `tta_views` was recorded share the key but were evaluated on 2 views: never
+    counted."""
+    if not (results_dir / "runs").is_dir():
+        return set()
+    runs = results.read(results_dir, "runs", warn=None)
+    if runs.empty:
+        return set()
+    same = (runs.config_key == config_key(device, tta_views)) & (runs.status == "ok") \
+        & (runs.tta_views == tta_views) & (runs.data_checksum == ds.checksum) \
+        & runs.model_kwargs.map(lambda k: isinstance(k, str) and json.loads(k).get("epochs") == epochs)
+    return set(runs.seed[same].astype(int))
+
+
 def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views, fp):
     """A run row and its one epoch row. `m`: the measurements of one timed call (see `timed_run`)."""
     on_gpu = device == "cuda"
@@ -80,10 +101,9 @@ def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views, fp):
         kwargs["port"] = CPU_PORT
     reached = acc >= target
     train_s, eval_s = m["train_s"], m["eval_s"]
-    key = "airbench94" if on_gpu else "airbench94-cpu-fp32"
     row = results.new_row("runs")
     row.update({"run_id": rid, "schema_version": results.SCHEMA_VERSION, "status": "ok", "quality": "test_acc",
-           "config_key": key if tta_views == 6 else f"{key}-tta{tta_views}",
+           "config_key": config_key(device, tta_views),
            "recipe": "airbench94", "dataset": ds.name, "data_checksum": ds.checksum,
            "train_images": len(ds.train_x), "test_images": len(ds.test_x), "model": "airbench94",
            "model_kwargs": json.dumps(kwargs), "precision": "fp16" if on_gpu else "fp32",
@@ -178,6 +198,8 @@ def main():
     p.add_argument("--seed", type=int, default=0, help="torch seed of the first run; run i uses seed + i")
     p.add_argument("--tta-views", type=int, default=6, choices=sorted(TTA_LEVELS),
                    help="views of the final evaluation: 6 airbench's own (as the fast recipe), 2 mirror (as dawn)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the seeds whose run of this measurement RESULTS already holds (default: run every seed)")
     p.add_argument("--export-only", action="store_true", help="write airbench's data files and stop (no CUDA)")
     a = p.parse_args()
     if a.runs < 1 or not a.epochs > 0:
@@ -204,6 +226,14 @@ def run_all(a, ds, work, device, data_s):
     import airbench
 
     results_dir = Path(a.results).resolve()
+    seeds = [a.seed + i for i in range(a.runs)]
+    if a.resume:
+        done = recorded_seeds(results_dir, ds, device, a.tta_views, a.epochs) & set(seeds)
+        seeds = [s for s in seeds if s not in done]
+        print(f"airbench94: {len(done)} of {a.runs} seeds already recorded in {results_dir}; "
+              f"{len(seeds)} to run", flush=True)
+        if not seeds:
+            return
     os.chdir(work)  # airbench's loaders read cifar10/*.pt relative to the working directory
     warmup_s = None
     if device == "cuda":
@@ -219,10 +249,9 @@ def run_all(a, ds, work, device, data_s):
     # the checkout this process imported: read after an hour's run, it named whatever was committed meanwhile
     fp = fingerprint(device, 1)
     figures = []
-    for i in range(a.runs):
+    for i, seed in enumerate(seeds):
         if a.budget_s and i and time.perf_counter() - t_start > a.budget_s:
             break
-        seed = a.seed + i
         torch.manual_seed(seed)
         started = datetime.now(timezone.utc)
         m = timed_run(airbench, loader_cls, make_net, sync, device, a.epochs)

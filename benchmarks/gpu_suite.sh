@@ -195,7 +195,8 @@ fits compile 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" 
 # airbench's data loading and net build off its clock, as the harness does, and evaluates with the
 # same 6 views as the recipes. A recipe's seeds share one process (one compile); a sweep, so a call
 # cut short leaves its finished seeds and the next call runs only the rest. SUITE_FAST_RUNS (10):
-# seeds per recipe and airbench runs. airbench is cheap (~60 s for 10) and runs whole each call.
+# seeds per recipe and airbench runs. airbench resumes as well (--resume: the seeds it has a row of are
+# not run again), so a later call only pays its warm-up.
 FAST_RUNS=${SUITE_FAST_RUNS:-10}
 if [ "$MODE" = "--cpu-smoke" ]; then
   # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
@@ -213,7 +214,7 @@ if [ "$MODE" = "--cpu-smoke" ]; then
   want fast && echo "=== fast: airbench's side of it needs CUDA; its CPU port is tested in tests/test_benchmarks.py"
 else
   fits fast 90 airbench-vs-fast && step fast airbench-vs-fast "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" \
-    --runs "$FAST_RUNS" --tta-views 6
+    --runs "$FAST_RUNS" --tta-views 6 --resume
 fi
 
 # 4b. Issue #17's ablations (configs/fast-muon-ablation.toml, then configs/fast-ablation.toml: the recipe,
@@ -250,7 +251,7 @@ if [ "$MODE" = "--cpu-smoke" ]; then
   want airbench && echo "=== airbench: its GPU run needs CUDA; its CPU port (--device cpu, ~30 min) is tested in tests/test_benchmarks.py"
 else
   left=$(( BUDGET_S - $(elapsed) - END_S - 15 ))  # its own budget ends before the suite would stop it
-  step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --budget-s "$(( left > 20 ? left : 20 ))"
+  step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --resume --budget-s "$(( left > 20 ? left : 20 ))"
 fi
 
 # 6. Measured on an H200 before (results/h200, results/benchmarks): only when SUITE_STEPS names them.

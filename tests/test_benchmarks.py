@@ -230,6 +230,17 @@ def test_airbench_cpu_port_records_a_run(real_members, tmp_path):
     assert [(r["seed"], r["final_acc"]) for r in doc["figures"]["runs"]] == list(zip(runs.seed, runs.final_acc))
     v = subprocess.run([sys.executable, "-m", "bench", "verify", str(res)], capture_output=True, text=True, cwd=ROOT)
     assert v.returncode == 0, v.stdout + v.stderr
+    # --resume (the GPU suite's): a call cut short and run again trains only the seeds with no row yet;
+    # other views are another measurement, so their seeds still run
+    again = [sys.executable, script, "--device", "cpu", "--data", str(archive), "--results", str(res),
+             "--epochs", "2", "--seed", "7", "--resume"]
+    p = subprocess.run(again + ["--runs", "3"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert p.returncode == 0 and "2 of 3 seeds already recorded" in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
+    p = subprocess.run(again + ["--runs", "1", "--tta-views", "2"], capture_output=True, text=True, env=env,
+                       cwd=ROOT, timeout=600)
+    assert p.returncode == 0 and "0 of 1 seeds already recorded" in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
+    runs = pd.read_parquet(res / "runs")
+    assert sorted(zip(runs.seed, runs.tta_views)) == [(7, 2), (7, 6), (8, 6), (9, 6)]
 
 
 def test_airbench_without_a_gpu_says_so_in_one_line(small_data, tmp_path):
