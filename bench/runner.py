@@ -23,10 +23,10 @@ from datetime import datetime, timezone
 import torch
 import torch.distributed as dist
 
+import models
 from . import faults, meters, ranks, results, stops, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device, usable_cpus
-from .stops import Interrupted
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
 from .ui import RunProgress, say
 
@@ -47,7 +47,7 @@ def classify(exc):
         return "oom", text
     if isinstance(exc, Diverged):
         return "diverged", str(exc)
-    if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+    if isinstance(exc, (stops.Interrupted, KeyboardInterrupt)):
         return "interrupted", str(exc) or "interrupted by SIGINT (Ctrl-C)"  # the CLI exits 130 on it
     tb = traceback.format_exc().strip().splitlines()
     return "crashed", "\n".join(tb[-12:])
@@ -187,6 +187,8 @@ class Runner:
                 f"{cfg.batch_size} (global) x{self.world} epochs {cfg.epochs} target {cfg.target} seeds "
                 f"{','.join(map(str, self.seeds))} on {self.device}; data {ds.name} ({fields.get('train_images')} "
                 f"train / {fields.get('test_images')} test images)")
+        if self.rank == 0 and (note := models.unchecked_note(cfg.model, cfg.model_kwargs)):
+            say(note)  # shown even without progress: it bears on what the row says was trained
         t1 = time.perf_counter()
         graphs0 = meters.compiled_graphs() if cfg.compile else None
         if cfg.warmup_steps:

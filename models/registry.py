@@ -157,6 +157,17 @@ def check_kwargs(name, kwargs):
                          f"({kwtypes.describe(spec.keywords[k].annotation)}); give it in --model-kwargs (model_kwargs in Python and sweep files)")
 
 
+def unchecked_note(name, kwargs):
+    """A line for the keywords the factory takes only through **kwargs ('' if none): nothing can check
+    that it uses them, so a misspelt one trains the default while the row records it as given."""
+    spec = resolve(name)
+    unchecked = [k for k in kwargs if k not in spec.keywords and k not in RUN_SETTINGS] if spec.any_keywords else []
+    if not unchecked:
+        return ""
+    return (f"note: model {spec.name!r} takes {', '.join(map(repr, unchecked))} only through **kwargs; the harness "
+            f"cannot check that it uses them, and the row records them as given")
+
+
 def create(name, num_classes=10, inplace=True, **kwargs):
     """Build the model. The run settings go to the factory only where it takes them
     (`resolve(name).honours` says which)."""

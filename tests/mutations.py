@@ -21,6 +21,8 @@ MUTATIONS = [
      "lessons_init_is_its_pytorchs"),
     ("a keyword added later keeps old keys", "models/registry.py",
      "    if is_user_spec(name) or not _ADDED.get(name):", "    if True:", "old_keys_hold"),
+    ("a keyword only **kwargs takes gets a note", "models/registry.py", "    if not unchecked:", "    if True:",
+     "kwargs_is_run_with_a_note"),
     ("lazy modules get their shapes", "models/registry.py", "        materialize(model)", "        pass",
      "lazy_modules"),
     ("num_classes through **kwargs", "models/registry.py", 'honours["num_classes"] or var_kw',

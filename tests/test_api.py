@@ -244,6 +244,18 @@ def test_a_network_with_lazy_modules_is_counted_and_timed(small_data, tmp_path):
     assert run["status"] == "ok" and run["param_count"] == params
 
 
+def test_a_keyword_taken_only_through_kwargs_is_run_with_a_note_that_nothing_checks_it(small_data, tmp_path, capsys):
+    """resnet18(**kwargs) takes any keyword: a misspelt one trained the default while the row recorded it
+    as given, and nothing said so. Keywords the factory names get no note."""
+    run = bench.run(model="torchvision.models:resnet18", model_kwargs={"zero_init_residual": True},
+                    data=small_data, results=tmp_path / "r", **SMALL)
+    err = capsys.readouterr().err
+    assert run["status"] == "ok" and json.loads(run["model_kwargs"])["zero_init_residual"] is True
+    assert "'zero_init_residual' only through **kwargs" in err and "cannot check" in err, err
+    bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r", **SMALL)
+    assert "**kwargs" not in capsys.readouterr().err
+
+
 def test_a_torchvision_factory_gets_num_classes_through_its_kwargs(small_data, tmp_path):
     """torchvision's resnet18(*, weights, progress, **kwargs) takes num_classes the way its (and timm's)
     factories do; without it the harness would train a 1000-way head on CIFAR-10's 10 classes."""
