@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement of one machine booking in one script, most valuable first, within SUITE_BUDGET_S:
+# Every measurement for one stretch of time on a GPU machine, in one script, most valuable first, within SUITE_BUDGET_S:
 #   1. the fingerprint                          -> OUT/fingerprint.json
 #   2. the lesson's table (configs/lesson-gpu.toml: the lesson's Darknet baseline, then one axis
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
