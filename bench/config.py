@@ -112,6 +112,10 @@ class RunConfig:
 
     def key(self):
         """A stable hash of what the run measures: the identifying fields only."""
+        return key_hash(self.key_fields())
+
+    def key_fields(self):
+        """What key() hashes."""
         import models
 
         d = {k: v for k, v in self.to_dict().items() if FIELDS[k].metadata["key"]}
@@ -123,7 +127,11 @@ class RunConfig:
         for k, v in NEW_FIELD_DEFAULTS.items():
             if d.get(k) == v:
                 d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return d
+
+
+def key_hash(fields):
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}

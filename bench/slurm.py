@@ -203,7 +203,7 @@ def status(a):
     state, counts = {}, {"done": 0, "running": 0, "failed": 0, "pending": 0}
     for c in cells:
         key = c.cfg.key()
-        state[key], kind = _state(results_dir, key, seen.get(key, []))
+        state[key], kind = _state(results_dir, key, sweep.statuses(seen, c))
         counts[kind] += 1
     mode, why = claims.mode(results_dir)
     sweep.print_matrix(cells, state, f"sweep {name} in {results_dir}: " +
@@ -211,7 +211,7 @@ def status(a):
     say(f"claims: {mode} ({why})")
     if counts["failed"]:
         # after a scancel, --retry-failed would run the cells that failed on their own again too
-        cut = sum(set(seen.get(c.cfg.key(), [])) == {"interrupted"} for c in cells)
+        cut = sum(set(sweep.statuses(seen, c)) == {"interrupted"} for c in cells)
         say(f"{counts['failed']} cell(s) failed; --retry-failed runs them again (with --slurm too)"
             + (f"; --retry-interrupted runs only the {cut} stopped from outside" if cut else ""))
     print(json.dumps({"sweep": name, "results": str(results_dir), "cells": len(cells), **counts, "claims": mode}))

@@ -63,6 +63,11 @@ def status_by_key(results_dir, warn=say):
     return out
 
 
+def statuses(seen, cell):
+    """The statuses recorded for CELL (from status_by_key), under any spelling of its numbers (Cell.keys)."""
+    return [s for k in cell.keys for s in seen.get(k, [])]
+
+
 def print_matrix(cells, state, title):
     # every setting any cell changes, in order of first appearance: [[cells]] each change their own
     axes = list(dict.fromkeys(a for c in cells for a in c.axes))
@@ -100,10 +105,10 @@ def main(a):
     seen = status_by_key(a.results) if Path(a.results, "runs").is_dir() else {}
     state = {}
     for c in cells:
-        st = seen.get(c.cfg.key(), [])
+        st = statuses(seen, c)
         state[c.cfg.key()] = "done" if "ok" in st else (f"failed ({st[-1]})" if st else "pending")
     retry = functools.partial(_retry, a.retry_failed, a.retry_interrupted)
-    todo = [c for c in cells if state[c.cfg.key()] == "pending" or retry(seen.get(c.cfg.key(), []))]
+    todo = [c for c in cells if state[c.cfg.key()] == "pending" or retry(statuses(seen, c))]
     title = (f"sweep {name}: {len(cells)} runs ({len(cells) - len(todo)} already recorded, {len(todo)} to run)"
              + (f", shard {a.shard}" if a.shard else "") + (f", with {' '.join(a.set)}" if a.set else ""))
     if not a.dry_run and todo:
@@ -191,7 +196,7 @@ def _claim(stack, results_dir, cell, retry):
     c = stack.enter_context(claims.claim(results_dir, cell.cfg.key()))
     if c is None:
         return None, "being run by another sweep"
-    st = status_by_key(results_dir, warn=None).get(cell.cfg.key(), [])
+    st = statuses(status_by_key(results_dir, warn=None), cell)
     if "ok" in st or (st and not retry(st)):
         return None, "recorded meanwhile by another sweep"
     return c, None

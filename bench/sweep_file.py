@@ -1,12 +1,13 @@
 """A sweep file, read and expanded into cells: [sweep], [base], [axes], [[exclude]], [[cells]]
 (the format is described in bench/sweep.py). Every cell is validated here, so a bad file fails
 before anything runs."""
+import functools
 import itertools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
+from .config import FIELDS, RECIPES, BenchError, RunConfig, key_hash, validate
 
 SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
 SWEEP_TYPES = {"name": (str, "a string"), "repeats": (int, "an integer"), "data": (str, "a path"),
@@ -18,6 +19,31 @@ class Cell:
     index: int
     axes: dict   # axis -> value, for display
     cfg: RunConfig
+
+    @functools.cached_property
+    def keys(self):
+        """The keys the cell's rows may have been recorded under: cfg.key() first, then the same settings
+        with their whole numbers spelt the other way (8 for 8.0 and back, in the float settings and the
+        model's keywords). key() hashes a number as written, so `div = 8` and `div = 8.0` differ there;
+        a resumed sweep must count the rows of either spelling as this cell's."""
+        d = self.cfg.key_fields()
+        top = [k for k, v in d.items() if k in FIELDS and "float" in str(FIELDS[k].type) and _whole(v)]
+        kw = [k for k, v in d["model_kwargs"].items() if _whole(v)]
+        out = {}
+        for flips in itertools.product((False, True), repeat=len(top) + len(kw)):
+            one = {**d, **{k: _respelt(d[k]) for k, f in zip(top, flips) if f}}
+            one["model_kwargs"] = {**d["model_kwargs"],
+                                   **{k: _respelt(d["model_kwargs"][k]) for k, f in zip(kw, flips[len(top):]) if f}}
+            out.setdefault(key_hash(one))
+        return list(out)
+
+
+def _whole(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+
+
+def _respelt(v):
+    return float(v) if isinstance(v, int) else int(v)
 
 
 def load(path, sets=()):

@@ -250,6 +250,12 @@ def test_rerun_skips_everything_in_seconds(finished_sweep):
     # no clock: that nothing ran shows in the files and the message, not in a bound a busy machine breaks
     assert "nothing to do" in p.stderr and "starting run" not in p.stderr and "--retry-failed" not in p.stderr
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
+    # the file says div = 10: the same sweep spelt 10.0 is the same measurement, already recorded
+    p = bench("sweep", s, "--results", results, "--data", data, "--set", "div=10.0", "--set", "pct=10.0", check=0)
+    assert "nothing to do" in p.stderr and "starting run" not in p.stderr, p.stderr
+    p = bench("sweep", s, "--results", results, "--data", data, "--set", "div=11", "--dry-run", check=0)
+    assert "4 to run" in p.stdout + p.stderr, p.stdout + p.stderr  # another value is another configuration
+    assert sorted(p.name for p in (results / "runs").iterdir()) == before
 
 
 BROKEN_MODEL = """
