@@ -179,8 +179,7 @@ class Runner:
         meters.sync(self.device)
         data_time = time.perf_counter() - t0
         wl = workloads.get(cfg.workload)(cfg, self.device, self.rank, self.world, self.fault)
-        fields = wl.setup(ds)
-        self.setup_fields = fields
+        self.setup_fields = fields = wl.setup(ds)
         row.update(fields)
         if self.rank == 0 and self.show_progress:
             say(f"{cfg.workload} {cfg.model} {cfg.model_kwargs} {cfg.precision} inplace={cfg.inplace} batch "
