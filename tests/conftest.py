@@ -68,10 +68,17 @@ def small_data(tmp_path_factory, real_members):
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory):
     """One decode cache for the whole session, apart from the user's; no stray fault or data."""
+    import signal
+
     keys = ("BENCH_CACHE", "BENCH_FAULT", "BENCH_DATA")
     saved = {k: os.environ.pop(k, None) for k in keys}
     os.environ["BENCH_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    # Started in the background from a script (`.ci/run &`, nohup), the suite inherits Ctrl-C ignored,
+    # and so does every `bench` it starts, which then rightly keeps ignoring it (a sweep's children do):
+    # the Ctrl-C tests would fail or hang for how they were launched. Ctrl-C as in a terminal instead.
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
+    signal.signal(signal.SIGINT, sigint)
     for k, v in saved.items():
         os.environ.pop(k, None)
         if v is not None:
