@@ -110,9 +110,10 @@ class RunConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def key(self):
-        """A stable hash of what the run measures: the identifying fields only."""
-        return key_hash(self.key_fields())
+    def key(self, fields=None):
+        """A stable hash of what the run measures: key_fields(), or `fields` (Cell.keys: respelt ones)."""
+        fields = self.key_fields() if fields is None else fields
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def key_fields(self):
         """What key() hashes."""
@@ -120,18 +121,13 @@ class RunConfig:
 
         d = {k: v for k, v in self.to_dict().items() if FIELDS[k].metadata["key"]}
         d["model_kwargs"] = models.keyed_kwargs(self.model, canonical_kwargs(self.model, self.model_kwargs))
-        # a user's model: its name and source hash instead of the path (built-in keys unchanged)
-        d.update(models.identity(self.model))
+        d.update(models.identity(self.model))  # a user's model: its name and source hash, not its path
         # fields added after results were first recorded hash only when they differ from their
         # default, so older rows keep their keys (a resumed sweep still finds them)
         for k, v in NEW_FIELD_DEFAULTS.items():
             if d.get(k) == v:
                 d.pop(k)
         return d
-
-
-def key_hash(fields):
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import FIELDS, RECIPES, BenchError, RunConfig, key_hash, validate
+from .config import FIELDS, RECIPES, BenchError, RunConfig, validate
 
 SWEEP_KEYS = {"name", "seeds", "repeats", "time_limit_s", "data"}
 SWEEP_TYPES = {"name": (str, "a string"), "repeats": (int, "an integer"), "data": (str, "a path"),
@@ -34,7 +34,7 @@ class Cell:
             one = {**d, **{k: _respelt(d[k]) for k, f in zip(top, flips) if f}}
             one["model_kwargs"] = {**d["model_kwargs"],
                                    **{k: _respelt(d["model_kwargs"][k]) for k, f in zip(kw, flips[len(top):]) if f}}
-            out.setdefault(key_hash(one))
+            out.setdefault(self.cfg.key(one))
         return list(out)
 
 

@@ -24,7 +24,7 @@ MUTATIONS = [
     ("a keyword only **kwargs takes gets a note", "models/registry.py", "    if not unchecked:", "    if True:",
      "kwargs_is_run_with_a_note"),
     ("a sweep finds its rows under either spelling of a number", "bench/sweep_file.py",
-     "out.setdefault(key_hash(one))", "out.setdefault(self.cfg.key())", "rerun_skips"),
+     "out.setdefault(self.cfg.key(one))", "out.setdefault(self.cfg.key())", "rerun_skips"),
     ("lazy modules get their shapes", "models/registry.py", "        materialize(model)", "        pass",
      "lazy_modules"),
     ("num_classes through **kwargs", "models/registry.py", 'honours["num_classes"] or var_kw',
