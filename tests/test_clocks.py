@@ -80,12 +80,12 @@ def test_a_run_stopped_mid_epoch_waits_a_bounded_time_for_its_queued_work(finish
     """Stopped from outside in its second step: the partial epoch counts, after waiting (at most 10 s:
     a stuck collective never finishes) for the device's queued work; if that wait gives up, the row
     says its training time leaves the queue out."""
-    from bench import faults, meters, runner
+    from bench import faults, meters, stops
     waits = []
 
     def stop(fault, step, loss):
         if step == 1:
-            raise runner.Interrupted("interrupted by SIGTERM")
+            raise stops.Interrupted("interrupted by SIGTERM")
         return loss
 
     monkeypatch.setattr(faults, "inject", stop)
