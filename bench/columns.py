@@ -89,6 +89,9 @@ RUNS = [
                                         "two versions never merge); null for a built-in"),
     C("model_honours", S, "setting", 'JSON {"num_classes": bool, "inplace": bool}: which run settings the '
                                      "model's factory takes (a built-in takes both; one it does not take is not applied)"),
+    C("model_kwargs_unchecked", S, "setting", "JSON list of the model keywords its factory takes only through "
+                                              "**kwargs: nothing checked that it uses them (a misspelt one trains the "
+                                              "default); null when every keyword was checked"),
     C("dataset", S, "data", "data set name, e.g. cifar10 or cifar10-jpeg"),
     C("data_checksum", S, "data", "checksum of the data source"),
     C("train_images", I, "data", "train images used (after limit_train)"),

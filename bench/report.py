@@ -141,6 +141,7 @@ def _group_row(g, prices, thr):
                attempted_runs=attempted, reached=len(reached),
                success_rate=len(reached) / attempted if attempted else math.nan,
                cpu_count=first.get("cpu_count"), cpu_model=first.get("cpu_model"), clock=first.get("clock"),
+               model_kwargs_unchecked=first.get("model_kwargs_unchecked"),
                **{c: distinct(g, c) for c in SOFTWARE})
     row["median_time_to_target_s"] = statistics.median(ttt) if ttt else math.nan
     row["min_time_to_target_s"] = min(ttt) if ttt else math.nan

@@ -1,6 +1,7 @@
 """The report's ONE list of boards. Markdown, HTML and the terminal all loop over `boards(rep)`;
 a board is a title, a note, headers and rows of text cells (a `Cell` carries a longer text for
 hover), which headers the 100-column terminal shows, and which plot the page draws with it."""
+import json
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -290,7 +291,9 @@ def notes_board(rep):
              for _, r in rep.board.iterrows() if r.get("contended_runs")]
     items += [f"{config_name(s['row'])} on {s['hardware_key']} ran from different code ({', '.join(s['code_hashes'])}): "
               f"shown as separate groups {', '.join(s['groups'])}" for s in rep.splits]
-    return Board("notes", "Contention and code changes", items=items)
+    items += [f"group {r['group_id']} ({config_name(r)}): its model takes {', '.join(json.loads(u))} only through `**kwargs`; "
+              "nothing checked that it uses them" for _, r in rep.board.iterrows() if not missing(u := r.get("model_kwargs_unchecked"))]
+    return Board("notes", "Contention, code changes and unchecked keywords", items=items)
 
 
 def boards(rep):

@@ -52,6 +52,7 @@ def base_row(cfg, run_id, device, world_size, started, seed=None, seed_index=0, 
     row["tta_views"] = fast.views(cfg)  # the views evaluated (1 without TTA), not the setting's null
     row["fused"] = cfg.fused_on(device) and wl.fusable  # what stepped, not the setting's null
     row.update(models.row_fields(cfg.model))  # a user's model: its own name, import path, source hash
+    row["model_kwargs_unchecked"] = json.dumps(u) if (u := models.unchecked(cfg.model, cfg.model_kwargs)) else None
     row.update(fingerprint(device, world_size))
     row.update(run_id=run_id, schema_version=results.SCHEMA_VERSION, sweep=sweep, sweep_run_id=sweep_run_id,
                config_key=cfg.key(), batch_size_scope="global", quality=wl.quality, seed_index=seed_index,

@@ -10,10 +10,12 @@ import importlib
 import pkgutil
 
 from .registry import (ModelSpec, check_kwargs, create, identity, is_user_spec, keyed_kwargs, model_keywords,
-                       model_name, param_count, register_model, registered, resolve, row_fields, unchecked_note)
+                       model_name, param_count, register_model, registered, resolve, row_fields, unchecked,
+                       unchecked_note)
 
 __all__ = ["ModelSpec", "check_kwargs", "create", "identity", "is_user_spec", "keyed_kwargs", "model_keywords",
-           "model_name", "param_count", "register_model", "registered", "resolve", "row_fields", "unchecked_note"]
+           "model_name", "param_count", "register_model", "registered", "resolve", "row_fields", "unchecked",
+           "unchecked_note"]
 
 for _m in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_m.name}")

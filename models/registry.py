@@ -157,15 +157,19 @@ def check_kwargs(name, kwargs):
                          f"({kwtypes.describe(spec.keywords[k].annotation)}); give it in --model-kwargs (model_kwargs in Python and sweep files)")
 
 
-def unchecked_note(name, kwargs):
-    """A line for the keywords the factory takes only through **kwargs ('' if none): nothing can check
-    that it uses them, so a misspelt one trains the default while the row records it as given."""
+def unchecked(name, kwargs):
+    """The keywords the factory takes only through **kwargs: nothing can check that it uses them, so a
+    misspelt one trains the default. The row marks them (`model_kwargs_unchecked`)."""
     spec = resolve(name)
-    unchecked = [k for k in kwargs if k not in spec.keywords and k not in RUN_SETTINGS] if spec.any_keywords else []
-    if not unchecked:
+    return [k for k in kwargs if k not in spec.keywords and k not in RUN_SETTINGS] if spec.any_keywords else []
+
+
+def unchecked_note(name, kwargs):
+    """A line for the keywords that `unchecked` names ('' if none)."""
+    if not (names := unchecked(name, kwargs)):
         return ""
-    return (f"note: model {spec.name!r} takes {', '.join(map(repr, unchecked))} only through **kwargs; the harness "
-            f"cannot check that it uses them, and the row records them as given")
+    return (f"note: model {resolve(name).name!r} takes {', '.join(map(repr, names))} only through **kwargs; the "
+            f"harness cannot check that it uses them (the row marks them: model_kwargs_unchecked)")
 
 
 def create(name, num_classes=10, inplace=True, **kwargs):

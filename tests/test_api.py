@@ -252,8 +252,12 @@ def test_a_keyword_taken_only_through_kwargs_is_run_with_a_note_that_nothing_che
     err = capsys.readouterr().err
     assert run["status"] == "ok" and json.loads(run["model_kwargs"])["zero_init_residual"] is True
     assert "'zero_init_residual' only through **kwargs" in err and "cannot check" in err, err
-    bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r", **SMALL)
-    assert "**kwargs" not in capsys.readouterr().err
+    assert json.loads(run["model_kwargs_unchecked"]) == ["zero_init_residual"]  # and the row marks it
+    checked = bench.run(model="resnet9", model_kwargs={"width": 0.125}, data=small_data, results=tmp_path / "r", **SMALL)
+    assert "**kwargs" not in capsys.readouterr().err and checked["model_kwargs_unchecked"] is None
+    bench_cli("report", tmp_path / "r", "--out", tmp_path / "rep", check=0)
+    notes = [ln for ln in (tmp_path / "rep" / "leaderboard.md").read_text().splitlines() if "**kwargs" in ln]
+    assert len(notes) == 1 and "resnet18" in notes[0] and "zero_init_residual" in notes[0], notes
 
 
 def test_a_torchvision_factory_gets_num_classes_through_its_kwargs(small_data, tmp_path):
