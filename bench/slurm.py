@@ -202,8 +202,7 @@ def status(a):
     seen = sweep.status_by_key(results_dir) if (results_dir / "runs").is_dir() else {}
     state, counts = {}, {"done": 0, "running": 0, "failed": 0, "pending": 0}
     for c in cells:
-        key = c.cfg.key()
-        state[key], kind = _state(results_dir, key, sweep.statuses(seen, c))
+        state[c.cfg.key()], kind = _state(results_dir, c.claim, sweep.statuses(seen, c))
         counts[kind] += 1
     mode, why = claims.mode(results_dir)
     sweep.print_matrix(cells, state, f"sweep {name} in {results_dir}: " +
@@ -218,11 +217,11 @@ def status(a):
     return 0
 
 
-def _state(results_dir, key, statuses):
+def _state(results_dir, claim, statuses):
     """(text, kind) for one cell: its runs first (an ok row is final), then its claim."""
     if "ok" in statuses:
         return "done", "done"
-    who = claims.holder(results_dir, key) if (results_dir / ".locks").is_dir() else None
+    who = claims.holder(results_dir, claim) if (results_dir / ".locks").is_dir() else None
     if who is not None and not who.get("stale"):
         where = f" on {who['host']} pid {who['pid']}" if "host" in who else ""
         return f"running{where}", "running"

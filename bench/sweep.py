@@ -193,7 +193,7 @@ def _retry(failed, interrupted, statuses):
 
 def _claim(stack, results_dir, cell, retry):
     """The cell's claim, or None when another sweep holds it or recorded it meanwhile."""
-    c = stack.enter_context(claims.claim(results_dir, cell.cfg.key()))
+    c = stack.enter_context(claims.claim(results_dir, cell.claim))
     if c is None:
         return None, "being run by another sweep"
     st = statuses(status_by_key(results_dir, warn=None), cell)

@@ -37,6 +37,12 @@ class Cell:
             out.setdefault(self.cfg.key(one))
         return list(out)
 
+    @functools.cached_property
+    def claim(self):
+        """The name the cell is claimed under (bench/claims.py): the least of its keys, so one cell spelt
+        two ways (`div = 8` in one sweep, `8.0` in another) is one claim and never runs twice at once."""
+        return min(self.keys)
+
 
 def _whole(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()

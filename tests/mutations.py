@@ -23,6 +23,8 @@ MUTATIONS = [
      "    if is_user_spec(name) or not _ADDED.get(name):", "    if True:", "old_keys_hold"),
     ("a keyword only **kwargs takes gets a note", "models/registry.py", "    if not (names := unchecked(name, kwargs)):",
      "    if True:", "kwargs_is_run_with_a_note"),
+    ("a cell spelt two ways is one claim", "bench/sweep.py", "claims.claim(results_dir, cell.claim)",
+     "claims.claim(results_dir, cell.cfg.key())", "spelt_another_way"),
     ("the row marks a keyword only **kwargs takes", "bench/row.py",
      "json.dumps(u) if (u := models.unchecked(cfg.model, cfg.model_kwargs)) else None", "None",
      "kwargs_is_run_with_a_note"),

@@ -229,6 +229,24 @@ def test_two_sweeps_into_one_directory(small_data, tmp_path):
     assert board.runs.sum() == 6, rep.stderr
 
 
+def test_a_cell_spelt_another_way_is_the_same_claim(small_data, tmp_path):
+    """`div = 10` and `div = 10.0` are one cell with two config keys: while one sweep holds it, another
+    that spells it the other way must skip it, not run it beside the first."""
+    from bench import claims, sweep
+
+    s = write(tmp_path, TINY_SWEEP.format(epochs=1).replace("seeds = [0, 1]", "seeds = [0]")
+              .replace("inplace = [true, false]", "inplace = [true]"))
+    res = tmp_path / "r"
+    [cell] = sweep.expand(*sweep.load(s), check_gpu=False)
+    [other] = sweep.expand(*sweep.load(s, ["div=10.0"]), check_gpu=False)
+    assert cell.cfg.key() != other.cfg.key() and cell.claim == other.claim
+    with claims.claim(res, cell.claim) as held:
+        assert held is not None
+        p = bench("sweep", s, "--set", "div=10.0", "--results", res, "--data", small_data, check=0)
+    assert "being run by another sweep; skipped" in p.stderr, p.stderr
+    assert results.read(res, "runs").empty
+
+
 # --- readers ----------------------------------------------------------------------------------
 
 def test_readers_survive_bad_files(tmp_path, small_data):
