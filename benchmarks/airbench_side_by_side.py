@@ -20,7 +20,9 @@ accuracy is measured after the clock, with the TTA asked for (`--tta-views`, def
 own tta_level 2, the same 6 views as the `fast` recipe; 2 is the harness's mirror TTA), recorded as
 `tta_views`. Images are counted exactly: airbench's steps x batch (it drops the last partial
 batch and stops mid-epoch at 9.9 epochs), not epochs x 50,000. Energy is sampled with
-bench.meters.Nvml over the timed call, as for the harness's runs (nothing on a CPU).
+bench.meters.Nvml over the timed call, as for the harness's runs (nothing on a CPU), and the other
+processes' share of the host's CPU over it with bench.meters.HostLoad (`other_cpu_frac`, as the
+harness's rows have it: a side by side on one CPU shows each side's neighbour there).
 
 `--device cuda` (the default) runs airbench as published. `--device cpu` runs airbench's own
 `train94`, network, loader, optimiser and schedule on the CPU, to measure what its recipe reaches
@@ -46,7 +48,8 @@ from common import guard, parser, save  # first: puts the project on the path
 from bench import data as data_mod
 from bench import results
 from bench.measure import fingerprint, peak_rss_bytes
-from bench.meters import Nvml
+from bench.meters import HostLoad, Nvml
+from bench.row import flops_fields
 
 CLOCK = ("airbench train94(verbose=False) after warmup94(), data preloaded and net built before the clock; "
          "device sync around the whole call (optimiser setup and whitening init included); final TTA "
@@ -124,7 +127,8 @@ def row_for(ds, seed, epochs, device, m, acc, target, started, tta_views, fp):
            "peak_host_rss_bytes": peak_rss_bytes(), "started_at": started,
            "finished_at": datetime.now(timezone.utc),
            "clock": CLOCK if on_gpu else CLOCK.replace(" after warmup94()", "") + " (CPU, no warm-up run)",
-           **m["energy"], **fp})
+           "flops_per_image": m["flops_per_image"], **m["energy"], **m["host"], **fp})
+    row.update(flops_fields(row))  # achieved TFLOP/s and, on a listed GPU, MFU: beside the harness's own
     epoch = results.new_row("epochs")
     epoch.update({"run_id": rid, "epoch": math.ceil(epochs), "elapsed_s": train_s, "wall_s": train_s + eval_s,
                   "test_acc": acc, "train_images_per_s": row["train_images_per_s"], "eval_s": eval_s})
@@ -150,6 +154,20 @@ class EventClock:
 def train_steps(loader_len, epochs):
     """train94's step count: ceil(batches per epoch x epochs) (its own rule); x BATCH = images."""
     return math.ceil(loader_len * epochs)
+
+
+def mean_flops_per_image(loader_len, epochs):
+    """FLOPs per training image over a train94 run, counted as benchmarks/fast_flops.py counts both
+    sides of issue #17's budget: its whitening bias trains for the first epochs, then is frozen."""
+    import airbench.lib_airbench94 as lib94
+    from fast_flops import airbench_net, phases
+
+    net = airbench_net()
+    net[0].weight.requires_grad_(False)  # airbench's whitening filters are never trained
+    steps = train_steps(loader_len, epochs)
+    bias_steps = min(lib94.hyp["opt"]["whiten_bias_epochs"] * loader_len, steps)
+    f = phases(net, net[0].bias, steps, bias_steps, BATCH)
+    return f["total_flops"] / f["images"]
 
 
 def port_to_cpu():
@@ -260,6 +278,8 @@ def run_all(a, ds, work, device, data_s):
         acc = airbench.evaluate(m["model"], m["test"], tta_level=TTA_LEVELS[a.tta_views])
         sync()
         m["eval_s"] = time.perf_counter() - t1
+        # counted after the run (its net draws from the RNG): the seeded run draws as it did before
+        m["flops_per_image"] = mean_flops_per_image(m["loader_len"], a.epochs)
         row, epoch = row_for(ds, seed, a.epochs, device, m, acc, a.target, started, a.tta_views, fp)
         results.write(results_dir, "epochs", row["run_id"], [epoch])
         results.write(results_dir, "runs", row["run_id"], [row])
@@ -294,16 +314,19 @@ def timed_run(airbench, loader_cls, make_net, sync, device, epochs):
     sampler = Nvml(torch.device(device)).start()
     try:
         sync()
+        load = HostLoad().start()  # contention over the timed call, as the harness's runs record it
         t0 = time.perf_counter()
         model = airbench.train94(train_loader=train, epochs=epochs, make_net=lambda: net, verbose=False)
         sync()
         train_s = time.perf_counter() - t0
+        host = load.stop()
     finally:
         energy = sampler.stop()  # energy, power, utilisation, SM clock, throttle reasons: as for the harness's runs
         sampler.close()
         torch.cuda.Event, utils.CifarLoader = real_event, real_loader
     return {"model": model, "test": test, "train_s": train_s, "prep_s": prep_s, "images": steps * BATCH,
-            "event_s": clock.total_ms / 1000 if on_gpu else None, "energy": energy}
+            "event_s": clock.total_ms / 1000 if on_gpu else None, "energy": energy, "host": host,
+            "loader_len": len(train)}
 
 
 if __name__ == "__main__":
