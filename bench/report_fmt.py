@@ -124,11 +124,21 @@ def _setting(v):
 
 
 def distinct_names(board, columns):
-    """Each group's config_name, and where groups on one machine and target would share a name (an
-    ablation's arms), the settings that tell them apart: a setting is named where the group's value is
-    not the one most of its namesakes share (every one of them where no value has a majority)."""
+    """Each group's config_name, with the settings that tell namesakes apart. First among groups on one
+    machine and target (an ablation's arms), then across the board (one configuration run to two targets,
+    or on two machines of one model, whose device cells read alike). A setting is named where the group's
+    value is not the one most of its namesakes share (every one of them where no value has a majority);
+    a name still shared after both ends with its group id."""
     names = pd.Series([config_name(r) for _, r in board.iterrows()], index=board.index, dtype=object)
-    for _, g in board.groupby([names, board["hardware_key"], board["target"]], sort=False):
+    _tell_apart(board, names, [names, board["hardware_key"], board["target"]], columns)
+    _tell_apart(board, names, [names.copy()], list(columns) + ["hardware_key"])
+    shared = names.duplicated(keep=False)
+    names[shared] += " · group " + board.loc[shared, "group_id"].astype(str)
+    return names
+
+
+def _tell_apart(board, names, by, columns):
+    for _, g in board.groupby(by, sort=False):
         if len(g) < 2:
             continue
         # settings every namesake recorded (older rows lack newer columns): a null is no difference
@@ -136,6 +146,11 @@ def distinct_names(board, columns):
         vals = {c: v for c, v in vals.items() if v.nunique() > 1}
         for i, r in g.iterrows():
             shown = [c for c, v in vals.items() if (v == v[i]).sum() * 2 <= len(g)]
-            words = [f"code {str(r[c])[:8]}" if c == "code_hash" else f"{c} {_setting(r[c])}" for c in shown]
-            names[i] += "".join(f" · {w}" for w in words)
-    return names
+            names[i] += "".join(f" · {_word(c, r[c])}" for c in shown)
+
+
+def _word(col, v):
+    short = {"code_hash": "code", "hardware_key": "hardware"}
+    if col == "target":
+        return f"target {_target(float(v))}"
+    return f"{short[col]} {str(v)[:8]}" if col in short else f"{col} {_setting(v)}"

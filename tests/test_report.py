@@ -484,10 +484,9 @@ def test_sweeps_device_time_section(finished_sweep, tmp_path, monkeypatch):
 # --- #18 item 5: the terminal at 100 columns ------------------------------------------------------
 
 def test_the_committed_cpu_results_are_legible_at_100_columns():
-    import re
     from pathlib import Path
 
-    from bench.report_fmt import config_name, fmt_num, fmt_range
+    from bench.report_fmt import fmt_num, fmt_range
     cpu = Path(__file__).resolve().parent.parent / "results" / "cpu"
     p = bench("report", cpu, env={"COLUMNS": "100"}, check=0)
     lines = p.stdout.splitlines()
@@ -495,12 +494,18 @@ def test_the_committed_cpu_results_are_legible_at_100_columns():
     board = report.build([cpu]).board
     ranked = board[board.ranked]
     assert len(ranked) >= 2
+    # each ranked row's line, by its configuration cell: a name the terminal wrapped is joined again
+    names, first_lines = [], []
+    for line in p.stdout.split("Time to several accuracies")[0].splitlines():
+        cells = line.split("│")
+        if len(cells) > 3 and cells[1].strip():
+            names.append(cells[2].strip())
+            first_lines.append(line)
+        elif len(cells) > 3 and names:
+            names[-1] += " " + cells[2].strip()
     for _, r in ranked.iterrows():
-        ranked_part = p.stdout.split("Time to several accuracies")[0].splitlines()
-        # one configuration on two hosts of one CPU model is two rows of one name: its time tells them apart
-        row = [line for line in ranked_part if re.search(" " + re.escape(config_name(r)) + r" *│", line)
-               and fmt_num(r.median_time_to_target_s, "s2") in line]
-        assert len(row) == 1, config_name(r)
+        row = [line for name, line in zip(names, first_lines) if name.strip() == r.configuration]
+        assert len(row) == 1, (r.configuration, names)
         for cell in (fmt_num(r.median_time_to_target_s, "s2"), f"{int(r.reached)}/{int(r.runs)}",
                      fmt_range(r.min_time_to_target_s, r.max_time_to_target_s), fmt_num(r.mean_final_acc, "acc")):
             assert cell in row[0], (cell, row[0])
@@ -654,9 +659,36 @@ def test_groups_that_differ_in_a_setting_the_short_name_leaves_out_read_apart():
             t = report_boards.frame(b)[["configuration", "device", "target"]]
             assert not t.duplicated().any(), (b.title, t[t.duplicated(keep=False)])
     names = dict(zip(rep.board.group_id, rep.board.configuration))
-    assert names["0a2a9fffb9"] == "fastnet fp32 bs1948 · muon_lr 0" and names["dabd8a43dc"] == "fastnet fp32 bs1948"
+    # the recipe's 2-epoch cell shares its name with the full-length recipe (another target) too
+    assert names["0a2a9fffb9"] == "fastnet fp32 bs1948 · muon_lr 0" and names["dabd8a43dc"] == "fastnet fp32 bs1948 · epochs 2 · target 90% · code e200bfb1"
     assert {names["cb0b2d39a1"], names["82c2e4430c"]} == {"fastnet fp32 bs1024 · code 907148e7",
                                                           "fastnet fp32 bs1024 · code ec63961f"}
+
+
+def test_one_configuration_on_two_machines_of_one_model_or_at_two_targets_reads_apart():
+    """Two EPYC hosts both read 'EPYC CPU 2c', and an ablation's 2-epoch recipe cell is the full recipe's
+    namesake at another target: the committed CPU results hold both. Every group's name is its own, and
+    the settings that tell namesakes apart are named (the host's hardware key where nothing else does)."""
+    from .conftest import ROOT
+    rep = report.build([ROOT / "results" / "cpu"])
+    assert rep.board.configuration.is_unique, rep.board.configuration[rep.board.configuration.duplicated()]
+    fast = rep.board[(rep.board.model == "fastnet") & (rep.board.target == 0.9066)]
+    assert fast.hardware_key.nunique() == 2 and all("code " in n for n in fast.configuration)
+    recipe = rep.board[(rep.board.model == "fastnet") & (rep.board.epochs == 2)].configuration
+    assert any(n.startswith("fastnet fp32 bs1948 · epochs 2 · target 90%") for n in recipe), list(recipe)
+
+
+def test_namesakes_nothing_recorded_tells_apart_end_with_their_group():
+    """Rows from before code_hash existed: a null is no difference, so two groups can agree on every
+    setting they recorded. Their names must still differ, and say which group each is."""
+    from bench.report_fmt import distinct_names
+    row = dict(dataset="cifar10", model="resnet9", model_kwargs="{}", precision="fp32", inplace=True,
+               batch_size=256, target=0.94, hardware_key="aaaa", epochs=10)
+    board = pd.DataFrame([{**row, "code_hash": None, "group_id": "g1"}, {**row, "code_hash": "c2", "group_id": "g2"},
+                          {**row, "epochs": 20, "code_hash": "c3", "group_id": "g3"}])
+    names = list(distinct_names(board, ["epochs", "code_hash"]))
+    assert names[0].endswith("· group g1") and names[1].endswith("· group g2") and len(set(names)) == 3
+    assert names[2].endswith("· epochs 20"), names
 
 
 def test_a_threshold_first_met_at_a_runs_first_evaluation_reads_as_an_upper_bound():
