@@ -99,7 +99,8 @@ def add_config_args(p, only=None, recipe=None, workload=None):
                         "autotuning paid once), each its own run; overrides --seed (default: --seed only)")
     g.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=None,
                    help="stop at the first epoch at target (DAWNBench); off trains the whole schedule")
-    g.add_argument("--limit-train", type=int, metavar="N", help="train on a seeded subset of N images")
+    g.add_argument("--limit-train", type=int, metavar="N",
+                   help="train on N images drawn with seed 0: the same ones in every run, not class-balanced")
     g.add_argument("--device", choices=DEVICES, help="auto: cuda if visible, else cpu")
     g.add_argument("--time-limit", type=float, dest="time_limit_s", metavar="SECONDS",
                    help="record the run as timeout after this long")

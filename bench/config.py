@@ -66,7 +66,7 @@ class RunConfig:
     cutout: int = setting(0, "cutout square side in pixels, 0 = off")
     tta: bool = setting(False, "evaluation averages the image and its mirror (test-time augmentation)")
     warmup_steps: int = setting(0, "untimed steps before the clock (compile, autotune); the model is reset after them")
-    limit_train: int | None = setting(None, "train on a seeded subset of this many images (null: all)")
+    limit_train: int | None = setting(None, "train on this many images drawn with seed 0, not class-balanced (null: all)")
     stop_at_target: bool = setting(False, "training stopped at the first epoch at target")
     device: str = setting("auto", "device asked for: auto, cpu or cuda (the `device` column says which ran)",
                           key=False)
