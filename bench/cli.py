@@ -250,9 +250,10 @@ def build_parser(recipe=None, workload=None):
     rep.add_argument("--prices", help="TOML/JSON of {device name: dollars per GPU-hour} (default: PRICES in bench/report.py)")
     rep.add_argument("--entry", metavar="GROUP_ID", help="also write DAWNBench entry files for this group (default: none)")
     rep.add_argument("--author", default="cifar-bench", help="author for DAWNBench entry files (default: cifar-bench)")
-    rep.add_argument("--thresholds", default="0.85,0.90,0.93,0.94", metavar="ACC,...",
-                     help="accuracies for the time-to-accuracy board and the time_to_<pct>_s export columns "
-                          "(default 0.85,0.90,0.93,0.94)")
+    rep.add_argument("--thresholds", default="0.85,0.90,0.93,0.94", metavar="ACC,...", help="accuracies for the "
+                     "time-to-accuracy board and the time_to_<pct>_s export columns (default 0.85,0.90,0.93,0.94)")
+    rep.add_argument("--same-code", action="append", metavar="CODE,CODE", help="pool runs of these code hashes as one "
+                     "code, for commits that changed nothing a run executes; repeatable (default: each code apart)")
     rep.add_argument("--wide", action="store_true", help="terminal: every column (default: fits 100-120 columns)")
     rep.set_defaults(func=cmd_report)
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import results, summary
 from .config import BenchError
+from .report_codes import code_splits, pool_codes
 from .report_effects import axis_effects, contended_mask, rank_gaps
 from .report_fmt import distinct, distinct_names, missing
 from .report_stats import mean_ci95, median_ci95, olympic_mean, t95  # noqa: F401  (t95: tests and callers)
@@ -220,19 +221,6 @@ def hardware_table(board):
     return board[board["config_id"].isin(multi[multi > 1].index)].sort_values(["config_id", "median_time_to_target_s"])
 
 
-def code_splits(board):
-    """Configurations on one hardware key whose runs came from more than one code_hash."""
-    if board.empty:
-        return []
-    out = []
-    for (cid, hw), g in board.groupby(["config_id", "hardware_key"]):
-        if len(g) > 1:
-            out.append({"config_id": cid, "hardware_key": hw, "groups": list(g["group_id"]),
-                        "code_hashes": ["unrecorded" if missing(h) else str(h) for h in g["code_hash"]],
-                        "row": g.iloc[0]})
-    return out
-
-
 def read_sweeps(sources, warn):
     """RESULTS/sweeps/*.parquet, or an empty frame while this harness does not know that kind yet."""
     if "sweeps" not in results.KINDS:
@@ -273,10 +261,12 @@ class Report:
     gaps: dict = field(default_factory=dict)
     splits: list = field(default_factory=list)
     gan_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pooled: list = field(default_factory=list)  # code pools (--same-code), "A+B" each
 
 
-def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS):
-    """Read, group and aggregate. Raises BenchError when there is nothing to report."""
+def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS, same_code=()):
+    """Read, group and aggregate (the codes in each of `same_code` pooled as one: report_codes.py).
+    Raises BenchError when there is nothing to report."""
     warnings = []
 
     def warn(msg):
@@ -291,6 +281,7 @@ def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS):
     if runs.empty:
         raise BenchError(f"no run results in {', '.join(map(str, sources))} (expected RESULTS/runs/*.parquet); "
                          "give the directory a sweep or `bench run --results` wrote")
+    runs, pooled = pool_codes(runs, same_code)
     epochs = _once(results.read(sources, "epochs", warn=warn), ["run_id", "epoch"])
     inference = _once(results.read(sources, "inference", warn=warn), ["infer_id"])
     # the GANs have boards of their own (bench/report_gan.py): a distance is not an accuracy
@@ -299,18 +290,18 @@ def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS):
     if runs.empty:
         return Report(runs, epochs, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
                       warnings, [str(s) for s in sources], tuple(thresholds), read_sweeps(sources, warn),
-                      gan_runs=gan_runs)
+                      gan_runs=gan_runs, pooled=pooled)
     runs = group_runs(runs)
     board = aggregate(runs, prices, epochs, thresholds)
     return Report(runs, epochs, board, axis_effects(runs, board, CONFIG_COLUMNS), hardware_table(board), cost_table(board),
                   latency_table(runs, inference), warnings, [str(s) for s in sources], tuple(thresholds),
-                  read_sweeps(sources, warn), rank_gaps(runs, board), code_splits(board), gan_runs)
+                  read_sweeps(sources, warn), rank_gaps(runs, board), code_splits(board), gan_runs, pooled)
 
 
 def main(a):
     from . import report_boards, report_term
     thresholds = parse_thresholds(a.thresholds) if getattr(a, "thresholds", None) else DEFAULT_THRESHOLDS
-    rep = build(a.results, a.prices, thresholds)
+    rep = build(a.results, a.prices, thresholds, getattr(a, "same_code", None))
     if a.entry and (rep.board.empty or a.entry not in set(rep.board["group_id"])):
         raise BenchError(f"no group {a.entry!r} in these results; the group column of the leaderboard lists them")
     if not a.out:

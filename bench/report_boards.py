@@ -181,9 +181,8 @@ def effects_board(rep):
              + (" · contended" if x["contended_runs"] else ""),
              fmt_num(x["acc_diff_b_minus_a"], "dpp"), fmt_num(x["acc_ci95"] or None, "pp"), fmt_num(x["mem_ratio_b_over_a"], "x")]
             for _, x in e.iterrows()] if len(e) else []
-    return Board("effects", "Axis effects",
-                 ["B vs A", "context", "runs A+B", "speed B/A", "speed by", "95% CI", "verdict", "acc B−A pp",
-                  "±95% pp", "mem B/A"], rows,
+    return Board("effects", "Axis effects", ["B vs A", "context", "runs A+B", "speed B/A", "speed by", "95% CI",
+                                             "verdict", "acc B−A pp", "±95% pp", "mem B/A"], rows,
                  note=("Pairs of configurations that differ in one setting only, on the same hardware and code. "
                        "Speed B/A > 1: B is faster; measured by time to target when both reached it, else by "
                        "throughput. Effects from contended runs are marked and are not findings."),
@@ -291,6 +290,7 @@ def notes_board(rep):
              for _, r in rep.board.iterrows() if r.get("contended_runs")]
     items += [f"{config_name(s['row'])} on {s['hardware_key']} ran from different code ({', '.join(s['code_hashes'])}): "
               f"shown as separate groups {', '.join(s['groups'])}" for s in rep.splits]
+    items += [f"code {p} pooled as one by `--same-code`: their runs are grouped together" for p in rep.pooled]
     items += [f"group {r['group_id']} ({config_name(r)}): its model takes {', '.join(json.loads(u))} only through `**kwargs`; "
               "nothing checked that it uses them" for _, r in rep.board.iterrows() if not missing(u := r.get("model_kwargs_unchecked"))]
     return Board("notes", "Contention, code changes and unchecked keywords", items=items)

@@ -153,4 +153,6 @@ def _word(col, v):
     short = {"code_hash": "code", "hardware_key": "hardware"}
     if col == "target":
         return f"target {_target(float(v))}"
-    return f"{short[col]} {str(v)[:8]}" if col in short else f"{col} {_setting(v)}"
+    if col in short:  # a pooled code (--same-code) reads "A+B"
+        return f"{short[col]} {'+'.join(part[:8] for part in str(v).split('+'))}"
+    return f"{col} {_setting(v)}"

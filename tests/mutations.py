@@ -130,6 +130,8 @@ MUTATIONS = [
     ("report: code_hash splits groups", "bench/report.py",
      'runs[CONFIG_COLUMNS + ["hardware_key", "code_hash"]]', 'runs[CONFIG_COLUMNS + ["hardware_key"]]',
      "different_code_are_split"),
+    ("report: --same-code pools codes", "bench/report_codes.py",
+     'runs["code_hash"] = [label_of.get(str(h), h) if', 'runs["code_hash"] = [h if', "same_code_pools"),
     ("report: thresholds from the epoch files", "bench/summary.py",
      "rows.append([rid] + list(time_to_thresholds(ep, thresholds, quality).values())",
      "rows.append([rid] + [None] * len(thresholds)", "thresholds_board_equals"),

@@ -423,6 +423,42 @@ def test_runs_from_different_code_are_split_and_said_so(finished_sweep, tmp_path
     assert "ran from different code" in md and "c0de0000c0de" in md
 
 
+def test_same_code_pools_two_codes_into_the_groups_one_code_makes(finished_sweep, tmp_path):
+    """--same-code A,B: the user says two commits train alike; their runs group as one code "A+B"."""
+    _, results, _, _ = finished_sweep
+
+    def new_code(row):
+        row["code_hash"] = "c0de0000c0de"
+    d = _copy_with(results, tmp_path, new_code)
+    one = report.build([results]).board
+    old = one["code_hash"].iloc[0][:8]
+    rep = report.build([d], same_code=[f"{old},c0de0000"])
+    label = "+".join(sorted([old, "c0de0000"]))
+    assert not rep.splits and rep.pooled == [label] and set(rep.board["code_hash"]) == {label}
+    assert sorted(rep.board["runs"]) == sorted(one["runs"]) and len(rep.board) == len(one)
+    bench("report", d, "--same-code", f"{old},c0de0000", "--out", tmp_path / "out", check=0)
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert f"code {label} pooled as one by `--same-code`" in md and "ran from different code" not in md
+
+
+@pytest.mark.parametrize("value, says", [("c0de0000", "two or more code hashes"), ("c0de,ffff0000", "8 or more hex"),
+                                         ("deadbeef,c0de0000", "code deadbeef: no run has it"),
+                                         ("c0de0000,c0de0000c0de", "named twice")])
+def test_same_code_bad_input_says_what_was_wrong(finished_sweep, tmp_path, value, says):
+    _, results, _, _ = finished_sweep
+
+    def new_code(row):
+        row["code_hash"] = "c0de0000c0de"
+    d = _copy_with(results, tmp_path, new_code)
+    with pytest.raises(report.BenchError, match=says):
+        report.build([d], same_code=[value])
+
+
+def test_same_code_bad_input_is_one_line_from_the_cli(finished_sweep):
+    p = bench("report", finished_sweep[1], "--same-code", "deadbeef,feedf00d", check=2)
+    assert p.stderr.count("\n") == 1 and "no run has it" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_contended_runs_are_marked_and_effects_from_them_are_no_finding(finished_sweep, tmp_path):
     _, results, _, _ = finished_sweep
 
@@ -607,7 +643,9 @@ def test_a_row_without_a_code_hash_reads_unrecorded_not_nan():
 
 
 # the commands in reports/README.md
-COMMITTED_REPORTS = {"cpu": ["results/cpu"], "h200": ["results/h200", "--thresholds", "0.80,0.85,0.90,0.93,0.94"]}
+# --same-code: fast's seed 0 (8362e74) and seeds 1-2 (b4dbf87); between them only help texts and report code changed
+COMMITTED_REPORTS = {"cpu": ["results/cpu", "--same-code", "b2c9bab0,55519937"],
+                     "h200": ["results/h200", "--thresholds", "0.80,0.85,0.90,0.93,0.94"]}
 
 
 @pytest.mark.parametrize("name", sorted(COMMITTED_REPORTS))
