@@ -281,7 +281,7 @@ def compile_board(rep):
              f"compiled up to {int(r['timed_compiles'])} graph(s) during timed steps, so its times include "
              "compilation (give it --warmup-steps)"
              for _, r in rep.board.iterrows() if not missing(r.get("timed_compiles")) and r["timed_compiles"] > 0]
-    return Board("compile", "Compilation on the clock", items=items)
+    return Board("compile", "Compilation on the clock", items=items, narrow=())
 
 
 def notes_board(rep):
@@ -293,7 +293,7 @@ def notes_board(rep):
     items += [f"code {p} pooled as one by `--same-code`: their runs are grouped together" for p in rep.pooled]
     items += [f"group {r['group_id']} ({config_name(r)}): its model takes {', '.join(json.loads(u))} only through `**kwargs`; "
               "nothing checked that it uses them" for _, r in rep.board.iterrows() if not missing(u := r.get("model_kwargs_unchecked"))]
-    return Board("notes", "Contention, code changes and unchecked keywords", items=items)
+    return Board("notes", "Contention, code changes and unchecked keywords", items=items, narrow=())
 
 
 def boards(rep):

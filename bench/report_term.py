@@ -1,5 +1,5 @@
 """The report in the terminal: the boards that have a `narrow` column set, in 100-120 columns
-(all columns with --wide). Cells are rich Text, so no result string is read as markup."""
+(all columns with --wide), and the notes on the figures (contention, code, compilation). Cells are rich Text, so no result string is read as markup."""
 import os
 
 from rich.console import Console
@@ -36,6 +36,8 @@ def render(boards, wide=False, file=None):
             out.print(t)
         elif b.empty and b.narrow is not None:
             out.print(Text(f"{b.title}: {b.empty}"))
-        if b.key == "effects":
+        if b.key in ("effects", "compile", "notes") and b.items:  # the caveats: a terminal reader needs them too
+            if not b.rows:
+                out.print(Text(b.title + ":"))
             for item in b.items:
                 out.print(Text("  " + item))

@@ -421,6 +421,7 @@ def test_runs_from_different_code_are_split_and_said_so(finished_sweep, tmp_path
     bench("report", d, "--out", tmp_path / "out", check=0)
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "ran from different code" in md and "c0de0000c0de" in md
+    assert "ran from different code" in bench("report", d, check=0).stdout  # the terminal says so too
 
 
 def test_same_code_pools_two_codes_into_the_groups_one_code_makes(finished_sweep, tmp_path):
@@ -439,6 +440,7 @@ def test_same_code_pools_two_codes_into_the_groups_one_code_makes(finished_sweep
     bench("report", d, "--same-code", f"{old},c0de0000", "--out", tmp_path / "out", check=0)
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert f"code {label} pooled as one by `--same-code`" in md and "ran from different code" not in md
+    assert "pooled as one" in bench("report", d, "--same-code", f"{old},c0de0000", check=0).stdout
 
 
 @pytest.mark.parametrize("value, says", [("c0de0000", "two or more code hashes"), ("c0de,ffff0000", "8 or more hex"),
