@@ -132,6 +132,8 @@ MUTATIONS = [
      "different_code_are_split"),
     ("report: --same-code pools codes", "bench/report_codes.py",
      'runs["code_hash"] = [label_of.get(str(h), h) if', 'runs["code_hash"] = [h if', "same_code_pools"),
+    ("the terminal prints the notes", "bench/report_term.py", 'b.key in ("effects", "compile", "notes")',
+     'b.key in ("effects",)', "different_code_are_split"),
     ("report: thresholds from the epoch files", "bench/summary.py",
      "rows.append([rid] + list(time_to_thresholds(ep, thresholds, quality).values())",
      "rows.append([rid] + [None] * len(thresholds)", "thresholds_board_equals"),
