@@ -56,3 +56,18 @@ def test_modules_stay_small():
     big = {str(p.relative_to(ROOT)): n for p in list((ROOT / "bench").rglob("*.py")) + list((ROOT / "models").rglob("*.py"))
            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not big, f"modules over {MAX_LINES} lines: {big}"
+
+
+def test_every_mutation_still_finds_its_code_and_its_tests():
+    """tests/mutations.py is slow and run by hand: a protected line that moved, or a test renamed, would
+    only show there, as a crash late in a long run. Each mutation's text must be in its file and each of
+    its test selectors must name a test."""
+    from . import mutations
+    names = {n.name for p in (ROOT / "tests").glob("test_*.py") for n in ast.walk(ast.parse(p.read_text()))
+             if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
+    moved = [name for name, path, old, _, _ in mutations.MUTATIONS if old not in (ROOT / path).read_text()]
+    # a selector is pytest's -k: "a or b", where "a and x" may narrow to a parameter's id
+    unnamed = [(name, sel) for name, _, _, _, tests in mutations.MUTATIONS for sel in tests.split(" or ")
+               if not any(sel.split(" and ")[0] in n for n in names)]
+    assert not moved, f"mutations whose protected code moved: {moved}"
+    assert not unnamed, f"mutations whose tests no test name holds: {unnamed}"
