@@ -1,5 +1,6 @@
 """The report in the terminal: the boards that have a `narrow` column set, in 100-120 columns
-(all columns with --wide), and the notes on the figures (contention, code, compilation). Cells are rich Text, so no result string is read as markup."""
+(all columns with --wide), and the notes on the figures (contention, code, compilation). Cells are
+rich Text, so no result string is read as markup."""
 import os
 
 from rich.console import Console
