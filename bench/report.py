@@ -156,8 +156,9 @@ def _group_row(g, prices, thr):
     row["mean_train_images_per_s"] = _mean(ok, "train_images_per_s")
     for c in ("mfu", "achieved_tflops", "flops_per_image", "mean_energy_j"):
         row[c] = _mean(ok, "energy_j" if c == "mean_energy_j" else c)
-    # a process's later seeds pay only a reset: setup is what the seeds that set up paid (seed_index 0)
-    paid = ok[ok["seed_index"] == 0] if "seed_index" in ok else ok
+    # a process's later seeds pay only a reset: setup is what the seeds that set up paid (seed_index 0);
+    # a row from before seed_index existed ran alone in its process, so it paid too
+    paid = ok[ok["seed_index"].fillna(0) == 0] if "seed_index" in ok else ok
     for c in ("setup_time_s", "warmup_time_s", "peak_gpu_mem_bytes", "peak_host_rss_bytes"):
         row[c] = _median(paid if c in ("setup_time_s", "warmup_time_s") and len(paid) else ok, c)
     for c in ("timed_compiles", "timed_syncs"):

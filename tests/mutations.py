@@ -291,6 +291,8 @@ MUTATIONS = [
      "wall_time_s=1e9,", "recorded_from_outside_has_no_wall"),
     ("the board's setup is the seeds that set up", "bench/report.py",
      'paid if c in ("setup_time_s", "warmup_time_s") and len(paid) else ok', "ok", "what_setting_up"),
+    ("a row from before seed_index paid its setup", "bench/report.py",
+     'ok[ok["seed_index"].fillna(0) == 0]', 'ok[ok["seed_index"] == 0]', "before_seed_index"),
     ("setup includes the reset after warm-up", "bench/runner.py",
      "time.perf_counter() - (t1 if row[\"seed_index\"] else t_start)",
      "(time.perf_counter() - t1) if row[\"seed_index\"] else row[\"setup_time_s\"]",

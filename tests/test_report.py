@@ -71,6 +71,22 @@ def test_setup_is_what_setting_up_the_configuration_cost(reported):
         assert b.warmup_time_s == pytest.approx(paid.warmup_time_s.iloc[0])
 
 
+def test_a_row_from_before_seed_index_paid_its_own_setup(finished_sweep, tmp_path):
+    """Before seeds shared a process each run set up its own: a row without `seed_index` counts as paid."""
+    _, results, _, _ = finished_sweep
+    first = pd.read_parquet(sorted((results / "runs").glob("*.parquet"))[0]).iloc[0]
+
+    def old_schema(row):
+        row.drop(columns="seed_index", inplace=True)
+        row["setup_time_s"] = 1000.0
+    d = _copy_with(results, tmp_path, old_schema, which=lambda i: i == 0)
+    runs = pd.read_parquet(results / "runs")
+    others = runs[(runs.inplace == first.inplace) & (runs.status == "ok") & (runs.run_id != first.run_id)]
+    paid = [1000.0, *others[others.seed_index == 0].setup_time_s]
+    board = report.build([d]).board
+    assert board[board.inplace == first.inplace].setup_time_s.iloc[0] == pytest.approx(pd.Series(paid).median())
+
+
 def test_axis_effects_pair_the_inplace_axis(reported):
     """One speed number, labelled by what it measures, and B named."""
     results, out, _, _ = reported
