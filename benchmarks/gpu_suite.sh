@@ -3,8 +3,8 @@
 #   1. the fingerprint                          -> OUT/fingerprint.json
 #   2. the lesson's table (configs/lesson-gpu.toml: the lesson's Darknet baseline, then one axis
 #      flipped at a time, then WRN, then the full matrix), as far as the budget allows; a later
-#      call resumes it in the same results directory -> OUT/results (runs, epochs, sweeps); on a fresh
-#      machine, that directory must hold the earlier call's rows (unpack its OUT/results.tgz there)
+#      run resumes it in the same results directory -> OUT/results (runs, epochs, sweeps); on a fresh
+#      machine, that directory must hold the earlier run's rows (unpack its OUT/results.tgz there)
 #   3. eager vs compiled throughput and MFU of the lesson's Darknet -> OUT/benchmarks/compile_speed.json
 #   4. issue #17's `fast` and `fast_muon` recipes (configs/fast-gpu.toml, resumable) and airbench's train94
 #      to the target, side by side on one clock with the same 6 TTA views, SUITE_FAST_RUNS (10) runs each
@@ -26,7 +26,7 @@
 # (default OUT/gan/results), kept apart so the classifiers' boards stay theirs.
 # SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but ~150 s of the budget).
 # SUITE_END_S (60) is the budget's last share, kept for the report, the verify and the packing: a step
-# still running then is stopped (its finished rows kept, its running cell run again by the next call).
+# still running then is stopped (its finished rows kept, its running cell repeated by the next run).
 # An outer timeout should leave that much room: SUITE_BUDGET_S=540 under `timeout -k 20 570`.
 # --cpu-smoke runs every step with tiny sizes on the CPU (CI runs it); it measures nothing.
 #
@@ -79,7 +79,7 @@ for s in ${STEPS//,/ }; do
 done
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 # The suite's own end: a step still running END_S seconds before the budget's end is stopped (SIGTERM,
-# as Ctrl-C: a sweep records its running cell `interrupted`, and the next call runs it again), so that
+# as Ctrl-C: a sweep records its running cell `interrupted`, and the next run repeats it), so that
 # the report, the verify and the packing of every row finish inside the budget, before an outer timeout
 # kills everything (its SIGKILL leaves no time to pack). The smoke has no end unless SUITE_BUDGET_S is set.
 END_S=${SUITE_END_S:-60}
@@ -97,12 +97,12 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
   fi
   "${cmd[@]}"; rc=$?
   if [ "$rc" -eq 124 ]; then
-    echo "=== time budget: $name stopped at $(elapsed)s; what it finished is kept, a later call goes on"
+    echo "=== time budget: $name stopped at $(elapsed)s; what it finished is kept, a later run goes on"
   elif [ "$rc" -ne 0 ]; then FAILED+=("$name"); echo "=== $name FAILED"; fi
   pack  # every row so far in OUT/results.tgz: a call cut short still brings back what finished
 }
 # fits GROUP SECONDS NAME: whether GROUP is wanted and what is left before the budget's end share (END_S)
-# allows a step that takes about SECONDS; if not, it is skipped and said so (a later call runs it), rather
+# allows a step that takes about SECONDS; if not, it is skipped and said so (a later run does it), rather
 # than stopped half-done; a step not asked for is skipped without a word
 fits() {
   want "$1" || return 1
@@ -183,7 +183,7 @@ LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
 # SUITE_LESSON_S caps the table's share, so that a call can leave time for the later steps too
 [ -n "${SUITE_LESSON_S:-}" ] && [ "$SUITE_LESSON_S" -lt "$LESSON_STOP" ] && LESSON_STOP=$SUITE_LESSON_S
 # --retry-interrupted: a cell cut short here was stopped by a budget (the suite's or an outer timeout's),
-# not by its own doing, so the next call runs it again rather than leaving a hole in the table
+# not by its own doing, so the next run does it again rather than leaving a hole in the table
 step lesson lesson bench sweep "$LESSON" --results "$R" --retry-interrupted \
   --stop-after "$(( LESSON_STOP > 60 ? LESSON_STOP : 60 ))"
 
@@ -194,9 +194,9 @@ fits compile 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" 
 # against airbench's train94, all to the target, on one clock: the side-by-side script keeps
 # airbench's data loading and net build off its clock, as the harness does, and evaluates with the
 # same 6 views as the recipes. A recipe's seeds share one process (one compile); a sweep, so a call
-# cut short leaves its finished seeds and the next call runs only the rest. SUITE_FAST_RUNS (10):
+# cut short leaves its finished seeds and the next run does only the rest. SUITE_FAST_RUNS (10):
 # seeds per recipe and airbench runs. airbench resumes as well (--resume: the seeds it has a row of are
-# not run again), so a later call only pays its warm-up.
+# not run again), so a later run only pays its warm-up.
 FAST_RUNS=${SUITE_FAST_RUNS:-10}
 if [ "$MODE" = "--cpu-smoke" ]; then
   # no warm-up and no TTA: each 6-view pass over the 10,000 test images costs a minute here
@@ -218,7 +218,7 @@ else
 fi
 
 # 4b. Issue #17's ablations (configs/fast-muon-ablation.toml, then configs/fast-ablation.toml: the recipe,
-# then each idea switched off), as far as the budget allows; a later call resumes them. Only when
+# then each idea switched off), as far as the budget allows; a later run resumes them. Only when
 # SUITE_STEPS names `ablation`. The smoke runs each preset itself: one shard of its cells, each shrunk
 # from the command line.
 ABLATION_SHRINK=()
@@ -270,7 +270,7 @@ step verify verify bench verify "$R"
 #    folder so the boards above stay the classifiers'. The FD judge is the one kept with the code
 #    (bench/judges/), the same as on the CPU; every row names it.
 # A sweep of configs/gan.toml at 2 epochs of 25,600 images: fp32 and fp16 of both GANs first, bf16 as
-# the budget allows; SUITE_GAN_RESULTS (default OUT/gan/results) names a folder a later call resumes.
+# the budget allows; SUITE_GAN_RESULTS (default OUT/gan/results) names a folder a later run resumes.
 G="${SUITE_GAN_RESULTS:-$OUT/gan/results}"
 if [ "$MODE" = "--cpu-smoke" ]; then
   # one precision, in-place on for both GANs (shard 0/2 of the 4 cells left), tiny; a judge trained

@@ -63,7 +63,7 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     muon_ablation = runs[runs.sweep == "fast-muon-ablation"]  # the same shard of fast_muon's preset
     assert sorted(muon_ablation.bn_weight_frozen) == [False, True, True] and set(muon_ablation.muon_lr) == {0.24}
     assert sorted(muon_ablation.label_smoothing) == [0.0, 0.2, 0.2] and set(muon_ablation.epochs) == {1}
-    fast = runs[(runs.recipe == "fast") & (runs.sweep == "fast-gpu")]  # a sweep: a later call resumes it
+    fast = runs[(runs.recipe == "fast") & (runs.sweep == "fast-gpu")]  # a sweep: a later run resumes it
     assert len(fast) == 1 and fast.tta_views.iloc[0] == 1 and set(runs[runs.recipe == "dawn"].tta_views) == {2}
     muon = runs[(runs.recipe == "fast_muon") & (runs.sweep == "fast-gpu")]
     assert len(muon) == 1 and muon.muon_lr.iloc[0] == 0.24 and muon.batch_size.iloc[0] == 256
@@ -96,7 +96,7 @@ def test_gpu_suite_stopped_mid_step_packs_what_finished_and_the_next_call_resume
     """An outer `timeout` signals the suite's whole process group while the lesson's table runs. The
     results directory lies outside OUT (SUITE_RESULTS, as on a GPU machine), so results.tgz is all
     that comes back: it must hold the rows finished before the signal, each naming the commit given.
-    The next call into the same results directory runs the cell that was cut short, and only it."""
+    The next run into the same results directory runs the cell that was cut short, and only it."""
     import signal
     import time
 
