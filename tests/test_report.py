@@ -77,7 +77,7 @@ def test_a_row_from_before_seed_index_paid_its_own_setup(finished_sweep, tmp_pat
     first = pd.read_parquet(sorted((results / "runs").glob("*.parquet"))[0]).iloc[0]
 
     def old_schema(row):
-        row.drop(columns="seed_index", inplace=True)
+        del row["seed_index"]
         row["setup_time_s"] = 1000.0
     d = _copy_with(results, tmp_path, old_schema, which=lambda i: i == 0)
     runs = pd.read_parquet(results / "runs")
