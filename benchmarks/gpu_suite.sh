@@ -99,7 +99,7 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
   if [ "$rc" -eq 124 ]; then
     echo "=== time budget: $name stopped at $(elapsed)s; what it finished is kept, a later run goes on"
   elif [ "$rc" -ne 0 ]; then FAILED+=("$name"); echo "=== $name FAILED"; fi
-  pack  # every row so far in OUT/results.tgz: a call cut short still brings back what finished
+  pack  # every row so far in OUT/results.tgz: a run cut short still brings back what finished
 }
 # fits GROUP SECONDS NAME: whether GROUP is wanted and what is left before the budget's end share (END_S)
 # allows a step that takes about SECONDS; if not, it is skipped and said so (a later run does it), rather
@@ -180,7 +180,7 @@ else
   LESSON="$HERE/../configs/lesson-gpu.toml"
 fi
 LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
-# SUITE_LESSON_S caps the table's share, so that a call can leave time for the later steps too
+# SUITE_LESSON_S caps the table's share, so that one run can leave time for the later steps too
 [ -n "${SUITE_LESSON_S:-}" ] && [ "$SUITE_LESSON_S" -lt "$LESSON_STOP" ] && LESSON_STOP=$SUITE_LESSON_S
 # --retry-interrupted: a cell cut short here was stopped by a budget (the suite's or an outer timeout's),
 # not by its own doing, so the next run does it again rather than leaving a hole in the table
@@ -193,7 +193,7 @@ fits compile 240 compile && step compile compile "$PY" "$HERE/compile_speed.py" 
 # 4. Issue #17's recipes (`fast`, and `fast_muon` with Muon for the filters: configs/fast-gpu.toml)
 # against airbench's train94, all to the target, on one clock: the side-by-side script keeps
 # airbench's data loading and net build off its clock, as the harness does, and evaluates with the
-# same 6 views as the recipes. A recipe's seeds share one process (one compile); a sweep, so a call
+# same 6 views as the recipes. A recipe's seeds share one process (one compile); a sweep, so a run
 # cut short leaves its finished seeds and the next run does only the rest. SUITE_FAST_RUNS (10):
 # seeds per recipe and airbench runs. airbench resumes as well (--resume: the seeds it has a row of are
 # not run again), so a later run only pays its warm-up.
