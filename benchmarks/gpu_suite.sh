@@ -35,11 +35,11 @@
 # benchmarks/gpu_prepare.sh fills (BENCH_DATA=../shared/data/cifar10-jpeg.tar.xz benchmarks/gpu_prepare.sh).
 # The GANs' FD judge travels with the code (bench/judges/), so GPU and CPU distances share it.
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
-#   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.carry/cifar10-jpeg.tar.xz \
+#   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.suite-data/cifar10-jpeg.tar.xz \
 #     timeout -k 20 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
 # (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
-# (the rows' code_hash identifies the code either way). results/h200/README.md records past calls.
+# (the rows' code_hash identifies the code either way). results/h200/README.md records past runs.
 # Each step goes on when another fails; the last lines say which ones failed.
 set -uo pipefail
 

@@ -21,7 +21,7 @@ def test_gpu_prepare_gathers_what_the_suite_carries(tmp_path):
     env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable)
     p = subprocess.run([prep, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert (tmp_path / ".carry" / shared_archive().name).read_bytes() == shared_archive().read_bytes()
+    assert (tmp_path / ".suite-data" / shared_archive().name).read_bytes() == shared_archive().read_bytes()
     env["BENCH_DATA"] = str(tmp_path / "nowhere.tar.xz")
     p = subprocess.run([prep, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "is not a file" in p.stderr
