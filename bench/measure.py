@@ -1,5 +1,6 @@
 """What a number needs beside it: the hardware and software fingerprint, and the identity of the
 code that ran. The meters read during a run live in bench/meters.py."""
+import functools
 import hashlib
 import os
 import platform
@@ -80,17 +81,36 @@ def nvml_facts(device):
     return out
 
 
+@functools.cache
+def running_code():
+    """(commit, dirty, code_hash) of this process's own code, read once, at its first row: a checkout
+    while a multi-seed process runs changes the files on disk, not the code the process imported, and
+    a later seed's row must name what ran."""
+    return (*git_commit(), code_hash())
+
+
+def gpu_facts(device):
+    """{name, total_memory} of the GPU, or {} where it would not open: the row of the run that failed on
+    it (bench/runner.py records a process setup that failed) must still be written, saying why."""
+    try:
+        props = torch.cuda.get_device_properties(torch.device(device))
+        return {"name": props.name, "total_memory": props.total_memory}
+    except Exception:  # noqa: BLE001 - a CUDA error of any kind
+        return {}
+
+
 def fingerprint(device="cpu", world_size=1):
     import torchvision
 
     on_gpu = str(device).startswith("cuda")
-    commit, dirty = git_commit()
+    commit, dirty, code = running_code()
     nvml = nvml_facts(device) if on_gpu else {}
+    gpu = gpu_facts(device) if on_gpu else {}
     fp = {
         "device": "cuda" if on_gpu else "cpu",
-        "device_name": torch.cuda.get_device_name(torch.device(device)) if on_gpu else f"CPU: {cpu_model()}",
+        "device_name": gpu.get("name") if on_gpu else f"CPU: {cpu_model()}",
         "gpu_count": world_size if on_gpu else 0,
-        "gpu_mem_total_bytes": torch.cuda.get_device_properties(torch.device(device)).total_memory if on_gpu else None,
+        "gpu_mem_total_bytes": gpu.get("total_memory"),
         "gpu_power_limit_w": nvml.get("gpu_power_limit_w"),
         "driver_version": nvml.get("driver_version"),
         "cuda_version": torch.version.cuda if on_gpu else None,
@@ -106,7 +126,7 @@ def fingerprint(device="cpu", world_size=1):
         "platform": platform.platform(),
         "git_commit": commit,
         "git_dirty": dirty,
-        "code_hash": code_hash(),
+        "code_hash": code,
     }
     hw = "|".join(str(fp[k]) for k in ("device_name", "gpu_count", "cpu_model", "cpu_count", "host_mem_bytes"))
     fp["hardware_id"] = hashlib.sha256(hw.encode()).hexdigest()[:12]

@@ -42,6 +42,15 @@ def sync_within(device, timeout_s):
     return True
 
 
+def unfinished(device, timeout_s):
+    """None once the device's queued work finished within `timeout_s`, else why not: the wait itself
+    fails in a poisoned CUDA context (the very crash being recorded), and the run's row must still go out."""
+    try:
+        return None if sync_within(device, timeout_s) else f"did not finish within {timeout_s:g} s"
+    except Exception as e:  # noqa: BLE001 - any CUDA error: said in the row, not raised over it
+        return f"could not be waited for ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})"
+
+
 def peak_rss_bytes():
     """This process's peak resident set (VmHWM), not the current RSS."""
     try:
@@ -123,9 +132,11 @@ class Compiles:
             return None
         new = compiled_graphs() - self.base
         self.total += new
+        self.base = None  # stop() adds only an epoch that never ended
         return new
 
     def stop(self):
+        self.end_epoch()  # an epoch that raised (an OOM, a stop) never ended: its compilations count too
         return {"timed_compiles": self.total if self.enabled and compiled_graphs() is not None else None}
 
 
@@ -153,19 +164,22 @@ class HostSyncs:
         if not self.on:
             yield
             return
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.filterwarnings("always", message=self.SYNC)
-            warnings.filterwarnings("ignore", message="Synchronization debug mode is a prototype")
-            self.set_mode("warn")
-            try:
-                yield
-            finally:
-                self.set_mode(0)
-        for w in seen:
-            if self.SYNC in str(w.message):
-                self.total += 1
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        seen = []
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.filterwarnings("always", message=self.SYNC)
+                warnings.filterwarnings("ignore", message="Synchronization debug mode is a prototype")
+                self.set_mode("warn")
+                try:
+                    yield
+                finally:
+                    self.set_mode(0)
+        finally:  # an epoch cut short (an OOM, a stop) counts the syncs it made too
+            for w in seen:
+                if self.SYNC in str(w.message):
+                    self.total += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     def stop(self):
         return {"timed_syncs": self.total if self.on else None}
@@ -240,6 +254,7 @@ class Nvml:
     def start(self):
         if self.handle is None:
             return self
+        self.stop()  # a run that failed before recording its meters left its sampler running
         self.samples, self.reasons = [], 0
         self._stop.clear()
         try:

@@ -17,7 +17,6 @@ import os
 import signal
 import threading
 import time
-import traceback
 from datetime import datetime, timezone
 
 import torch
@@ -27,30 +26,13 @@ import models
 from . import faults, meters, ranks, results, stops, summary
 from . import workload as workloads
 from .config import BenchError, resolve_device, usable_cpus
+from .outcome import Diverged, classify
 from .row import base_row, checkpoint_path, flops_fields, new_run_id, save_checkpoint
 from .ui import RunProgress, say
 
 # A failed seed whose failure leaves the process usable: the next seed runs in it. Any other
 # failure (a crash may have poisoned the CUDA context; an interrupt means stop) ends the process.
 CONTINUE_AFTER = ("ok", "diverged", "oom", "timeout")
-
-
-class Diverged(Exception):
-    pass
-
-
-def classify(exc):
-    """(status, message) for an exception that ended a run."""
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower() \
-            or "can't allocate memory" in text:
-        return "oom", text
-    if isinstance(exc, Diverged):
-        return "diverged", str(exc)
-    if isinstance(exc, (stops.Interrupted, KeyboardInterrupt)):
-        return "interrupted", str(exc) or "interrupted by SIGINT (Ctrl-C)"  # the CLI exits 130 on it
-    tb = traceback.format_exc().strip().splitlines()
-    return "crashed", "\n".join(tb[-12:])
 
 
 def distributed():
@@ -72,7 +54,7 @@ class Runner:
         self.run_ids = list(run_ids) if run_ids else None
         self.fault = faults.parse()
         self.rows, self.signals = [], []  # signals: the stops that came from outside (for bench.run's caller)
-        self.workload = None
+        self.workload = self.setup_error = None
         self.timed_out = False
 
     # --- the seed loop --------------------------------------------------------------------
@@ -85,7 +67,11 @@ class Runner:
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
                 prev[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_stop)
         try:
-            self._setup_process()
+            try:
+                self._setup_process()
+            except Exception as e:  # noqa: BLE001 - a GPU or process group that would not start: the first
+                self.setup_error = e  # seed records it as it records any failure (bad input stays bad input)
+                self.run_ids = self.run_ids or [new_run_id(self.cfg, s) for s in self.seeds]
             for i, seed in enumerate(self.seeds):
                 row = self._one_seed(i, seed)
                 if row["status"] not in CONTINUE_AFTER:
@@ -102,14 +88,21 @@ class Runner:
         t_start, started = time.perf_counter(), datetime.now(timezone.utc)
         self.timed_out = False
         watchdog = self._start_watchdog()
-        rss = meters.PeakRss().start()
-        row = base_row(cfg, self.run_ids[index], self.device, self.world, started, seed, index, self.sweep,
-                       self.sweep_run_id)
+        try:
+            rss = meters.PeakRss().start()
+            row = base_row(cfg, self.run_ids[index], self.device, self.world, started, seed, index, self.sweep,
+                           self.sweep_run_id)
+        except BaseException:  # no row to record it in, but the time limit must not fire later, into the caller
+            if watchdog:
+                watchdog.cancel()
+            raise
         rec, bad_input = {"epochs": [], "train_time": 0.0, "eval_time": 0.0, "t_train0": None}, False
         try:
             held, self.held_stops = self.held_stops, None
             if held:  # a stop that came while no run was open: this run records it
                 raise held[0]
+            if self.setup_error:
+                raise self.setup_error
             if self.workload is None:  # the first seed, or the one after a seed whose setup failed
                 self.setup_index, row["seed_index"] = index, 0  # it pays data, build and warm-up again
                 self._setup_workload(row, t_start)
@@ -188,6 +181,7 @@ class Runner:
                 f"train / {fields.get('test_images')} test images)")
         if self.rank == 0 and (note := models.unchecked_note(cfg.model, cfg.model_kwargs)):
             say(note)  # shown even without progress: it bears on what the row says was trained
+        meters.sync(self.device)  # the setup's queued device work is not the warm-up's
         t1 = time.perf_counter()
         graphs0 = meters.compiled_graphs() if cfg.compile else None
         if cfg.warmup_steps:
@@ -270,9 +264,9 @@ class Runner:
         cfg, wl = self.cfg, self.workload
         if rec["t_train0"] is not None:
             if rec.get("t_epoch0") is not None:  # stopped mid-epoch: that epoch's training counts too,
-                if not meters.sync_within(self.device, 10.0):  # its queued kernels with it, if they finish
-                    row["error"] = (f"{row['error']}; the device work queued at the stop did not finish "
-                                    "within 10 s, so train_time_s leaves it out")
+                if why := meters.unfinished(self.device, 10.0):  # its queued kernels with it, if they finish
+                    row["error"] = (f"{row['error']}; the device work queued at the stop {why}, "
+                                    "so train_time_s leaves it out")
                 rec["train_time"] += time.perf_counter() - rec["t_epoch0"]
             row.update(train_time_s=rec["train_time"], eval_time_s=rec["eval_time"],
                        wall_time_s=time.perf_counter() - rec["t_train0"])
@@ -287,6 +281,8 @@ class Runner:
                     own, row["peak_host_rss_bytes"], self.device,
                     int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) == self.world)
             row.update(**mem.stop(), **nvml.stop(), **comp.stop(), **host.stop(own), **syncs.stop())
+        elif getattr(self, "nvml", None):  # a run that failed before its clock started: no sampler left running
+            self.nvml.stop()
         if rec["epochs"]:
             s = summary.summarize(rec["epochs"], cfg.target, wl.quality, wl.higher_is_better)
             row.update(reached_target=s["reached_target"], epoch_reached=s["epoch_reached"],

@@ -108,7 +108,7 @@ MUTATIONS = [
      "            pass", "compilation_stays"),
     ("timed compile counter", "bench/meters.py", "        self.total += new", "        self.total += 0",
      "compilation_stays"),
-    ("oom classification", "bench/runner.py", 'return "oom", text', 'return "crashed", text', "oom_is_recorded"),
+    ("oom classification", "bench/outcome.py", 'return "oom", text', 'return "crashed", text', "oom_is_recorded"),
     ("divergence check", "bench/runner.py", "if n_bad and (cfg.precision", "if False and (cfg.precision",
      "nan_loss"),
     ("time-limit watchdog", "bench/runner.py", "        if not self.cfg.time_limit_s:\n            return None",
@@ -250,6 +250,15 @@ MUTATIONS = [
      "            unknown = []", "each_inconsistency_is_named"),
     ("seeds reset between runs", "bench/workloads/classify.py", "        self.model.load_state_dict(self._fresh_model(seed).state_dict())",
      "        pass", "separate_processes"),
+    ("a seed cut short: evaluation gives train mode back however it ends", "bench/workloads/classify.py",
+     "        finally:\n            self.model.train(was_training)",
+     "        finally:\n            pass\n        self.model.train(was_training)", "stopped_in_evaluation"),
+    ("a seed cut short: the next seed's reset puts train mode back", "bench/workloads/classify.py",
+     "        self.model.zero_grad(set_to_none=True)\n        self.model.train()\n",
+     "        self.model.zero_grad(set_to_none=True)\n", "stopped_in_evaluation"),
+    ("a seed cut short: the next seed's reset clears its gradients", "bench/workloads/classify.py",
+     "        self.model.zero_grad(set_to_none=True)\n        self.model.train()\n",
+     "        self.model.train()\n", "stopped_after_its_backward"),
     ("an interrupted epoch's steps are counted", "bench/runner.py",
      '                rec["train_time"] += time.perf_counter() - rec["t_epoch0"]', "                pass", "ctrl_c"),
     ("Ctrl-C exits 130", "bench/cli.py", "        return 130\n    return 1", "        return 1\n    return 1", "ctrl_c"),
@@ -312,7 +321,7 @@ MUTATIONS = [
     ("the matrix shows what --set forced", "bench/sweep_file.py", "{k: forced.get(k, v) for k, v in point.items()}",
      "point", "set_overrides_every_cell"),
     ("a stop mid-epoch waits for the queue, bounded", "bench/runner.py",
-     "if not meters.sync_within(self.device, 10.0):", "if False:", "bounded_time"),
+     "if why := meters.unfinished(self.device, 10.0):", "if False:", "bounded_time"),
     ("threads split the usable cores", "bench/config.py",
      'len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)',
      "(os.cpu_count() or 1)", "thread_splits"),
@@ -392,12 +401,19 @@ MUTATIONS = [
      "frechet_matches_closed_forms or fails_midway"),
     ("a GAN step takes BENCH_FAULT", "bench/workloads/gan.py", "            loss = faults.inject(self.fault, step, loss)",
      "            pass", "fails_midway"),
+    ("a GAN's reset clears what a stopped step left", "bench/workloads/gan.py",
+     "        self.model.zero_grad(set_to_none=True)\n        self.model.critic.requires_grad_(True)\n", "",
+     "gan_workload_trains_an_epoch"),
+    ("a row names the code its process started with", "bench/measure.py", "@functools.cache\ndef running_code",
+     "def running_code", "name_the_code"),
 ]
 
 
 def run(name, path, old, new, tests):
     with tempfile.TemporaryDirectory() as d:
-        files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+        # the working tree as it is, a module not yet committed included (not what .gitignore leaves out)
+        files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.split()
         for f in files:
             (Path(d) / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, Path(d) / f)

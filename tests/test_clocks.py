@@ -117,3 +117,134 @@ def test_sync_within_gives_up_on_a_queue_that_never_drains(monkeypatch):
     drains = False
     assert not meters.sync_within("cuda:0", 0.05)
     assert meters.sync_within("cpu", 0.0)  # nothing queued on a CPU
+
+
+def _oom(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory (the test's)")
+
+
+def test_a_crash_whose_device_cannot_even_be_waited_for_is_still_recorded(small_data, tmp_path, monkeypatch):
+    """A crash that poisons the CUDA context makes the end-of-run wait for the device's queue raise too:
+    the row is written all the same, crashed, and says the wait failed (the wait raises here on a CPU)."""
+    from bench import faults, meters, results
+
+    def crash(fault, step, loss):
+        if step == 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (the test's)")
+        return loss
+
+    def poisoned(device, timeout_s):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered (again)")
+
+    monkeypatch.setattr(faults, "inject", crash)
+    monkeypatch.setattr(faults, "parse", lambda: ("crash", 99))
+    monkeypatch.setattr(meters, "sync_within", poisoned)
+    row = bench.run(data=small_data, results=tmp_path, limit_train=400, warmup_steps=0, **SMALL)
+    assert row["status"] == "crashed" and "illegal memory access was encountered (the test's)" in row["error"]
+    assert "could not be waited for (RuntimeError: CUDA error: an illegal memory access" in row["error"]
+    written = results.read(tmp_path, "runs")
+    assert list(written.run_id) == [row["run_id"]] and list(written.status) == ["crashed"]
+
+
+def test_an_epoch_cut_short_still_counts_its_syncs_and_compilations(monkeypatch):
+    """An OOM or a stop in the middle of an epoch: the host syncs and torch.compile graphs its steps made
+    still reach timed_syncs and timed_compiles (the sync debug mode is CUDA's: a stand-in here), and an
+    epoch that ended is not counted twice, nor evaluation's compilations after it."""
+    import warnings
+
+    from bench import meters
+    graphs = [3]
+    monkeypatch.setattr(meters, "compiled_graphs", lambda: graphs[0])
+    comp = meters.Compiles(True).start()
+    comp.begin_epoch()
+    graphs[0] += 1
+    assert comp.end_epoch() == 1
+    graphs[0] += 5  # evaluation's graphs
+    assert comp.stop() == {"timed_compiles": 1}
+    syncs, comp = meters.HostSyncs("cpu", set_mode=lambda mode: None).start(), comp.start()
+    comp.begin_epoch()
+    with pytest.raises(torch.OutOfMemoryError), syncs.steps():
+        warnings.warn("called a synchronizing CUDA operation")
+        graphs[0] += 2  # a recompilation on the clock
+        _oom()
+    assert syncs.stop() == {"timed_syncs": 1} and comp.stop() == {"timed_compiles": 2}
+
+
+def test_the_warm_up_time_leaves_out_the_setups_queued_device_work(small_data, tmp_path, monkeypatch):
+    """The setup (data to the device, the model's build) queues device work, which the warm-up's clock
+    must not inherit: the device is synchronised before that clock starts. Here the setup queues 1000 s
+    of "work" that the next synchronisation waits for."""
+    import types
+
+    from bench import meters, runner
+    offset, queued, real = [0.0], [0.0], runner.time.perf_counter
+    sync, setup = meters.sync, classify.Classify.setup
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(perf_counter=lambda: real() + offset[0]))
+
+    def waiting_sync(device):
+        offset[0], queued[0] = offset[0] + queued[0], 0.0
+        return sync(device)
+
+    def queueing_setup(self, ds):
+        queued[0] = 1000.0
+        return setup(self, ds)
+
+    monkeypatch.setattr(meters, "sync", waiting_sync)
+    monkeypatch.setattr(classify.Classify, "setup", queueing_setup)
+    row = bench.run(data=small_data, results=tmp_path, warmup_steps=1, **SMALL)
+    assert row["status"] == "ok" and row["setup_time_s"] >= 1000 and row["warmup_time_s"] < 1000
+
+
+def test_a_run_that_fails_before_its_clock_leaves_no_gpu_sampler_running(small_data, tmp_path, monkeypatch):
+    """The GPU sampler (a thread) starts with the run's meters, before its clock: seeds that fail in
+    between (an OOM, a stop) must stop it, and a second start must not leave the first one sampling.
+    NVML is a stand-in here; the thread is real."""
+    import types
+
+    from bench import meters, runner
+    fake = types.SimpleNamespace(
+        nvmlDeviceGetTotalEnergyConsumption=lambda h: 0, nvmlDeviceGetPowerUsage=lambda h: 1000,
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=1), nvmlDeviceGetClockInfo=lambda h, c: 1,
+        NVML_CLOCK_SM=0, nvmlDeviceGetCurrentClocksEventReasons=lambda h: 0)
+    threads = []
+
+    class Gpu(meters.Nvml):
+        def __init__(self, device):
+            super().__init__(device, interval=0.01)
+            self.handle, self.nvml = "gpu", fake
+
+        def start(self):
+            super().start()
+            threads.append(self._thread)
+            return self
+
+    monkeypatch.setattr(meters, "Nvml", Gpu)
+    monkeypatch.setattr(runner, "RunProgress", _oom)  # after the sampler started, before the clock
+    rows = bench.run(data=small_data, results=tmp_path, seeds=[0, 1], **SMALL)
+    assert [r["status"] for r in rows] == ["oom", "oom"] and len(threads) == 2
+    assert not any(t.is_alive() for t in threads)
+    gpu = Gpu("cpu").start()
+    gpu.start()
+    assert not threads[-2].is_alive() and threads[-1].is_alive()
+    gpu.stop()
+
+
+def test_a_row_that_cannot_be_built_leaves_no_time_limit_behind(small_data, tmp_path, monkeypatch):
+    """The row's fingerprint raises (there is no row to record that in): the caller gets the exception,
+    and the run's time limit is cancelled rather than left to SIGTERM the caller's process later."""
+    import threading
+
+    from bench import measure
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the fingerprint failed (the test's)")
+
+    monkeypatch.setattr(measure, "fingerprint", broken)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="the test's"):
+        bench.run(data=small_data, results=tmp_path, time_limit_s=3600, **SMALL)
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t not in before]
+    armed = [t for t in timers if not t.finished.is_set()]
+    for t in armed:
+        t.cancel()  # else this test process is sent SIGTERM in an hour
+    assert not armed

@@ -405,21 +405,63 @@ def _train_seed(wl, seed):
     return {k: v.clone() for k, v in wl.model.state_dict().items()}
 
 
+def _workload(ds, seed):
+    """A process's workload, set up with its first seed's settings."""
+    from bench.workloads.classify import Classify
+    cfg = from_recipe("fast", model_kwargs={"widths": [8, 8, 8]}, batch_size=100, limit_train=300, epochs=2,
+                      lookahead_every=2, whiten_bias_epochs=1, compile=False, precision="fp32", device="cpu", seed=seed)
+    wl = Classify(cfg, torch.device("cpu"))
+    wl.setup(ds)
+    return wl
+
+
 def test_a_seed_after_another_in_one_process_trains_as_it_alone(small_data):
     """`--seeds`: the lookahead average, the alternating flips' bits, the whitening bias's freeze and
     the optimisers' momenta of one seed must not carry into the next (bitwise on the CPU)."""
-    from bench.workloads.classify import Classify
     ds = small_images(small_data)
-    def cfg(seed):  # a process is set up with its first seed's settings
-        return from_recipe("fast", model_kwargs={"widths": [8, 8, 8]}, batch_size=100, limit_train=300, epochs=2,
-                           lookahead_every=2, whiten_bias_epochs=1, compile=False, precision="fp32", device="cpu",
-                           seed=seed)
-    after = Classify(cfg(0), torch.device("cpu"))
-    after.setup(ds)
+    after = _workload(ds, 0)
     first = _train_seed(after, 0)
     second = _train_seed(after, 1)
-    alone = Classify(cfg(1), torch.device("cpu"))
-    alone.setup(ds)
-    own = _train_seed(alone, 1)
+    own = _train_seed(_workload(ds, 1), 1)
     assert not all(torch.equal(first[k], second[k]) for k in own)
+    assert all(torch.equal(second[k], own[k]) for k in own), [k for k in own if not torch.equal(second[k], own[k])]
+
+
+def _oom(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory (the test's)")
+
+
+def test_a_seed_after_one_stopped_in_evaluation_trains_as_it_alone(small_data, monkeypatch):
+    """An OOM or the time limit's SIGTERM in evaluation ends a seed, and the next one trains in the same
+    process (runner.CONTINUE_AFTER): it must train, not evaluate, its BatchNorm (bitwise on the CPU)."""
+    ds = small_images(small_data)
+    after = _workload(ds, 0)
+    _train_seed(after, 0)
+    with monkeypatch.context() as m:
+        m.setattr(fast, "tta_logits", _oom)
+        with pytest.raises(torch.OutOfMemoryError):
+            after.evaluate()
+    assert after.model.training
+    after.model.eval()  # a stop inside model.eval() itself, before evaluate's try: the reset must undo it
+    second = _train_seed(after, 1)
+    own = _train_seed(_workload(ds, 1), 1)
+    assert all(torch.equal(second[k], own[k]) for k in own), [k for k in own if not torch.equal(second[k], own[k])]
+
+
+def test_a_seed_after_one_stopped_after_its_backward_trains_as_it_alone(small_data):
+    """A seed stopped between a step's backward and its optimizer step (an OOM there, the time limit's
+    SIGTERM) leaves its gradients behind: the next seed's first step must not add them to its own."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    ds = small_images(small_data)
+    after = _workload(ds, 0)
+    after.reset(0)
+    hook = register_optimizer_step_pre_hook(_oom)  # every optimizer's, after the backward
+    try:
+        with pytest.raises(torch.OutOfMemoryError):
+            after.step(next(iter(after.batches(1))), 0)
+    finally:
+        hook.remove()
+    assert any(p.grad is not None for p in after.model.parameters())
+    second = _train_seed(after, 1)
+    own = _train_seed(_workload(ds, 1), 1)
     assert all(torch.equal(second[k], own[k]) for k in own), [k for k in own if not torch.equal(second[k], own[k])]

@@ -179,9 +179,15 @@ def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     assert math.isfinite(before) and math.isfinite(after) and after != before
     png = w.save_artifacts(tmp_path, "run-1")
     assert png.endswith("samples/run-1.png") and open(png, "rb").read(4) == b"\x89PNG"
-    # reset: the initial weights again
+    # a seed stopped mid generator step (critic frozen, gradients made) or mid evaluation (eval mode)
+    w.model.critic.requires_grad_(False)
+    for q in w.model.generator.parameters():
+        q.grad = torch.ones_like(q)
+    w.model.eval()
+    # reset: the initial weights again, and nothing of the stopped step carried into the next seed
     w.reset(cfg.seed)
     assert all(torch.equal(params[k], v) for k, v in w.model.state_dict().items())
+    assert w.model.training and all(q.requires_grad and q.grad is None for q in w.model.parameters())
 
 
 @pytest.mark.parametrize("name", ["dcgan", "wgan"])

@@ -444,6 +444,32 @@ def test_a_stop_while_the_row_is_built_is_recorded(stop, args, status, reason, s
     assert list(r.status) == [status] and list(r.error) == [reason] and r.epochs_completed.iloc[0] == 0
 
 
+SETUP_FAILS = """
+import sys
+import torch
+from bench import cli, runner
+def busy(device):
+    raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable (the test's fault)")
+runner.resolve_device = lambda cfg: "cuda"  # a GPU that is seen (this machine may have none) ...
+torch.cuda.set_device = busy                # ... but will not open
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_process_whose_gpu_will_not_open_records_its_run(small_data, tmp_path):
+    """The process's own setup (its GPU, its process group) fails before any seed starts: the run is
+    recorded crashed with the reason, as any crash is, and one line says so, without a traceback."""
+    cmd = ["run", *TINY, "--data", small_data, "--results", tmp_path, "--no-progress-bar"]
+    p = subprocess.run([sys.executable, "-c", SETUP_FAILS, *map(str, cmd)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert "run crashed (RuntimeError: CUDA error: all CUDA-capable devices are busy or unavailable (the " \
+           "test's fault)) after 0 epochs" in p.stderr, p.stderr[-2000:]
+    r = run_rows(tmp_path)
+    assert list(r.status) == ["crashed"] and r.error.iloc[0].endswith("busy or unavailable (the test's fault)")
+    assert r.device.iloc[0] == "cuda" and r.epochs_completed.iloc[0] == 0
+
+
 # --- one rank of a DDP run fails ----------------------------------------------------------------
 
 RANK_FAULT = '''import os

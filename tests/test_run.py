@@ -108,6 +108,22 @@ def test_stop_at_target(small_data, tmp_path):
     assert "Traceback" not in p.stderr
 
 
+def test_rows_name_the_code_the_process_started_with(monkeypatch):
+    """A checkout while a multi-seed process runs changes the files, not the code the process imported:
+    the commit and code_hash a row names are read once per process, so a later seed's row never names
+    code that did not run. (The sources and git answer otherwise here on the second read.)"""
+    from bench import measure
+    hashes, commits = iter(["a" * 16, "b" * 16]), iter([("c" * 40, False), ("d" * 40, True)])
+    monkeypatch.setattr(measure, "code_hash", lambda root=None: next(hashes))
+    monkeypatch.setattr(measure, "git_commit", lambda: next(commits))
+    measure.running_code.cache_clear()
+    try:
+        assert measure.running_code() == ("c" * 40, False, "a" * 16) == measure.running_code()
+        assert measure.fingerprint()["code_hash"] == "a" * 16
+    finally:
+        measure.running_code.cache_clear()  # the next test reads the real code again
+
+
 def test_every_column_is_documented():
     from bench.results import KINDS
     from .conftest import ROOT

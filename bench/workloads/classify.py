@@ -102,6 +102,10 @@ class Classify(Workload):
         self.loader.seed = seed
         self.loader.reseed_flips(seed)
         self._new_optimizer()
+        # The seed before may have stopped (an OOM, its time limit) between a backward and its optimizer step,
+        # leaving gradients this seed's first step would add to, or inside model.eval(), before evaluate's try.
+        self.model.zero_grad(set_to_none=True)
+        self.model.train()
 
     def batches(self, epoch):
         if epoch > 0:
@@ -147,14 +151,16 @@ class Classify(Workload):
                 dist.broadcast(b, 0)
         was_training = self.model.training
         self.model.eval()
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        views = fast.eval_views(self.cfg, self.epoch)  # tta_last_only: one view before the last epoch
-        with precision.autocast(self.device, self.cfg.precision):
-            for x, y in self.test:
-                correct += (fast.tta_logits(self.net, x, views).argmax(1) == y).sum()
-        if self.world > 1:
-            dist.all_reduce(correct)
-        self.model.train(was_training)
+        try:  # an OOM or a stop in here must not leave the model in eval mode for the seeds after it
+            correct = torch.zeros((), device=self.device, dtype=torch.int64)
+            views = fast.eval_views(self.cfg, self.epoch)  # tta_last_only: one view before the last epoch
+            with precision.autocast(self.device, self.cfg.precision):
+                for x, y in self.test:
+                    correct += (fast.tta_logits(self.net, x, views).argmax(1) == y).sum()
+            if self.world > 1:
+                dist.all_reduce(correct)
+        finally:
+            self.model.train(was_training)
         return {"test_acc": correct.item() / self.n_test}
 
     def checkpoint(self):

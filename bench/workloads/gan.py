@@ -167,6 +167,9 @@ class GAN(Workload):
         fp16 = self.cfg.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        # a seed stopped mid step or mid evaluation leaves gradients, a frozen critic or eval mode behind
+        self.model.zero_grad(set_to_none=True)
+        self.model.critic.requires_grad_(True)
         self.model.train()
 
     def _optimizer(self, net):
