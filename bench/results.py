@@ -16,6 +16,7 @@ Plain pandas reads them: `pd.read_parquet("results/runs")`.
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def write(results_dir, kind, name, rows):
     d = Path(results_dir) / kind
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{safe_name(name)}.parquet"
-    tmp = d / f".{path.name}.{os.getpid()}.tmp"
+    tmp = d / f".{path.name}.{os.getpid()}@{_HOST}.tmp"
     pq.write_table(_table(rows, KINDS[kind]), tmp)
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
@@ -102,14 +103,21 @@ def write(results_dir, kind, name, rows):
     return path
 
 
+# a results directory shared by several machines (sweep shards on Slurm) holds other hosts' writes:
+# their pids mean nothing here, so theirs are left alone until far older than any write takes
+_HOST = re.sub(r"[.@/]", "-", socket.gethostname()) or "host"
+OTHER_HOST_STALE_S = 3600
+
+
 def clean_temporaries(results_dir, min_age_s=0):
     """Remove temporary files whose writer is gone (a SIGKILLed run leaves them behind)."""
     removed = []
     for kind in KINDS:
         for p in (Path(results_dir) / kind).glob(".*.tmp"):
-            pid = p.name.rsplit(".", 2)[-2]
-            alive = pid.isdigit() and _pid_alive(int(pid))
-            if not alive and time.time() - p.stat().st_mtime >= min_age_s:
+            pid, _, host = p.name.rsplit(".", 2)[-2].partition("@")  # no host: written before hosts were named
+            mine = host in ("", _HOST)
+            alive = pid.isdigit() and _pid_alive(int(pid)) if mine else False
+            if not alive and time.time() - p.stat().st_mtime >= (min_age_s if mine else OTHER_HOST_STALE_S):
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

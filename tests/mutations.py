@@ -37,7 +37,7 @@ MUTATIONS = [
     ("num_classes through **kwargs", "models/registry.py", 'honours["num_classes"] or var_kw',
      'honours["num_classes"]', "num_classes_through"),
     ("atomic write", "bench/results.py",
-     '''    tmp = d / f".{path.name}.{os.getpid()}.tmp"
+     '''    tmp = d / f".{path.name}.{os.getpid()}@{_HOST}.tmp"
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', '''    tmp = path
     pq.write_table(_table(rows, KINDS[kind]), tmp)''', "killed_midway"),
     ("a requeue retries only interrupted cells", "bench/sweep.py", 'set(statuses) == {"interrupted"}',
@@ -406,6 +406,8 @@ MUTATIONS = [
      "gan_workload_trains_an_epoch"),
     ("a row names the code its process started with", "bench/measure.py", "@functools.cache\ndef running_code",
      "def running_code", "name_the_code"),
+    ("another machine's temporary is left alone", "bench/results.py", 'mine = host in ("", _HOST)', "mine = True",
+     "another_machine"),
 ]
 
 

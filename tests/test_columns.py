@@ -82,6 +82,25 @@ def test_writing_an_unknown_or_missing_column_raises(tmp_path):
     assert not (tmp_path / "epochs" / "r2.parquet").exists() and not (tmp_path / "epochs" / "r3.parquet").exists()
 
 
+def test_a_temporary_of_another_machine_is_left_until_it_is_stale(tmp_path):
+    """Shards on several machines share one results directory: a pid is only this machine's to judge.
+    Another host's fresh temporary may be a write in progress; an hour old, it is a leftover."""
+    import os
+    import subprocess
+    import time
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    d = tmp_path / "runs"
+    d.mkdir()
+    mine, legacy, theirs, old = (d / f".{n}.parquet.{dead.pid}{tag}.tmp" for n, tag in
+                                 (("a", f"@{results._HOST}"), ("b", ""), ("c", "@elsewhere"), ("d", "@elsewhere")))
+    for p in (mine, legacy, theirs, old):
+        p.write_bytes(b"PAR1 half")
+    os.utime(old, (time.time() - 2 * results.OTHER_HOST_STALE_S,) * 2)
+    assert set(results.clean_temporaries(tmp_path)) == {mine, legacy, old} and theirs.exists()
+    assert "." not in results._HOST, "a host name with dots would not parse back"
+
+
 def test_code_hash_follows_the_harness_source_not_the_results(tmp_path):
     for d in ("bench", "models"):
         shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
