@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import results, summary
-from .config import BenchError
+from .config import NEW_FIELD_DEFAULTS, BenchError
 from .report_codes import code_splits, pool_codes
 from .report_effects import axis_effects, contended_mask, rank_gaps
 from .report_fmt import distinct, distinct_names, missing
@@ -92,8 +92,14 @@ def parse_thresholds(text):
     return vals
 
 
+def _key_value(v):  # an int column turns float where a row read alongside has a null: 6.0 hashes as 6,
+    if isinstance(v, float):  # or a group's id would depend on which other files were read
+        return None if math.isnan(v) else int(v) if v.is_integer() else v
+    return v
+
+
 def _key_str(values):
-    return json.dumps([None if (isinstance(v, float) and math.isnan(v)) else v for v in values], default=str)
+    return json.dumps([_key_value(v) for v in values], default=str)
 
 
 def _hash(values):
@@ -107,6 +113,11 @@ def group_runs(runs):
     runs = pd.concat([runs, pd.DataFrame({c: [None] * len(runs) for c in absent}, index=runs.index)], axis=1)
     runs = runs.astype({c: object for c in CONFIG_COLUMNS + ["device_name", "gpu_count", "code_hash"]}).copy()
     runs["code_hash"] = runs["code_hash"].where(runs["code_hash"].notna(), None)
+    # rows from before a setting existed ran at its default: read them so, as RunConfig.key does,
+    # or a configuration measured again today would not meet its own older runs
+    for c, v in NEW_FIELD_DEFAULTS.items():
+        if v is not None:
+            runs[c] = runs[c].where(runs[c].notna(), v)
     # rows from before hardware_id existed: the device and GPU count are all they tell
     fallback = ["dev-" + _hash([d, g])[:8] for d, g in zip(runs["device_name"], runs["gpu_count"])]
     runs["hardware_key"] = [h if isinstance(h, str) and h else f for h, f in zip(runs["hardware_id"], fallback)]
@@ -120,14 +131,12 @@ def _num(frame, col):
     return pd.to_numeric(frame[col], errors="coerce").dropna() if col in frame else pd.Series(dtype=float)
 
 
-def _median(frame, col):
-    v = _num(frame, col)
-    return float(v.median()) if len(v) else math.nan
+def _median(frame, col):  # nan when nothing is recorded
+    return float(_num(frame, col).median())
 
 
-def _mean(frame, col):
-    v = _num(frame, col)
-    return float(v.mean()) if len(v) else math.nan
+def _mean(frame, col):  # nan when nothing is recorded
+    return float(_num(frame, col).mean())
 
 
 def _group_row(g, prices, thr):
@@ -198,21 +207,23 @@ def aggregate(runs, prices, epochs=None, thresholds=DEFAULT_THRESHOLDS):
 
 
 def cost_table(board):
-    """Ranked configurations with a price: cheapest time to target first."""
+    """Ranked configurations with a price, cheapest time to target first within each task."""
     if board.empty:
         return board
-    return board[board["ranked"] & board["cost_to_target_usd"].notna()].sort_values("cost_to_target_usd")
+    t = board[board["ranked"] & board["cost_to_target_usd"].notna()].sort_values(["task", "cost_to_target_usd"])
+    return t.assign(cost_rank=t.groupby("task").cumcount() + 1)
 
 
 def latency_table(runs, inference):
     """DAWNBench's inference board: batch-1 latency, ranked among checkpoints at or over their target."""
     if inference.empty or runs.empty:
         return pd.DataFrame()
-    keep = ["run_id", "group_id", "target", "batch_size", "epochs"]
+    keep = ["run_id", "group_id", "train_images", "target", "batch_size", "epochs"]
     t = inference.merge(runs[keep], on="run_id", how="left", suffixes=("", "_run"))
     t["qualifies"] = t["top1_acc"] >= t["target"]
-    t = t.sort_values(["qualifies", "latency_p50_ms"], ascending=[False, True]).reset_index(drop=True)
-    t["rank"] = [i + 1 if q else None for i, q in enumerate(t["qualifies"])]
+    t["task"] = [_key_str(r) for r in t[TASK].itertuples(index=False)]  # a rank compares within one, as above
+    t = t.sort_values(["qualifies", "task", "latency_p50_ms"], ascending=[False, True, True]).reset_index(drop=True)
+    t["rank"] = t[t["qualifies"]].groupby("task").cumcount() + 1
     return t
 
 

@@ -226,12 +226,12 @@ def machines_board(rep):
 
 
 def cost_board(rep):
-    rows = [[str(i), _config(r), _device(r), fmt_num(r["gpu_count"], "int"), fmt_num(r["median_time_to_target_s"], "s2"),
-             f"${r['price_per_hour']:.2f}", fmt_num(r["cost_to_target_usd"], "usd")]
-            for i, (_, r) in enumerate(rep.cost.iterrows(), 1)]
-    return Board("cost", "By cost", ["#", "configuration", "device", "GPUs", "time s", "$/hour", "cost to target"], rows,
-                 note="Ranked configurations on priced hardware, cheapest run to the target first.",
-                 left=("configuration", "device"))
+    rows = [[str(r["cost_rank"]), _config(r), _task_name(r), _device(r), fmt_num(r["gpu_count"], "int"),
+             fmt_num(r["median_time_to_target_s"], "s2"), f"${r['price_per_hour']:.2f}", fmt_num(r["cost_to_target_usd"], "usd")]
+            for _, r in rep.cost.iterrows()]
+    return Board("cost", "By cost", ["#", "configuration", "task", "device", "GPUs", "time s", "$/hour", "cost to target"],
+                 rows, note="Ranked configurations on priced hardware, cheapest run to the target first within each task.",
+                 left=("configuration", "task", "device"))
 
 
 def latency_board(rep):
@@ -242,8 +242,8 @@ def latency_board(rep):
             for _, r in rep.latency.iterrows()]
     return Board("latency", "Inference latency (batch 1)", ["#", "model", "precision", "device", "top-1", "target",
                                                             "p50 ms", "p99 ms", "mean ms", "images/s (batch)", "run"], rows,
-                 note=("DAWNBench's rule: each test image alone (batch 1); ranked among checkpoints whose top-1 "
-                       "reached their run's target."), left=("model", "device", "run"))
+                 note=("DAWNBench's rule: each test image alone (batch 1); ranked within a task among checkpoints "
+                       "whose top-1 reached their run's target."), left=("model", "device", "run"))
 
 
 def sweeps_board(rep):

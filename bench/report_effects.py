@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from .report_fmt import context_label
-from .report_stats import compare
+from .report_stats import compare, diff_ci95
 
 # A run shares its machine when other processes used over 10% of the host's CPU time during it,
 # or the hypervisor stole over 5%: its times measure the neighbours as much as the configuration.
@@ -111,7 +111,7 @@ def axis_effects(runs, board, config_columns):
                  "runs_a": int(bx["runs"]), "runs_b": int(by["runs"]),
                  "contended_runs": int(bx["contended_runs"] + by["contended_runs"]),
                  "acc_diff_b_minus_a": by["mean_final_acc"] - bx["mean_final_acc"],
-                 "acc_ci95": math.hypot(_nz(bx["ci95_final_acc"]), _nz(by["ci95_final_acc"])),
+                 "acc_ci95": diff_ci95(*(_values(runs, g, "final_acc", False) for g in (x, y))),
                  "mem_ratio_b_over_a": _ratio(_mem(by), _mem(bx))}
             e.update(speed(runs, x, y))
             out.append(e)
@@ -162,7 +162,7 @@ def speed_words(e):
 
 
 def accuracy_words(e):
-    d, ci = e["acc_diff_b_minus_a"], e["acc_ci95"]
+    d, ci = e["acc_diff_b_minus_a"], _nz(e["acc_ci95"])  # nan: a single run a side, no interval
     if d is None or (isinstance(d, float) and math.isnan(d)):
         return "accuracy n/a"
     single = min(e["runs_a"], e["runs_b"]) < 2  # a single run has no interval of its own

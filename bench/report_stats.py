@@ -38,6 +38,21 @@ def mean_ci95(values):
     return t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
+def diff_ci95(a, b):
+    """Half-width of the 95% interval of mean(b) - mean(a): Welch's with two or more values a side. With
+    one value on a side the other side's spread stands for both (the same measure on the same task);
+    nan when neither side has two."""
+    na, nb = len(a), len(b)
+    if min(na, nb) < 1 or max(na, nb) < 2:
+        return math.nan
+    if min(na, nb) < 2:
+        return t95(max(na, nb) - 1) * statistics.stdev(a if na > 1 else b) * math.sqrt(1 / na + 1 / nb)
+    va, vb = statistics.variance(a) / na, statistics.variance(b) / nb
+    if va + vb == 0:
+        return 0.0
+    return t95((va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))) * math.sqrt(va + vb)
+
+
 def _boot_medians(values, rng):
     v = np.asarray(values, dtype=float)
     return np.median(v[rng.integers(0, len(v), size=(RESAMPLES, len(v)))], axis=1)

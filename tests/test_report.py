@@ -717,9 +717,9 @@ def test_groups_that_differ_in_a_setting_the_short_name_leaves_out_read_apart():
             assert not t.duplicated().any(), (b.title, t[t.duplicated(keep=False)])
     names = dict(zip(rep.board.group_id, rep.board.configuration))
     # the recipe's 2-epoch cell shares its name with the full-length recipe (another target) too
-    assert names["0a2a9fffb9"] == "fastnet fp32 bs1948 · muon_lr 0"
-    assert names["dabd8a43dc"] == "fastnet fp32 bs1948 · epochs 2 · target 90% · code e200bfb1"
-    assert {names["cb0b2d39a1"], names["82c2e4430c"]} == {"fastnet fp32 bs1024 · code 907148e7",
+    assert names["f92ccb145b"] == "fastnet fp32 bs1948 · muon_lr 0"
+    assert names["85255c7347"] == "fastnet fp32 bs1948 · epochs 2 · target 90% · code e200bfb1"
+    assert {names["c5902f2680"], names["7f6c220091"]} == {"fastnet fp32 bs1024 · code 907148e7",
                                                           "fastnet fp32 bs1024 · code ec63961f"}
 
 
@@ -757,10 +757,10 @@ def test_a_threshold_first_met_at_a_runs_first_evaluation_reads_as_an_upper_boun
     rep = report.build([ROOT / "results" / "h200"], thresholds=(0.80, 0.90))
     (b,) = [b for b in report_boards.boards(rep) if b.key == "thresholds"]
     t = report_boards.frame(b).set_index("group")
-    assert t.at["40fb335455", "80%"].startswith("≤2.33") and t.at["40fb335455", "90%"].startswith("≤2.33")
-    assert t.at["2a0c28b289", "80%"] == "4.02 (5/5)"  # resnet9 evaluates every epoch
+    assert t.at["d0aa47528a", "80%"].startswith("≤2.33") and t.at["d0aa47528a", "90%"].startswith("≤2.33")
+    assert t.at["54ace9dc36", "80%"] == "4.02 (5/5)"  # resnet9 evaluates every epoch
     row = rep.board.set_index("group_id")
-    assert row.at["40fb335455", "time_to_80_first_eval"] and not row.at["2a0c28b289", "time_to_80_first_eval"]
+    assert row.at["d0aa47528a", "time_to_80_first_eval"] and not row.at["54ace9dc36", "time_to_80_first_eval"]
     assert "≤" in b.note
 
 
@@ -771,11 +771,11 @@ def test_an_entry_from_a_run_on_another_clock_says_which_clock():
 
     from .conftest import ROOT
     rep = report.build([ROOT / "results" / "h200"])
-    air = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "40fb335455", "a")
-                     ["dawnbench_40fb335455.json"])
+    air = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "d0aa47528a", "a")
+                     ["dawnbench_d0aa47528a.json"])
     assert air["misc"]["clock"].startswith("airbench train94") and "measured once, at the end" in air["misc"]["clock"]
-    own = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "2a0c28b289", "a")
-                     ["dawnbench_2a0c28b289.json"])
+    own = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, "54ace9dc36", "a")
+                     ["dawnbench_54ace9dc36.json"])
     assert own["misc"]["clock"] == "training time, evaluation excluded"
 
 
@@ -819,7 +819,7 @@ def test_an_effect_with_no_finished_run_on_a_side_does_not_claim_one_run(tmp_pat
     d = tmp_path / "h200"
     shutil.copytree(ROOT / "results" / "h200", d)
     rep0 = report.build([d])
-    gone = rep0.runs[rep0.runs.group_id == "ed6691b034"].run_id.iloc[0]
+    gone = rep0.runs[rep0.runs.group_id == "5f9e7ed064"].run_id.iloc[0]
     f = d / "runs" / f"{gone}.parquet"
     row = pd.read_parquet(f)
     row["status"] = "oom"
@@ -853,7 +853,7 @@ def test_a_table_below_the_first_sorts_and_an_upper_bound_sorts_by_its_number(tm
     probe.write_text((ROOT / "reports" / "h200" / "index.html").read_text().replace("</body>", PROBE_BOUND))
     dom = chromium("--dump-dom", probe.resolve().as_uri(), tmp=tmp_path / "u").stdout
     up, down = json.loads(htmlmod.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
-    assert up[:2] == ["40fb335455", "2a0c28b289"] and down[:2] == ["2a0c28b289", "40fb335455"], (up, down)
+    assert up[:2] == ["d0aa47528a", "54ace9dc36"] and down[:2] == ["54ace9dc36", "d0aa47528a"], (up, down)
 
 
 def test_the_effects_plot_draws_no_interval_where_there_is_none(monkeypatch):
