@@ -138,8 +138,8 @@ def cmd_sweep(a):
 
 
 def cmd_report(a):
-    from . import report
-    return report.main(a)
+    from . import report_cli
+    return report_cli.main(a)
 
 
 def cmd_verify(a):

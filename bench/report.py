@@ -1,9 +1,9 @@
-"""`bench report`: leaderboards from result directories (the report's data; the renderers are
-report_md, report_html and report_term, all drawing the ONE list of boards in report_boards).
+"""`bench report`'s data: leaderboards from result directories (report_cli.py runs the command; the
+renderers are report_md, report_html and report_term, all drawing the ONE list of boards in report_boards).
 
 Runs are grouped by configuration (every configuration column but the seed), hardware key
 (`hardware_id`: device, GPU count, CPU model, cores, host memory; device name and GPU count for
-rows without one) and code (`code_hash`; a null is its own value). Repeats are aggregated:
+rows without one; a CPU run held to fewer threads than the cores adds "/Nthr") and code (`code_hash`; a null is its own value). Repeats are aggregated:
   runs / failed_runs      runs with status ok / any other status
   attempted_runs          runs that trained to an outcome: ok, diverged or out of memory. A diverging
                           or out-of-memory configuration failed at its task; a crash, a timeout (a hang
@@ -121,10 +121,20 @@ def group_runs(runs):
     # rows from before hardware_id existed: the device and GPU count are all they tell
     fallback = ["dev-" + _hash([d, g])[:8] for d, g in zip(runs["device_name"], runs["gpu_count"])]
     runs["hardware_key"] = [h if isinstance(h, str) and h else f for h, f in zip(runs["hardware_id"], fallback)]
+    # a CPU run held to fewer threads than the machine's cores (one of a side-by-side pair) ran on part
+    # of the machine: its clock is not the machine's, so the thread count joins the key. Threads are per
+    # process: a CPU DDP run of two one-thread processes on two cores had the whole machine
+    threads, cores, gpus, procs = (_num_or_nan(runs, c) for c in ("torch_threads", "cpu_count", "gpu_count", "world_size"))
+    part = (gpus == 0) & (threads * procs.fillna(1) < cores)
+    runs.loc[part, "hardware_key"] += "/" + threads[part].astype(int).astype(str) + "thr"
     runs["config_id"] = [_hash(r) for r in runs[CONFIG_COLUMNS].itertuples(index=False)]
     runs["group_id"] = [_hash(r) for r in runs[CONFIG_COLUMNS + ["hardware_key", "code_hash"]].itertuples(index=False)]
     runs["contended"] = contended_mask(runs)
     return runs
+
+
+def _num_or_nan(frame, col):  # row for row, nan where absent
+    return pd.to_numeric(frame[col], errors="coerce") if col in frame else pd.Series(math.nan, index=frame.index)
 
 
 def _num(frame, col):
@@ -308,33 +318,3 @@ def build(sources, prices_path=None, thresholds=DEFAULT_THRESHOLDS, same_code=()
     return Report(runs, epochs, board, axis_effects(runs, board, CONFIG_COLUMNS), hardware_table(board), cost_table(board),
                   latency_table(runs, inference), warnings, [str(s) for s in sources], tuple(thresholds),
                   read_sweeps(sources, warn), rank_gaps(runs, board), code_splits(board), gan_runs, pooled)
-
-
-def main(a):
-    from . import report_boards, report_term
-    thresholds = parse_thresholds(a.thresholds) if getattr(a, "thresholds", None) else DEFAULT_THRESHOLDS
-    rep = build(a.results, a.prices, thresholds, getattr(a, "same_code", None))
-    if a.entry and (rep.board.empty or a.entry not in set(rep.board["group_id"])):
-        raise BenchError(f"no group {a.entry!r} in these results; the group column of the leaderboard lists them")
-    if not a.out:
-        report_term.render(report_boards.boards(rep), wide=getattr(a, "wide", False))
-        return 0
-    from . import report_entry, report_gan, report_html, report_md
-    files = {"leaderboard.md": report_md.render(rep), "index.html": report_html.page(rep),
-             "leaderboard.csv": rep.board.to_csv(index=False),
-             "leaderboard.json": rep.board.to_json(orient="records", indent=1, default_handler=str)}
-    gan = report_gan.summarise(rep.gan_runs)  # the GANs' board: its own columns (FD, generator steps/s)
-    if not gan.empty:
-        files.update({"gan.csv": gan.to_csv(index=False), "gan.json": gan.to_json(orient="records", indent=1)})
-    if a.entry:
-        files.update(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, a.entry, a.author))
-    # everything is rendered before the first byte is written: an error above leaves no files
-    out = Path(a.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out / name).write_text(text)
-    except OSError as e:
-        raise BenchError(f"cannot write the report to {out}: {e.strerror or e}; give --out a writable directory") from None
-    say(f"wrote {', '.join(files)} to {out}")
-    return 0

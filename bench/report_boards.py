@@ -198,8 +198,8 @@ def hardware_board(rep):
              fmt_num(r["cost_to_target_usd"], "usd")] for _, r in rep.hw.iterrows()]
     return Board("hardware", "Hardware", ["configuration", "device", "hardware key", "cores", "GPUs", "runs",
                                           "time s", "img/s", "MFU", "cost"], rows,
-                 note=("One configuration on several machines. The hardware key hashes the device, GPU count, CPU "
-                       "model, core count and host memory (device and GPU count for older rows)."),
+                 note=("One configuration on several machines. The hardware key hashes the device, GPU count, CPU model, cores"
+                       " and host memory (older rows: device and GPU count); /Nthr: a CPU run on N threads, fewer than its cores."),
                  left=("configuration", "device", "hardware key"), empty="No configuration has results on more than one machine yet.")
 
 

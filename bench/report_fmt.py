@@ -150,9 +150,11 @@ def _tell_apart(board, names, by, columns):
 
 
 def _word(col, v):
-    short = {"code_hash": "code", "hardware_key": "hardware"}
     if col == "target":
         return f"target {_target(float(v))}"
-    if col in short:  # a pooled code (--same-code) reads "A+B"
-        return f"{short[col]} {'+'.join(part[:8] for part in str(v).split('+'))}"
+    if col == "hardware_key":  # the machine's hash short, a thread count (report.group_runs) whole
+        h, _, threads = str(v).partition("/")
+        return f"hardware {h[:8]}" + (f"/{threads}" if threads else "")
+    if col == "code_hash":  # a pooled code (--same-code) reads "A+B"
+        return f"code {'+'.join(part[:8] for part in str(v).split('+'))}"
     return f"{col} {_setting(v)}"

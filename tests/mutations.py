@@ -339,7 +339,7 @@ MUTATIONS = [
      "            workload(c.cfg.workload).check_data(c.cfg, ds)", "            pass", "data_cannot_meet_are_bad_input_before"),
     ("a stop as the last run records itself ends the command as stopped", "bench/cli.py",
      "    if code == 0 and late:", "    if False:", "last_run_is_recorded_still_stops"),
-    ("the report writes the GAN board as CSV/JSON", "bench/report.py", "    if not gan.empty:\n", "    if False:\n",
+    ("the report writes the GAN board as CSV/JSON", "bench/report_cli.py", "    if not gan.empty:\n", "    if False:\n",
      "committed_reports_are_what"),
     ("verify reads tta_views as the setting may have been", "bench/verify.py",
      'dict.fromkeys([d["tta_views"], None, *TTA_VIEWS])', 'dict.fromkeys([d["tta_views"], None])', "tta_off_verifies"),
@@ -419,6 +419,17 @@ MUTATIONS = [
      "def running_code", "name_the_code"),
     ("another machine's temporary is left alone", "bench/results.py", 'mine = host in ("", _HOST)', "mine = True",
      "another_machine"),
+    ("a CPU run on part of the machine is another hardware key", "bench/report.py",
+     "part = (gpus == 0) & (threads * procs.fillna(1) < cores)", "part = gpus != gpus", "fewer_threads_than_the_cores"),
+    ("a CPU DDP run's threads are per process", "bench/report.py", "threads * procs.fillna(1) < cores",
+     "threads < cores", "fewer_threads_than_the_cores"),
+    ("a thread count stays in a group's name", "bench/report_fmt.py", '+ (f"/{threads}" if threads else "")', '+ ""',
+     "short_name_leaves_out_read_apart"),
+    ("a report's files replace the old ones as a set", "bench/report_cli.py",
+     'tmps = {name: out / f".{name}.{os.getpid()}.tmp" for name in files}', "tmps = {name: out / name for name in files}",
+     "fills_partway"),
+    ("a failed report write leaves no temporaries", "bench/report_cli.py", "            t.unlink(missing_ok=True)",
+     "            pass", "fills_partway"),
 ]
 
 

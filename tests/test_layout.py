@@ -34,7 +34,7 @@ def imports(name, path, known):
 def test_no_import_cycles():
     mods = modules()
     graph = {m: imports(m, p, mods) for m, p in mods.items()}
-    assert graph["bench.cli"] >= {"bench.sweep", "bench.report", "bench.maxbatch"}, "the walk finds imports"
+    assert graph["bench.cli"] >= {"bench.sweep", "bench.report_cli", "bench.maxbatch"}, "the walk finds imports"
     state, cycles = {}, []
 
     def visit(m, path):

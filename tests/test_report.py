@@ -719,8 +719,9 @@ def test_groups_that_differ_in_a_setting_the_short_name_leaves_out_read_apart():
     # the recipe's 2-epoch cell shares its name with the full-length recipe (another target) too
     assert names["f92ccb145b"] == "fastnet fp32 bs1948 · muon_lr 0"
     assert names["85255c7347"] == "fastnet fp32 bs1948 · epochs 2 · target 90% · code e200bfb1"
-    assert {names["c5902f2680"], names["7f6c220091"]} == {"fastnet fp32 bs1024 · code 907148e7",
-                                                          "fastnet fp32 bs1024 · code ec63961f"}
+    # ...and a one-thread side-by-side run is another machine (report.group_runs), named so
+    assert {names["c5902f2680"], names["0fe8d35eb3"]} == {"fastnet fp32 bs1024 · code 907148e7",
+                                                          "fastnet fp32 bs1024 · code ec63961f · hardware f10d5c22/1thr"}
 
 
 def test_one_configuration_on_two_machines_of_one_model_or_at_two_targets_reads_apart():

@@ -70,3 +70,17 @@ def test_an_accuracy_difference_has_welchs_interval_and_a_single_run_borrows_the
     e = report.axis_effects(runs, board, report.CONFIG_COLUMNS).iloc[0]
     assert e["axis"] == "inplace" and e["acc_ci95"] == pytest.approx(4.303 * 0.1 * (4 / 3) ** 0.5)
     assert "same accuracy (±49.7 pp; one side has a single run)" in e["summary"]  # not ±24.8: A has no spread of 0
+
+
+def test_a_cpu_run_on_fewer_threads_than_the_cores_is_another_machine():
+    """A side-by-side pair runs one thread each on a two-core host: those runs' clock is half the
+    machine's, so they must not pool with runs that had every core. A run on all cores keeps the
+    machine's key (older groups keep their ids); a GPU run's host threads are not its compute."""
+    full, half = _row(torch_threads=2, cpu_count=2), _row(torch_threads=1, cpu_count=2)
+    gpu = _row(torch_threads=1, cpu_count=16, gpu_count=1, device_name="NVIDIA H200")
+    ddp = _row(torch_threads=1, cpu_count=2, world_size=2)  # two one-thread processes: the whole machine
+    runs = report.group_runs(pd.DataFrame([full, half, gpu, _row(), ddp]))
+    assert list(runs.hardware_key) == ["hw1", "hw1/1thr", "hw1", "hw1", "hw1"], "no thread count: the machine's key"
+    assert runs.config_id.iloc[:4].nunique() == 1 and runs.group_id.iloc[0] != runs.group_id.iloc[1]
+    alone = report.group_runs(pd.DataFrame([full]))
+    assert alone.group_id.iloc[0] == runs.group_id.iloc[0]
