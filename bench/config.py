@@ -87,8 +87,8 @@ class RunConfig:
     schedule: str = setting("one_cycle", "lr schedule: one_cycle, or triangle (lr/div -> lr at pct% of the "
                                          "steps -> lr/final_div)")
     final_div: float = setting(1.0, "triangle schedule: the last step's lr = lr / final_div")
-    tta_last_only: bool = setting(False, "epochs before the last evaluated on one view (saves CPU time); "
-                                         "tta_views applies to the last")
+    tta_last_only: bool = setting(False, "epochs before the last evaluated on one view (saves CPU time; not "
+                                         "with stop_at_target); tta_views applies to the last")
     muon_lr: float = setting(0.0, "Muon for the conv filters at this peak lr (scaled by the schedule like lr; "
                                   "each filter's norm held fixed); 0 = SGD for every weight")
     muon_momentum: float = setting(0.6, "Muon's Nesterov momentum (the SGD weights keep the schedule's)")

@@ -76,7 +76,8 @@ def load(data=None, cache=None, warn=print):
         return _cached(str(path), "cifar10", "torchvision-" + _dir_checksum(path),
                        lambda: _read_torchvision(path), cache, warn)
     if path.is_dir():
-        return _cached(str(path), path.name, _dir_checksum(path), lambda: _read_folder(path), cache, warn)
+        # resolved: `--data .` names the folder it is, not ""
+        return _cached(str(path), path.resolve().name, _dir_checksum(path), lambda: _read_folder(path), cache, warn)
     if path.name.lower().endswith(ARCHIVE_EXTS):
         name = re.sub(r"\.(tar\.gz|tar\.xz|tar\.bz2|tgz|txz|tbz2|tar)$", "", path.name, flags=re.IGNORECASE)
         return _cached(str(path), name, _file_checksum(path), lambda: _read_archive(path), cache, warn)
@@ -223,7 +224,8 @@ def _dir_checksum(path):
 
 def _cached(source, name, checksum, read, cache, warn):
     stem = cache / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{checksum[:16]}"
-    npz, meta_path = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    # appended, not with_suffix: a name with a dot (cifar10.v2) would lose its checksum to it
+    npz, meta_path = stem.parent / f"{stem.name}.npz", stem.parent / f"{stem.name}.json"
     arrays = meta = None
     _remove_orphans(cache)
     if npz.exists() and meta_path.exists():

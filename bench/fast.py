@@ -30,16 +30,14 @@ WHITEN_IMAGES = 5000   # images whose 2x2 patches estimate the covariance (more 
 
 
 def views(cfg):
-    """The number of test-time views: 1 without `tta` (so --no-tta always turns it off); with it,
-    `tta_views`, or 2 (the mirror, the harness's TTA before tta_views existed) when that is unset."""
+    """Test-time views: 1 without `tta` (--no-tta always turns it off); with it `tta_views`, or 2 (the mirror) if unset."""
     if not cfg.tta:
         return 1
     return 2 if cfg.tta_views is None else cfg.tta_views
 
 
 def eval_views(cfg, epoch=None):
-    """The views of the evaluation after `epoch`: with `tta_last_only` the epochs before the last are
-    evaluated on one view (a 6-view test pass costs as much as a third of a CPU epoch)."""
+    """The views of the evaluation after `epoch`: with `tta_last_only` one before the last epoch."""
     if cfg.tta_last_only and epoch is not None and epoch < cfg.epochs:
         return 1
     return views(cfg)
@@ -50,6 +48,8 @@ def check(cfg, error):
     if cfg.tta_views is not None and cfg.tta_views not in TTA_VIEWS:
         raise error(f"tta-views must be one of {', '.join(map(str, TTA_VIEWS))} "
                     f"(none, mirror, mirror x 1-pixel shifts), got {cfg.tta_views!r}")
+    if cfg.tta_last_only and cfg.stop_at_target and views(cfg) > 1:  # it would stop on a 1-view score
+        raise error("tta-last-only scores the epochs before the last on one view, so stop-at-target would stop on that score under the row's multi-view label; turn one of them off")
     if cfg.schedule not in SCHEDULES:
         raise error(f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     if cfg.translate < 0 or cfg.translate > 16:
@@ -141,11 +141,15 @@ def on_epoch(model, cfg, epoch, thaw=False):
         model[0].bias.grad = None
 
 
+def freezes_whiten_bias(cfg):  # at some epoch, and so in the warm-up too
+    return cfg.whiten and cfg.whiten_bias_epochs < cfg.epochs
+
+
 @contextlib.contextmanager
 def whiten_bias_frozen(model, cfg):
     """Freeze the whitening bias for the block (yields whether the run would ever freeze it), then
     restore it: the warm-up compiles the graphs of both states, so none compiles on the clock."""
-    if not (cfg.whiten and cfg.whiten_bias_epochs < cfg.epochs and model[0].bias.requires_grad):
+    if not (freezes_whiten_bias(cfg) and model[0].bias.requires_grad):
         yield False
         return
     model[0].bias.requires_grad_(False)
@@ -308,10 +312,12 @@ def tta_logits(net, x, views):
     """Logits for a batch with `views` test-time views: 1 the image; 2 the image plus its mirror
     (the harness's former `tta`); 6 that pair at weight 1/2, plus the pair shifted by one pixel
     down-right and up-left (reflection-padded) at 1/4 each."""
-    out = net(x)
     if views == 1:
-        return out
-    out = out + net(x.flip(3))
+        return net(x)
+    # each view's logits are copied before the next call: under CUDA graphs (--compile-mode
+    # reduce-overhead) a call's output lives in memory that the next call overwrites
+    logits = lambda t: net(t).clone()  # noqa: E731
+    out = logits(x) + logits(x.flip(3))
     if views == 2:
         return out
     pad = F.pad(x, (1,) * 4, mode="reflect")
@@ -319,7 +325,7 @@ def tta_logits(net, x, views):
     out = out * 0.5
     for dy, dx in ((0, 0), (2, 2)):
         s = pad[:, :, dy:dy + h, dx:dx + w].contiguous(memory_format=_fmt(x))
-        out = out + 0.25 * (net(s) + net(s.flip(3)))
+        out = out + 0.25 * (logits(s) + logits(s.flip(3)))
     return out
 
 

@@ -430,6 +430,16 @@ MUTATIONS = [
      "fills_partway"),
     ("a failed report write leaves no temporaries", "bench/report_cli.py", "            t.unlink(missing_ok=True)",
      "            pass", "fills_partway"),
+    ("a TTA view's logits outlive the next call", "bench/fast.py", "logits = lambda t: net(t).clone()",
+     "logits = lambda t: net(t)", "reuses_the_last_calls"),
+    ("nothing stops on a 1-view score labelled multi-view", "bench/fast.py",
+     "if cfg.tta_last_only and cfg.stop_at_target and views(cfg) > 1:", "if False:", "bad_fast_settings_are_refused"),
+    ("DDP looks for the frozen whitening bias", "bench/workloads/classify.py",
+     "find_unused_parameters=fast.freezes_whiten_bias(cfg))", "find_unused_parameters=False)", "ddp_trains_on"),
+    ("a cache name keeps the text after a dot", "bench/data.py", 'stem.parent / f"{stem.name}.npz"',
+     'stem.with_suffix(".npz")', "keep_a_cache_each"),
+    ("a folder given as . is named", "bench/data.py", "path.resolve().name, _dir_checksum", "path.name, _dir_checksum",
+     "dot_is_named"),
 ]
 
 

@@ -70,6 +70,29 @@ def test_directory_source_in_class_folder_layout(real_members, tmp_path):
     assert ds.name == "mycifar" and len(ds.train_x) == 600 and ds.train_y.bincount().tolist() == [60] * 10
 
 
+def test_a_folder_given_as_dot_is_named_as_the_folder_it_is(real_members, tmp_path, monkeypatch):
+    for (split, cls), files in real_members.items():
+        d = tmp_path / "mycifar" / split / cls
+        d.mkdir(parents=True)
+        for name, blob in files[:2]:
+            (d / name).write_bytes(blob)
+    monkeypatch.chdir(tmp_path / "mycifar")
+    assert data.load(".", cache=tmp_path / "cache").name == "mycifar"
+
+
+def test_two_sources_whose_names_differ_after_a_dot_keep_a_cache_each(small_data, tmp_path, monkeypatch):
+    """cifar10.v2 and cifar10.v3: a with_suffix file name would cut both to cifar10.npz, and
+    alternating runs would decode again each time."""
+    import shutil
+    for v in ("v2", "v3"):
+        shutil.copy(small_data, tmp_path / f"cifar10.{v}.tar")
+        data.load(str(tmp_path / f"cifar10.{v}.tar"), cache=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    monkeypatch.setattr(data, "_read_archive", lambda p: pytest.fail("decoded again despite a valid cache"))
+    for v in ("v2", "v3"):
+        assert data.load(str(tmp_path / f"cifar10.{v}.tar"), cache=tmp_path / "cache").name == f"cifar10.{v}"
+
+
 def test_torchvision_batches_source(small_data, tmp_path):
     """torchvision's cifar-10-batches-py layout (what its download unpacks), built from real images."""
     ds = data.load(str(small_data), cache=tmp_path / "c1")

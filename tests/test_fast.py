@@ -255,6 +255,22 @@ def test_tta_views():
         net(v) + net(v.flip(3)) for v in (pad[:, :, :8, :8], pad[:, :, 2:, 2:])), atol=1e-6)
 
 
+def test_tta_views_hold_when_each_call_reuses_the_last_calls_output_memory():
+    """Under CUDA graphs (--compile-mode reduce-overhead) a compiled net writes every call's output
+    into the same static buffer, so a view's logits must be read before the next view overwrites
+    them. A CPU stand-in with one output buffer: multi-view TTA must equal the plain net's."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    buf = torch.empty(2, 4)
+
+    def graphed(t):
+        return buf.copy_(net(t))
+
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        for v in (2, 6):
+            assert torch.allclose(fast.tta_logits(graphed, x, v), fast.tta_logits(net, x, v), atol=1e-6), v
+
+
 def test_tta_switches_and_tta_views_counts():
     assert fast.views(RunConfig()) == 1 and fast.views(RunConfig(tta=True)) == 2
     assert fast.views(RunConfig(tta=True, tta_views=6)) == 6 and fast.views(RunConfig(tta_views=6)) == 1
@@ -276,10 +292,17 @@ def test_triangle_schedule():
                                         ({"muon_lr": -0.1}, "muon-lr"), ({"muon_momentum": 1.0}, "muon-momentum"),
                                         ({"muon_lr": float("nan")}, "muon-lr"), ({"muon_lr": float("inf")}, "muon-lr"),
                                         ({"bn_bias_lr_scale": float("inf")}, "bn-bias-lr-scale"),
-                                        ({"final_div": float("nan")}, "final-div")])
+                                        ({"final_div": float("nan")}, "final-div"),
+                                        # it would stop on a 1-view score labelled 6-view
+                                        ({"tta_last_only": True}, "tta-last-only .* stop-at-target")])
 def test_bad_fast_settings_are_refused(bad, words):
     with pytest.raises(BenchError, match=words):
         validate(from_recipe("fast", **bad), cuda_available=False)
+
+
+def test_tta_on_the_last_epoch_only_runs_where_nothing_stops_on_an_earlier_score():
+    for ok in ({"tta_last_only": True, "stop_at_target": False}, {"tta_last_only": True, "tta": False}):
+        validate(from_recipe("fast", **ok), cuda_available=False)
 
 
 def test_flops_per_image_is_the_mean_over_the_epochs_run(small_data):
@@ -353,6 +376,19 @@ def test_ablation_preset_switches_each_idea_off_once(preset):
         offs += diff
     assert len(offs) == len(configs) - 1 and set(offs) == ideas   # one cell is the recipe; each other turns one idea off
     assert len(cells) == len(configs) * 3
+
+
+def test_fast_under_ddp_trains_on_after_its_whitening_bias_freezes(small_data, tmp_path):
+    """DDP reduces the gradients of the parameters that trained when it was built. The whitening bias
+    stops training after whiten_bias_epochs (and for a step of the warm-up): unless DDP looks for
+    parameters without a gradient, the step after fails ("Expected to have finished reduction")."""
+    cfg = from_recipe("fast", model_kwargs={"widths": [8, 8, 8]}, batch_size=100, epochs=2, whiten_bias_epochs=1,
+                      warmup_steps=1, compile=False, precision="fp32", device="cpu", target=0.99,
+                      stop_at_target=False, tta=False, world_size=2)
+    p = bench("run", "--config-json", json.dumps(cfg.to_dict()), "--data", str(small_data),
+              "--results", str(tmp_path), "--no-progress-bar")
+    r = pd.read_parquet(tmp_path / "runs").iloc[0]
+    assert (r.status, r.world_size, r.epochs_completed) == ("ok", 2, 2), (r.error, p.stderr[-3000:])
 
 
 def test_fast_with_every_idea_off_still_trains(small_data, tmp_path):

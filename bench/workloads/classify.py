@@ -57,7 +57,10 @@ class Classify(Workload):
         self.train_net = self.net
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
-            ddp = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            # the whitening bias stops training partway (fast.on_epoch, and in the warm-up): DDP must
+            # then look for parameters without a gradient, or its reduction never completes
+            ddp = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                      find_unused_parameters=fast.freezes_whiten_bias(cfg))
             self.train_net = compiled(ddp, cfg)
         self._flops = self._count_flops()
         self.steps_per_epoch = len(self.loader)
