@@ -14,8 +14,8 @@ Two mechanisms, chosen per results directory (`mode`):
 - "file": an atomic create (O_CREAT|O_EXCL) of RESULTS/.locks/<key>.claim holding the holder's
   host, pid and the pid's start time; the holder touches it every HEARTBEAT_S. A claim is stale,
   and taken over, when its holder is on this host and gone, or its heartbeat is older than
-  BENCH_CLAIM_STALE_S (default STALE_S). Used wherever flock is local to a machine or unknown
-  (Lustre without `-o flock`, NFS with local locks, CIFS, FUSE, GPFS, BeeGFS, ...).
+  BENCH_CLAIM_STALE_S (default STALE_S, at least 2 x HEARTBEAT_S). Used wherever flock is local to a
+  machine or unknown (Lustre without `-o flock`, NFS with local locks, CIFS, FUSE, GPFS, BeeGFS, ...).
 
 BENCH_CLAIMS=flock|file forces one (set it alike on every machine sharing the directory).
 """
@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -45,6 +46,7 @@ class Claim:
 
 def mode(results_dir, mounts="/proc/mounts"):
     """("flock" | "file", why): the claim mechanism for this directory."""
+    stale_s()  # checked here too, whatever the mode: a bad value fails --status and a sweep's first claim
     forced = os.environ.get("BENCH_CLAIMS", "auto")
     if forced in ("flock", "file"):
         return forced, "BENCH_CLAIMS"
@@ -53,6 +55,23 @@ def mode(results_dir, mounts="/proc/mounts"):
         raise BenchError(f"BENCH_CLAIMS must be flock, file or auto, got {forced!r}")
     fstype, options = mount_of(results_dir, mounts)
     return mode_for_fs(fstype, options)
+
+
+def stale_s():
+    """BENCH_CLAIM_STALE_S in seconds, else STALE_S. Under two heartbeats, a live holder's claim would go
+    stale between its heartbeats and another host would take it over: refused, as is what is not a number."""
+    raw = os.environ.get("BENCH_CLAIM_STALE_S")
+    if raw is None:
+        return STALE_S
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not v >= 2 * HEARTBEAT_S:  # NaN too
+        from .config import BenchError
+        raise BenchError(f"BENCH_CLAIM_STALE_S must be a number of seconds >= {2 * HEARTBEAT_S} (twice the claims' "
+                         f"{HEARTBEAT_S} s heartbeat), got {raw!r}; set it so, or unset it for {STALE_S} s")
+    return v
 
 
 def mode_for_fs(fstype, options):
@@ -77,18 +96,24 @@ def mount_of(path, mounts="/proc/mounts"):
     p = str(p.resolve())
     best = ("", "", "")
     try:
-        lines = Path(mounts).read_text().splitlines()
+        lines = Path(mounts).read_bytes().splitlines()
     except OSError:
         return "", ""
     for line in lines:
-        parts = line.split()
+        parts = [os.fsdecode(unescape(x)) for x in line.split()]
         if len(parts) < 4:
             continue
-        point = parts[1].encode().decode("unicode_escape")  # /proc/mounts writes a space as \040
+        point = parts[1]
         inside = p == point or p.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best[0]):  # the last, longest match is the visible mount
             best = (point, parts[2], parts[3])
     return best[1], best[2]
+
+
+def unescape(field):
+    """A /proc/mounts field's bytes: the kernel writes a space, tab, newline and backslash as \\NNN (octal)
+    and every other byte as it is, UTF-8 names included, so only those escapes are decoded, on bytes."""
+    return re.sub(rb"\\([0-3][0-7]{2})", lambda m: bytes([int(m[1], 8)]), field)
 
 
 @contextlib.contextmanager
@@ -210,6 +235,11 @@ def _break_if_stale(path):
         return False  # another process is breaking it
     except FileNotFoundError:
         return True   # its holder let go meanwhile
+    except OSError as e:  # EPERM, ENOTSUP: a rename instead could move a live claim that replaced the stale one
+        from .config import BenchError
+        raise BenchError(f"cannot take over the stale claim {path}: hard-linking it failed ({e.strerror}: the file "
+                         "system has no hard links, or the claim is another user's); remove it by hand once its "
+                         "holder is gone, or set BENCH_CLAIMS=flock if flock is shared between the machines") from None
     try:
         if (_read(marker) or {}).get("nonce") != (info or {}).get("nonce"):
             return False  # the claim was replaced by a live one meanwhile: leave it
@@ -225,7 +255,7 @@ def _stale(path, info):
         if _start_time(info.get("pid")) != info.get("start"):
             return True   # its holder on this machine is gone (or the pid is another process now)
     age = _fs_now(path.parent) - _mtime(path)
-    return age > float(os.environ.get("BENCH_CLAIM_STALE_S", STALE_S))
+    return age > stale_s()
 
 
 def _fs_now(d):

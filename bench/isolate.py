@@ -118,7 +118,8 @@ def _child(cfg, todo, data, results_dir, save, sweep, sweep_run_id, log_path, on
     for i, (seed, run_id) in enumerate(todo):
         row = results.read_one(results_dir, "runs", run_id)
         if row is not None and len(row):
-            r = previous = row.iloc[0].to_dict()
+            r = row.iloc[0].to_dict()
+            previous = dict(r)  # as the child recorded it: the time limit's rewrite of r must not hide why it stopped
             if timed_out and r.get("status") == "interrupted":
                 r.update(status="timeout", error=f"exceeded the time limit of {cfg.time_limit_s:g} s")
                 results.write(results_dir, "runs", run_id, [{k: r.get(k) for k in results.new_row("runs")}])

@@ -117,7 +117,11 @@ def clean_temporaries(results_dir, min_age_s=0):
             pid, _, host = p.name.rsplit(".", 2)[-2].partition("@")  # no host: written before hosts were named
             mine = host in ("", _HOST)
             alive = pid.isdigit() and _pid_alive(int(pid)) if mine else False
-            if not alive and time.time() - p.stat().st_mtime >= (min_age_s if mine else OTHER_HOST_STALE_S):
+            try:
+                age = time.time() - p.stat().st_mtime
+            except FileNotFoundError:  # since the glob: renamed into place by its writer, or cleaned by another sweep
+                continue
+            if not alive and age >= (min_age_s if mine else OTHER_HOST_STALE_S):
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

@@ -37,8 +37,8 @@ one stopped by Ctrl-C or SIGTERM too.
 `--slurm` and `--status` are bench/slurm.py's.
 """
 import contextlib
-import dataclasses
 import functools
+import json
 import math
 import os
 import re
@@ -89,6 +89,7 @@ def main(a):
     for flag, value in (("--time-limit", a.time_limit), ("--stop-after", a.stop_after)):
         if value is not None and not 0 < value < math.inf:  # NaN too
             raise BenchError(f"{flag} must be a positive finite number of seconds, got {value:g}")
+    claims.stale_s()  # else a bad value fails at the first claim, after the data is loaded
     path, meta, base, axes, exclude, explicit = load(a.file, a.set)
     import torch
     have_gpu = torch.cuda.is_available()
@@ -138,7 +139,7 @@ def main(a):
     account = Account(name, " ".join([str(a.file)] + [f"--set {x}" for x in a.set]), a.shard, a.isolate_seeds, started, t_invocation)
     prev = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after)
+        _run_cells(todo, name, source, results_dir, retry, a.isolate_seeds, account, a.stop_after, seen)
     except KeyboardInterrupt as e:  # the child of the cell that ran has recorded itself interrupted
         term = isinstance(e, Terminated)
         say(f"sweep {name}: interrupted by {'SIGTERM' if term else 'SIGINT (Ctrl-C)'}; what ran is recorded in "
@@ -171,8 +172,9 @@ def groups_of(todo, isolate_seeds):
     if isolate_seeds:
         return [[c] for c in todo]
     groups = {}
-    for c in todo:
-        groups.setdefault(dataclasses.replace(c.cfg, seed=0).key(), []).append(c)
+    for c in todo:  # every setting, not the key's alone: the process runs all its seeds with the first cell's
+        # cfg, and the settings the key leaves out (time_limit_s, device, eval_batch_size, recipe) change the run
+        groups.setdefault(json.dumps({**c.cfg.to_dict(), "seed": 0}, sort_keys=True, default=str), []).append(c)
     return list(groups.values())
 
 
@@ -191,18 +193,22 @@ def _retry(failed, interrupted, statuses):
     return failed or (interrupted and set(statuses) == {"interrupted"})
 
 
-def _claim(stack, results_dir, cell, retry):
-    """The cell's claim, or None when another sweep holds it or recorded it meanwhile."""
-    c = stack.enter_context(claims.claim(results_dir, cell.claim))
-    if c is None:
-        return None, "being run by another sweep"
-    st = statuses(status_by_key(results_dir, warn=None), cell)
-    if "ok" in st or (st and not retry(st)):
-        return None, "recorded meanwhile by another sweep"
+def _claim(stack, results_dir, cell, retry, seen):
+    """The cell's claim, held until STACK closes, or None when another sweep holds it or recorded it
+    meanwhile: a run recorded since SEEN (the statuses this sweep was planned from) was another sweep's
+    try at it, which a retry must not repeat (several machines, a requeued Slurm task)."""
+    with contextlib.ExitStack() as held:
+        c = held.enter_context(claims.claim(results_dir, cell.claim))
+        if c is None:
+            return None, "being run by another sweep"
+        st = statuses(status_by_key(results_dir, warn=None), cell)
+        if "ok" in st or (st and not retry(st)) or len(st) > len(statuses(seen, cell)):
+            return None, "recorded meanwhile by another sweep"  # let go now: --status must not show it running
+        stack.enter_context(held.pop_all())
     return c, None
 
 
-def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, stop_after=None):
+def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, stop_after, seen):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     done, durations = 0, []
     live = console.is_terminal
@@ -217,7 +223,7 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
             with contextlib.ExitStack() as stack:
                 claimed, fds = [], []
                 for cell in group:
-                    lock, why = _claim(stack, results_dir, cell, retry)
+                    lock, why = _claim(stack, results_dir, cell, retry, seen)
                     if lock is None:
                         done += 1
                         counts["skipped"] += 1
