@@ -23,6 +23,7 @@ in float64; both square roots are of symmetric positive semi-definite matrices, 
 an eigendecomposition (eigenvalues clipped at 0) and need no scipy (tests/test_gan.py checks it
 against closed forms).
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from . import stops
 from .config import BenchError, canonical_kwargs, from_recipe
 
 # The `cpu` recipe (ResNet-9, bf16, one-cycle, label smoothing) at width 0.125, 3 epochs on a seeded
@@ -42,9 +44,13 @@ JUDGE_RECIPE = dict(recipe="cpu", seed=0, model_kwargs={"width": 0.125}, epochs=
 # elsewhere, the same recipe gives other weights (bf16 on another CPU rounds differently), and so
 # other distances; the judge for cifar10-jpeg lives here for that reason (bench/judges/README.md).
 COMMITTED = Path(__file__).parent / "judges"
-# the settings that decide the judge's weights (device, time limits and new fields do not)
+# the settings that decide the judge's weights, always in its key
 _KEY_FIELDS = ("model", "model_kwargs", "precision", "batch_size", "epochs", "seed", "lr", "div", "pct",
                "mom_max", "mom_min", "weight_decay", "nesterov", "label_smoothing", "cutout", "limit_train")
+# the settings that cannot change them: where and how fast it trains, and how it is evaluated
+# (target only decides the weights with stop_at_target, which then joins the key below)
+_NOT_WEIGHTS = {"recipe", "device", "time_limit_s", "eval_batch_size", "tta", "tta_views", "tta_last_only",
+                "warmup_steps", "compile", "compile_mode", "fused", "channels_last", "inplace", "target"}
 
 
 @dataclass
@@ -73,10 +79,23 @@ class Judge:
         """float64 [N, C] features of images on the 0..255 scale ([N, 3, 32, 32], any float or uint8)."""
         device = self.mean.device
         out = []
-        for x in images.split(batch_size):
-            x = (x.to(device, torch.float32) - self.mean) / self.std
-            out.append(self.net(x).flatten(1).double())
+        with _fp32_convolutions():
+            for x in images.split(batch_size):
+                x = (x.to(device, torch.float32) - self.mean) / self.std
+                out.append(self.net(x).flatten(1).double())
         return torch.cat(out)
+
+
+@contextlib.contextmanager
+def _fp32_convolutions():
+    """cuDNN runs fp32 convolutions in TF32 by default (10-bit mantissa): the judge's features would
+    then differ between a GPU and a CPU for one judge. Full fp32 while it runs; the caller's setting after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def to_pixels(x):
@@ -91,9 +110,16 @@ def judge_config(**overrides):
 
 
 def cache_key(cfg, data_checksum):
-    d = cfg.to_dict()
+    from .config import RunConfig
+    d, default = cfg.to_dict(), RunConfig().to_dict()
     d["model_kwargs"] = canonical_kwargs(cfg.model, cfg.model_kwargs)
-    blob = json.dumps({"config": {k: d[k] for k in _KEY_FIELDS}, "data": data_checksum}, sort_keys=True)
+    config = {k: d[k] for k in _KEY_FIELDS}
+    # any other setting away from its default is another judge (translate 0, whiten, a schedule); at
+    # its default it stays out, so the keys of judges trained before the setting existed hold
+    config.update({k: v for k, v in d.items() if k not in config and k not in _NOT_WEIGHTS and v != default[k]})
+    if cfg.stop_at_target:
+        config["target"] = cfg.target
+    blob = json.dumps({"config": config, "data": data_checksum}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -141,7 +167,11 @@ def _train(cfg, data_source, pt):
     pt.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = pt.with_name(f".{pt.name}.{os.getpid()}.tmp")
-        row = runner.Runner(cfg, data_source, results_dir=d, save=str(tmp), progress=False).execute()[-1]
+        inner = runner.Runner(cfg, data_source, results_dir=d, save=str(tmp), progress=False)
+        row = inner.execute()[-1]
+        if inner.signals:  # the GAN run's own Ctrl-C or SIGTERM (its time limit's) landed in this nested
+            os.kill(os.getpid(), inner.signals[-1])  # run: handed on to the GAN run's handler, which records
+            raise stops.Interrupted("the FD judge's training was stopped")  # it (a stop, not bad input)
         if row.get("status") != "ok":
             raise BenchError(f"training the FD judge failed ({row.get('status')}): "
                              f"{str(row.get('error', '')).splitlines()[-1:]}")

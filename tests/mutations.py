@@ -463,6 +463,16 @@ MUTATIONS = [
      'stack.enter_context(held.pop_all()); return None, "recorded meanwhile by another sweep"', "recorded_meanwhile_is_let_go"),
     ("sweep: a retry does not repeat this round's", "bench/sweep.py", " or len(st) > len(statuses(seen, cell))", "",
      "same_round"),
+    ("a judge trained otherwise is another judge", "bench/judge.py",
+     "config.update({k: v for k, v in d.items() if k not in config and k not in _NOT_WEIGHTS and v != default[k]})",
+     "pass", "otherwise_in_any"),
+    ("a stop while the judge trains is the GAN run's", "bench/judge.py", "        if inner.signals:",
+     "        if False:", "judge_trains"),
+    ("the judge runs in full fp32", "bench/judge.py",
+     "torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False", "pass", "full_fp32"),
+    ("one judge's distances to a board", "bench/report_gan.py",
+     "for j in dict.fromkeys(judges):\n        part = board[judges == j]", "for j in [None]:\n        part = board",
+     "two_judges"),
 ]
 
 

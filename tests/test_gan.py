@@ -155,6 +155,39 @@ def test_the_shared_copy_gets_the_judge_kept_with_the_code(full_data, tmp_path, 
     assert any("unusable (checksum mismatch)" in w for w in warnings)
 
 
+def test_a_judge_trained_otherwise_in_any_setting_is_another_judge():
+    """The cache key must change with every setting that changes the judge's weights (else a
+    changed recipe silently gets the old judge, and its rows name a recipe that did not train it),
+    and with none that cannot (where it trains, how it is evaluated)."""
+    base = judge.cache_key(judge.judge_config(), "data")
+    for change in ({"translate": 0}, {"alt_flip": True}, {"schedule": "triangle"}, {"lookahead_every": 5},
+                   {"label_smoothing": 0.0}, {"epochs": 4}, {"stop_at_target": True}):
+        assert judge.cache_key(judge.judge_config(**change), "data") != base, change
+    for same in ({"device": "cuda"}, {"tta": True}, {"compile": True}, {"eval_batch_size": 100},
+                 {"time_limit_s": 60.0}, {"warmup_steps": 5}, {"inplace": False}):
+        assert judge.cache_key(judge.judge_config(**same), "data") == base, same
+    assert judge.cache_key(judge.judge_config(), "other data") != base
+
+
+def test_the_judges_features_are_full_fp32_whatever_the_caller_set(tiny):
+    """cuDNN's TF32 (on by default for convolutions) would give a GPU other features than a CPU
+    for one judge: off while the judge runs, the caller's setting back after."""
+    _, j = tiny
+    seen, flags = [], (torch.backends.cudnn, torch.backends.cuda.matmul)
+    saved = [f.allow_tf32 for f in flags]
+    hook = j.net.register_forward_pre_hook(lambda m, i: seen.append(tuple(f.allow_tf32 for f in flags)))
+    try:
+        for f in flags:
+            f.allow_tf32 = True
+        j.features(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+        after = tuple(f.allow_tf32 for f in flags)
+    finally:
+        hook.remove()
+        for f, v in zip(flags, saved):
+            f.allow_tf32 = v
+    assert seen == [(False, False)] and after == (True, True)
+
+
 @pytest.mark.parametrize("name", ["dcgan", "wgan"])
 def test_a_gan_workload_trains_an_epoch(tiny, name, tmp_path):
     ds, _ = tiny
@@ -331,6 +364,25 @@ def test_gan_boards_tell_configurations_apart_and_mark_contention():
     assert len(speed) == report_gan._config_key(gan).nunique()
     assert speed.configuration.str.contains("10,000 img").any()
     assert speed.contended.sum() == int(contended_mask(gan).sum()) > 0
+
+
+def test_distances_from_two_judges_are_never_ranked_or_tabled_together():
+    """The committed CPU rows hold GAN runs judged by two judges (the tests' tiny one and the recipe's):
+    an FD in one judge's features says nothing of one in another's, so each judge gets its own
+    time-to-target and per-epoch boards, named by it."""
+    from bench import report_gan, results
+
+    from .conftest import ROOT
+
+    runs, epochs = results.read(ROOT / "results" / "cpu", "runs"), results.read(ROOT / "results" / "cpu", "epochs")
+    judges = report_gan.gan_runs(runs).judge.dropna().unique()
+    assert len(judges) >= 2
+    boards = report_gan.gan_boards(runs, epochs)
+    ttt = [(t, df) for t, df in boards if t.startswith("GAN time to the FD target")]
+    per_epoch = [t for t, _ in boards if t.startswith("GAN FD per epoch")]
+    assert len(ttt) == len(per_epoch) == len(judges)
+    for title, df in ttt:
+        assert df.judge.nunique() == 1 and df.judge.iloc[0][:8] in title, title
 
 
 def test_a_gan_compiles_in_the_run_s_compile_mode(tiny, monkeypatch):

@@ -131,3 +131,15 @@ def test_a_gan_sweep_reports_its_fd_not_an_accuracy(small_data, tmp_path):
     p = bench("sweep", s, "--results", tmp_path / "r", "--data", small_data,
               env={"BENCH_JUDGE": json.dumps(TINY_JUDGE)}, check=0)
     assert "final fd " in p.stderr and "final acc" not in p.stderr
+
+
+def test_a_time_limit_while_the_judge_trains_is_the_gan_runs_timeout(small_data, tmp_path):
+    """The judge trains in a nested run on first use, which takes the GAN run's stop (its time limit's
+    SIGTERM, a Ctrl-C) for its own: the GAN run must still record itself timed out, not exit as bad input
+    with no row."""
+    env = {"BENCH_JUDGE": json.dumps({**TINY_JUDGE, "epochs": 400})}  # minutes: the limit comes first
+    p = bench("run", "--workload", "wgan", *GAN, "--time-limit", "8", "--no-progress-bar", "--data", small_data,
+              "--results", tmp_path / "r", env=env, check=1)
+    run = pd.read_parquet(tmp_path / "r" / "runs").iloc[0]
+    assert run.status == "timeout" and "time limit" in run.error, (run.error, p.stderr[-2000:])
+    assert "Traceback" not in p.stderr
