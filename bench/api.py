@@ -32,7 +32,12 @@ def run(config=None, *, data=None, results="results", save=None, progress=True, 
     from .paths import check_writable
     from .row import check_save
 
-    cfg = validate(make_config(config, settings))
+    # validate() may build the network for real (a forward that the meta device cannot run), drawing
+    # from the caller's generator; and a model file edited since this process last ran it is taken up
+    with _callers_state_kept():
+        cfg = make_config(config, settings)
+        _refresh(cfg.model)
+        cfg = validate(cfg)
     if seeds is not None:
         given = seeds
         try:  # any iterable (a generator is read once, here)
@@ -120,6 +125,8 @@ def make_config(config=None, settings=None):
         unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(RunConfig)})
         if unknown:
             raise BenchError(f"unknown setting {unknown[0]!r}")
+        if settings.get("model", config.model) != config.model:  # the config's keywords are its model's
+            settings.setdefault("model_kwargs", {})
         return dataclasses.replace(config, **settings)
     recipe = settings.pop("recipe", None)
     start = _workload_defaults(recipe, settings.get("workload"))
@@ -168,7 +175,16 @@ def models(specs=()):
 
     specs = [specs] if isinstance(specs, str) else specs  # else one spec is read as its characters: "unknown model 'm'"
     names = list(registry.registered()) + [s for s in specs if s not in registry.registered()]
-    return [describe_model(n) for n in names]
+    with _callers_state_kept():  # a network built for real draws its weights from the caller's generator
+        return [describe_model(n) for n in names]
+
+
+def _refresh(model):
+    from models.registry import refresh
+    try:
+        refresh(model)
+    except ValueError as e:
+        raise BenchError(str(e)) from None
 
 
 def describe_model(name):
@@ -180,6 +196,7 @@ def describe_model(name):
 
     from .flops import flops_per_image
 
+    _refresh(name)
     try:
         spec = registry.resolve(name)  # import a user's file outside the meta device
     except ValueError as e:

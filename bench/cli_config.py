@@ -10,8 +10,13 @@ import models
 from .config import COMPILE_MODES, DEVICES, FIELDS, PRECISIONS, RECIPES, BenchError, RunConfig, from_recipe
 
 
+# spelt as sweep files and --set spell them; else `flag=false` was the string 'false', which is truthy
+_WORDS = {"true": True, "false": False, "null": None}
+
+
 def parse_kv(items):
-    """KEY=VALUE ... -> dict, VALUE read as a Python literal when it is one (1,2 -> [1, 2])."""
+    """KEY=VALUE ... -> dict, VALUE read as a Python literal when it is one (1,2 -> [1, 2]; true, false
+    and null in any case too)."""
     out = {}
     for item in items or []:
         key, eq, value = item.partition("=")
@@ -19,8 +24,9 @@ def parse_kv(items):
             raise BenchError(f"--model-kwargs takes KEY=VALUE pairs, got {item!r}")
         if key in out:  # else the last one silently wins, and the row records a model that was not asked for
             raise BenchError(f"--model-kwargs gives {key!r} twice")
+        word = value.strip().lower()
         try:
-            v = ast.literal_eval(value)
+            v = _WORDS[word] if word in _WORDS else ast.literal_eval(value)
         except (ValueError, SyntaxError):
             v = value
         out[key] = list(v) if isinstance(v, tuple) else v

@@ -85,7 +85,7 @@ RUNS = [
     *config_columns(),
     C("model_source", S, "identity", "a user's model: where its factory came from ('pkg.mod:fn' or "
                                      "'/abs/path/net.py:fn'); null for a built-in (then `model` is its registered name)"),
-    C("model_source_hash", S, "config", "a user's model: sha256 of its module's source file (part of config_key: "
+    C("model_source_hash", S, "config", "a user's model: sha256 of the source file defining its factory, as the process ran it (part of config_key: "
                                         "two versions never merge); null for a built-in"),
     C("model_honours", S, "setting", 'JSON {"num_classes": bool, "inplace": bool}: which run settings the '
                                      "model's factory takes (a built-in takes both; one it does not take is not applied)"),
@@ -211,7 +211,7 @@ FINGERPRINT = [c for c in HARDWARE]
 
 # which file and which version of a user's network, as in its run rows; null for a built-in
 USER_MODEL = [C("model_source", S, "identity", "a user's model: 'pkg.mod:fn' or '/abs/path/net.py:fn'"),
-              C("model_source_hash", S, "config", "a user's model: sha256 of its module's source file")]
+              C("model_source_hash", S, "config", "a user's model: sha256 of the source file defining its factory")]
 
 INFERENCE = [
     C("infer_id", S, "identity", "unique id"), C("schema_version", I, "identity", "version of this schema"),

@@ -139,14 +139,9 @@ NEW_FIELD_DEFAULTS = {"workload": "classify", "compile_mode": "default",
 
 
 def canonical_kwargs(model, kwargs):
-    """The model's keywords with defaults filled in, so equal models hash equally."""
-    import models
-    from models.registry import plain
-
-    full = {k: v for k, v in models.model_keywords(model).items()}
-    full.update(kwargs)
-    # plain(): a user's default that is not a literal (a class, a function) goes in as its repr
-    return {k: plain(v) for k, v in sorted(full.items())}
+    """The model's keywords with defaults filled in, each spelt one way (models.registry.canonical)."""
+    from models.registry import canonical
+    return canonical(model, kwargs)
 
 
 from .recipes import RECIPES  # noqa: E402  (the named configurations, each one literal)

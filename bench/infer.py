@@ -56,14 +56,23 @@ def build(ckpt, device):
         if ckpt.get("model_source_hash") and models.resolve(name).source_hash != ckpt["model_source_hash"]:
             raise BenchError(f"{name.rpartition(':')[0]} changed since the run saved this checkpoint (its sha256 "
                              "differs)")
-        model = models.create(name, inplace=ckpt["inplace"], **ckpt["model_kwargs"])
+        model = models.create(name, inplace=ckpt["inplace"], **_as_given(name, ckpt["model_kwargs"]))
         model.load_state_dict(ckpt["state_dict"])
-    except (ValueError, RuntimeError, TypeError, BenchError) as e:  # a user's model file moved or changed
+    except Exception as e:  # noqa: BLE001 - a user's file moved or changed; its factory may raise anything
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BenchError(f"cannot rebuild the checkpoint's model {ckpt['model']!r} ({why}); its source must be "
                          "where and as it was when the run saved it") from None
     fmt = torch.channels_last if ckpt["channels_last"] else torch.contiguous_format
     return model.to(device, memory_format=fmt).eval()
+
+
+def _as_given(name, kwargs):
+    """The checkpoint's keywords are canonical: a default that is not a literal (`act=nn.ReLU`) is held
+    as its repr, which the factory cannot take; it gets its own default there instead."""
+    from models.registry import plain
+    defaults = models.model_keywords(name)
+    return {k: v for k, v in kwargs.items() if not (k in defaults and not isinstance(defaults[k], str)
+                                                    and isinstance(v, str) and v == plain(defaults[k]))}
 
 
 def main(a):

@@ -61,6 +61,26 @@ def conforms(value, ann):
     return True  # an annotation this checker does not understand: the factory decides
 
 
+def canonical(value, ann):
+    """`value` spelt the one way its annotation reads it: a whole number where a float is taken becomes
+    that float, in a list of them too, so `width=1` and `width=1.0` are one configuration, not two.
+    Where the annotation takes the value both ways (int | float) it stays as given."""
+    if isinstance(value, bool) or ann is ANY or isinstance(ann, str):
+        return value
+    union = _union_args(ann)
+    if union is not None:
+        fits = [a for a in union if conforms(value, a)]
+        return canonical(value, fits[0]) if len(fits) == 1 else value
+    if ann is float:
+        return float(value) if isinstance(value, int) and abs(value) < 2 ** 1023 else value
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if not (args and isinstance(value, (tuple, list)) and (ann in _SEQUENCES or origin in _SEQUENCES)):
+        return value
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        return [canonical(v, a) for v, a in zip(value, args)] if len(value) == len(args) else value
+    return [canonical(v, args[0]) for v in value]
+
+
 def _items_conform(value, origin, args):
     if not args:
         return True

@@ -10,6 +10,7 @@ changes. A model named `MODULE:FUNCTION` or `FILE.py:FUNCTION` is the user's own
 import inspect
 import json
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 
@@ -94,21 +95,28 @@ def resolve(name):
     return spec_for(name, _REGISTRY[name], None, None)
 
 
+def refresh(name):
+    """Before a run in a long-lived process: a user's FILE.py edited since this process ran it is run
+    anew, a module edited since it was imported is refused (ValueError). Else `resolve` keeps what it
+    first found for the whole process, so each seed of a run builds, and names, the same code."""
+    if is_user_spec(name):
+        from . import user
+        user.refresh(name)
+
+
 def spec_for(name, factory, import_path, digest):
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # no signature to read (a C function): pass keywords through
         params = {}
-    try:  # a class's own annotations are its attributes': its keywords are __init__'s
-        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
-    except Exception:  # noqa: BLE001 - an annotation that does not evaluate: judge by defaults
-        hints = {}
+    hints = _type_hints(factory.__init__ if inspect.isclass(factory) else factory)
     keywords, any_kw, var_kw = {}, not params, False
     for k, p in params.items():
         if p.kind is p.VAR_KEYWORD:
             any_kw = var_kw = True
         elif p.kind not in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY) and k not in RUN_SETTINGS:
-            ann = hints.get(k, kwtypes.ANY if p.annotation is p.empty else p.annotation)
+            unread = p.annotation is p.empty or isinstance(p.annotation, str)  # a string: it did not evaluate
+            ann = hints.get(k, kwtypes.ANY if unread else p.annotation)
             if ann is kwtypes.ANY and p.default is not p.empty:
                 ann = kwtypes.from_default(p.default)
             keywords[k] = Keyword(ann, p.default)
@@ -119,10 +127,39 @@ def spec_for(name, factory, import_path, digest):
     return ModelSpec(name, factory, import_path, digest, honours, keywords, any_kw)
 
 
+def _type_hints(fn):
+    """Each annotation evaluated on its own (a class's own annotations are its attributes': its keywords
+    are __init__'s): one that does not evaluate (a name imported only under TYPE_CHECKING) is left out,
+    to be judged by its default, and the others are still checked."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - find the one that does not evaluate
+        pass
+    hints = {}
+    for k, ann in getattr(fn, "__annotations__", {}).items():
+        one = types.SimpleNamespace(__annotations__={k: ann})
+        try:
+            hints[k] = typing.get_type_hints(one, getattr(inspect.unwrap(fn), "__globals__", None))[k]
+        except Exception:  # noqa: BLE001 - an annotation that does not evaluate: judge by its default
+            pass
+    return hints
+
+
 def model_keywords(name):
     """The keywords `name` accepts besides num_classes and inplace, with their defaults
     (a keyword without a default is left out: the user must give it)."""
     return {k: kw.default for k, kw in resolve(name).keywords.items() if not kw.required}
+
+
+def canonical(name, kwargs):
+    """The model's keywords with defaults filled in, each spelt one way, so equal models hash equally:
+    a whole number for a float keyword is that float (width=1 is width=1.0), and a default that is
+    not a literal (a class, a function) its repr."""
+    spec = resolve(name)
+    full = {k: kw.default for k, kw in spec.keywords.items() if not kw.required}
+    full.update(kwargs)
+    return {k: plain(kwtypes.canonical(v, spec.keywords[k].annotation) if k in spec.keywords else v)
+            for k, v in sorted(full.items())}
 
 
 def keyed_kwargs(name, canonical):
@@ -181,6 +218,9 @@ def create(name, num_classes=10, inplace=True, **kwargs):
     check_kwargs(name, kwargs)
     given = dict(num_classes=num_classes, inplace=inplace)
     settings = {k: v for k, v in given.items() if spec.honours[k]}
+    # each keyword as canonical() spells it, so that the rows under one key built one network
+    kwargs = {k: kwtypes.canonical(v, spec.keywords[k].annotation) if k in spec.keywords else v
+              for k, v in kwargs.items()}
     model = spec.factory(**settings, **kwargs)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")

@@ -278,6 +278,10 @@ def test_a_runconfig_and_overrides_and_the_clis_names():
     assert other.model_kwargs == {} and bench.make_config(None, {"model_kwargs": {"width": 1}}).model_kwargs == \
         {"blocks": [1, 2, 4, 6, 3], "nf": 32, "width": 1}
     assert bench.make_config(None, {"model": bench.make_config}).model == "bench.api:make_config"
+    # a RunConfig's keywords are its model's: another model starts from its own defaults, as on the CLI
+    lesson = bench.RunConfig()
+    assert bench.make_config(lesson, {"model": "wrn"}).model_kwargs == {}
+    assert bench.make_config(lesson, {"lr": 0.1}).model_kwargs == lesson.model_kwargs != {}
 
 
 def test_import_bench_stays_cheap_and_bench_report_is_module_and_function():

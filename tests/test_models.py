@@ -311,6 +311,8 @@ def test_two_versions_of_a_users_network_never_share_a_key(user_file):
     key = cfg.key()
     assert RunConfig(model=f"{user_file}:make_net", model_kwargs={"width": 8}).key() == key  # the default
     user_file.write_text(USER_NET + "\n# an edit\n")
+    assert cfg.key() == key  # this process still builds the version it ran: its key (tests/test_user_model.py)
+    registry.refresh(cfg.model)  # as bench.run does before a run: the edit is taken up
     assert cfg.key() != key
     assert RunConfig().key() == "e4610d93f5abdb4c"  # a built-in's key is as before: sweeps still resume
 
