@@ -61,7 +61,9 @@ def submit(a):
                          "time with --time (e.g. --time 1:00:00); a later submission resumes the sweep")
     path, meta, base, axes, exclude, explicit = sweep.load(a.file, a.set)
     cells = _cells(path, meta, base, axes, exclude, explicit)
-    groups = len(sweep.groups_of(cells, a.isolate_seeds))  # one task a configuration: its seeds share a process
+    for c in cells if a.time_limit is not None else ():  # as each task sets it, before it groups its cells
+        c.cfg.time_limit_s = a.time_limit
+    groups = len(sweep.groups_of(cells, a.isolate_seeds))  # one task a process group: its seeds share a process
     n = groups if a.array is None else a.array
     if n < 1:
         raise BenchError(f"--array must be at least 1, got {n}")

@@ -249,13 +249,20 @@ def _key_rule(r):
     return f"config_key {r['config_key']} is not the hash of the row's settings"
 
 
-def _ttt_rule(r, epochs, accs):
-    """time_to_target_s is the training clock at the epoch that reached the target, never another time."""
-    ttt, at = _num(r.get("time_to_target_s")), _num(r.get("epoch_reached"))
-    hit = epochs[epochs["epoch"] == at] if at is not None else epochs.iloc[0:0]
-    if ttt is None or hit.empty or abs(float(hit["elapsed_s"].iloc[0]) - ttt) <= 1e-6 * max(ttt, 1):
-        return None
-    return f"time_to_target_s {ttt:.3f} is not epoch {int(at)}'s elapsed_s {float(hit['elapsed_s'].iloc[0]):.3f}"
+def _clock_at_target_rule(name, col):
+    """`name` is the `col` clock of the epoch that reached the target, never another time; a run that
+    reached it names that epoch (without one, no time of it could be checked)."""
+    def rule(r, epochs, accs):
+        t, at = _num(r.get(name)), _num(r.get("epoch_reached"))
+        if t is None or col not in epochs.columns:
+            return None
+        if at is None:
+            return f"{name} {t:.3f} but no epoch_reached names the epoch it is the time of"
+        hit = epochs[epochs["epoch"] == at]
+        if hit.empty or abs(float(hit[col].iloc[0]) - t) <= 1e-6 * max(t, 1):
+            return None
+        return f"{name} {t:.3f} is not epoch {int(at)}'s {col} {float(hit[col].iloc[0]):.3f}"
+    return rule
 
 
 # (what is checked, predicate -> the problem or None): one rule per invariant, so each can be read,
@@ -264,7 +271,8 @@ ROW_RULES = [("config_key hashes the settings", _key_rule)]
 EPOCH_RULES = [
     ("a finished run has epochs", lambda r, e, accs: "status ok but the epoch file has no epochs"
      if r.get("status") == "ok" and e.empty else None),
-    ("time to target is its epoch's time", _ttt_rule),
+    ("time to target is its epoch's time", _clock_at_target_rule("time_to_target_s", "elapsed_s")),
+    ("wall time to target is its epoch's wall time", _clock_at_target_rule("wall_time_to_target_s", "wall_s")),
     ("no epoch ends after the training clock", lambda r, e, accs: f"an epoch's elapsed_s {e['elapsed_s'].max():.3f} "
      f"> train_time_s {r['train_time_s']:.3f}" if not e.empty and _num(r.get("train_time_s")) is not None
      and e["elapsed_s"].max() > r["train_time_s"] + EPS else None),

@@ -66,7 +66,8 @@ MUTATIONS = [
     ("verify: a row's key is its settings' hash", "bench/verify.py",
      "        if r[\"config_key\"] in _keys_of_row(r):", "        if True:", "inconsistency and hash"),
     ("verify: time to target is its epoch's time", "bench/verify.py",
-     "(\"time to target is its epoch's time\", _ttt_rule)", '("off", lambda r, e, a: None)',
+     "(\"time to target is its epoch's time\", _clock_at_target_rule(\"time_to_target_s\", \"elapsed_s\"))",
+     '("off", lambda r, e, a: None)',
      "inconsistency and epoch"),
     ("verify: a finished run has epochs", "bench/verify.py",
      "if r.get(\"status\") == \"ok\" and e.empty else None", "if False else None", "empty_epoch"),
@@ -505,6 +506,17 @@ MUTATIONS = [
      "annotation_that_does_not_evaluate"),
     ("a RunConfig's keywords stay with its model", "bench/api.py",
      "        if settings.get(\"model\", config.model) != config.model:", "        if False:", "clis_names"),
+    ("verify: a time to target names its epoch", "bench/verify.py",
+     'return f"{name} {t:.3f} but no epoch_reached', 'return None and f"{name} {t:.3f} but no epoch_reached',
+     "inconsistency and epoch_reached"),
+    ("verify: wall time to target is its epoch's", "bench/verify.py",
+     '_clock_at_target_rule("wall_time_to_target_s", "wall_s")', "lambda r, e, a: None", "inconsistency and wall"),
+    ("an entry's run is the slower middle one", "bench/report_entry.py", "rep = hit.iloc[len(hit) // 2]",
+     "rep = hit.iloc[(len(hit) - 1) // 2]", "under_the_boards_median"),
+    ("an entry names its machine key", "bench/report_entry.py", '"hardwareKey": b["hardware_key"],',
+     '"hardwareKey": b["hardware_id"] if "hardware_id" in b else None,', "under_the_boards_median"),
+    ("slurm: the array counts the groups its tasks form", "bench/slurm.py",
+     "    for c in cells if a.time_limit is not None else ():", "    for c in ():", "groups_its_tasks_will_form"),
 ]
 
 

@@ -780,6 +780,30 @@ def test_an_entry_from_a_run_on_another_clock_says_which_clock():
     assert own["misc"]["clock"] == "training time, evaluation excluded"
 
 
+def test_an_entry_publishes_no_time_under_the_boards_median_and_says_what_it_is():
+    """DAWNBench reads an entry's time from its TSV, the representative run's epochs: with an even run
+    count that run is the slower middle one, never a time under the leaderboard's median. Read on its
+    own, the entry names its configuration, group and machine key (a one-thread CPU run says so)."""
+    from bench import report_entry
+
+    from .conftest import ROOT
+    for results in ("h200", "cpu"):
+        rep = report.build([ROOT / "results" / results])
+        runs = rep.runs.set_index("run_id")
+        even = rep.board[(rep.board.reached >= 2) & (rep.board.reached % 2 == 0)]
+        thr = rep.board[rep.board.hardware_key.str.endswith("thr") & rep.board.runs.gt(0)]
+        assert len(even) + len(thr) > 0
+        for _, b in pd.concat([even, thr]).iterrows():
+            misc = json.loads(report_entry.dawnbench_entry(rep.runs, rep.epochs, rep.board, b.group_id, "a")
+                              [f"dawnbench_{b.group_id}.json"])["misc"]
+            assert (misc["groupId"], misc["configuration"], misc["hardwareKey"]) == \
+                (b.group_id, b.configuration, b.hardware_key)
+            if b.reached >= 2:
+                assert runs.loc[misc["representativeRun"], "time_to_target_s"] >= misc["medianTimeToTargetSeconds"]
+            if b.hardware_key.endswith("/1thr"):
+                assert misc["torchThreads"] == 1 and misc["cpuCores"] == 2
+
+
 def test_a_plot_that_leaves_configurations_out_says_so():
     """The page draws at most 10 curves; a reader of the 'every configuration' plot must not take the
     missing ones for configurations without epochs."""

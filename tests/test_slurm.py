@@ -335,3 +335,15 @@ def test_bad_slurm_input_is_one_line(tmp_path, small_data, args, message):
     p = bench("sweep", s, *args, *data, "--results", tmp_path / "r", check=2)
     assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_an_array_counts_the_groups_its_tasks_will_form(small_data, tmp_path):
+    """--time-limit sets every cell's limit in each task before it groups its cells: [[cells]] blocks
+    that differed only in their own time_limit_s are then one group, and one task, not two (the second
+    would start and find nothing to run)."""
+    s = write(tmp_path, '[sweep]\nname = "limits"\n[base]\nmodel = "resnet9"\ndevice = "cpu"\nepochs = 1\n'
+                        '[[cells]]\nseeds = [0]\ntime_limit_s = 60\n[[cells]]\nseeds = [1]\ntime_limit_s = 3600\n')
+    for extra, tasks in (([], 2), (["--time-limit", "600"], 1)):
+        p = bench("sweep", s, "--slurm", "--dry-run", *extra, "--results", tmp_path / "r", "--data", small_data,
+                  check=0)
+        assert f"#SBATCH --array=0-{tasks - 1}" in p.stdout.splitlines(), (extra, p.stdout, p.stderr)

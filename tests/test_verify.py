@@ -58,6 +58,10 @@ def test_clean_results_pass(copy):
     (dict(config_key="0123456789abcdef"), "config_key 0123456789abcdef is not the hash"),
     # a time to target shorter than the training clock at the epoch it names
     (dict(time_to_target_s=0.001), "time_to_target_s 0.001 is not epoch"),
+    # ...with the epoch it names removed, nothing pinned it
+    (dict(time_to_target_s=0.001, epoch_reached=None), "time_to_target_s 0.001 but no epoch_reached"),
+    # the leaderboard publishes the wall clock to target too
+    (dict(wall_time_to_target_s=0.001), "wall_time_to_target_s 0.001 is not epoch"),
 ])
 def test_each_inconsistency_is_named(copy, changes, message):
     path = edit_first_run(copy, **changes)
