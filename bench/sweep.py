@@ -24,16 +24,14 @@
     precision = "fp16"           # product, without repeating a cell); `seeds` overrides [sweep]'s
     seeds = [0, 1, 2]            # with no [axes] the cells are the list: an empty [[cells]] is [base]
 
-At least one of [base], [axes] and [[cells]] must say what to run (bench/sweep_file.py refuses a
-file without). A configuration's seeds run one after another in one child process (bench.isolate): data,
-compilation and autotuning are paid once; `--isolate-seeds` gives every run its own process. A
-cell is done when a run row with its config_key and status "ok" exists; done cells are skipped,
-failed ones retried only with --retry-failed. A cell is claimed, held by the child that runs it,
-so concurrent sweeps (and --shard i/N on N machines sharing RESULTS) never run a cell twice at once (bench/claims.py: an flock, or a
-claim file where flock is not shared between machines); the claim dies with its holder. `--shard
-I/N` takes every N-th configuration (all its seeds), so shards keep seeds together. Each
-invocation that runs anything writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet,
-one stopped by Ctrl-C or SIGTERM too.
+At least one of [base], [axes] and [[cells]] must say what to run (bench/sweep_file.py). A configuration's
+seeds run one after another in one child process (bench.isolate): data, compilation and autotuning are
+paid once; `--isolate-seeds` gives every run its own process. A cell is done when a run row with its
+config_key and status "ok" exists; done cells are skipped, failed ones retried only with --retry-failed.
+A cell is claimed, held by the child that runs it, so concurrent sweeps (and --shard i/N on N machines
+sharing RESULTS) never run a cell twice at once (bench/claims.py); the claim dies with its holder.
+`--shard I/N` takes every N-th configuration with all its seeds. Each invocation that runs anything
+writes its device-time account to RESULTS/sweeps/<sweep_run_id>.parquet, one stopped by a signal too.
 `--slurm` and `--status` are bench/slurm.py's.
 """
 import contextlib
@@ -47,13 +45,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.table import Table
-
 from . import claims, isolate, results
 from .config import BenchError
 from .row import new_run_id
 from .sweep_file import Cell, expand, load, parse_shard  # noqa: F401 - the sweep's file side, named here too
-from .ui import SweepProgress, console, say
+from .ui import SweepProgress, console, print_matrix, say  # noqa: F401 - print_matrix: slurm's too
 
 def status_by_key(results_dir, warn=say):
     runs = results.read(results_dir, "runs", warn=warn)
@@ -66,21 +62,6 @@ def status_by_key(results_dir, warn=say):
 def statuses(seen, cell):
     """The statuses recorded for CELL (from status_by_key), under any spelling of its numbers (Cell.keys)."""
     return [s for k in cell.keys for s in seen.get(k, [])]
-
-
-def print_matrix(cells, state, title):
-    # every setting any cell changes, in order of first appearance: [[cells]] each change their own
-    axes = list(dict.fromkeys(a for c in cells for a in c.axes))
-    t = Table(title=title, title_justify="left",
-              caption=r"blank: the \[base] value" if any(set(c.axes) != set(axes) for c in cells) else None)
-    t.add_column("#", justify="right")
-    for a in axes:
-        t.add_column(a)
-    t.add_column("state")
-    for c in cells:
-        t.add_row(str(c.index), *[str(c.axes[a]) if a in c.axes else "" for a in axes],
-                  state.get(c.cfg.key(), "pending"))
-    console.print(t)
 
 
 def main(a):
@@ -208,14 +189,24 @@ def _claim(stack, results_dir, cell, retry, seen):
     return c, None
 
 
+def expected_s(group, work):
+    """--stop-after's forecast of a group's seconds: its optimizer steps at the seconds per step of the
+    groups run so far, (seconds, steps) in `work` (batch 256 takes about twice batch 512's time); 0 first."""
+    return sum(_steps(c.cfg) for c in group) * work[0] / work[1] if work[1] else 0.0
+
+
+def _steps(cfg):
+    return cfg.epochs * math.ceil((cfg.limit_train or 50_000) / cfg.batch_size)
+
+
 def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, stop_after, seen):
     counts = {"ok": 0, "failed": 0, "skipped": 0}
-    done, durations = 0, []
+    done, durations, work = 0, [], [0.0, 0]  # work: the seconds and steps of the groups run so far
     live = console.is_terminal
     with SweepProgress(len(todo), live=live) as progress:
         for group in groups_of(todo, isolate_seeds):
             elapsed = time.monotonic() - account.t0
-            expected = len(group) * sum(durations) / len(durations) if durations else 0.0
+            expected = expected_s(group, work)
             if stop_after is not None and elapsed + expected > stop_after:
                 say(f"sweep {name}: --stop-after {stop_after:g} s: {len(todo) - done} run(s) left for the next "
                     f"invocation (the next group would end at about {elapsed + expected:.0f} s)")
@@ -253,6 +244,7 @@ def _run_cells(todo, name, source, results_dir, retry, isolate_seeds, account, s
                     raise
             account.add(rows, processes)
             durations.append((time.monotonic() - t0) / len(rows))
+            work[0], work[1] = work[0] + time.monotonic() - t0, work[1] + sum(_steps(c.cfg) for c in claimed)
             for cell, row in zip(claimed, rows):
                 done += 1
                 status = row.get("status")

@@ -251,3 +251,20 @@ class _LinesProgress(Progress):
 
 def is_tty():
     return sys.stderr.isatty()
+
+
+def print_matrix(cells, state, title):
+    """A sweep's cells (sweep_file.Cell) as a table: each cell's settings and its state by config key."""
+    from rich.table import Table
+    # every setting any cell changes, in order of first appearance: [[cells]] each change their own
+    axes = list(dict.fromkeys(a for c in cells for a in c.axes))
+    t = Table(title=title, title_justify="left",
+              caption=r"blank: the \[base] value" if any(set(c.axes) != set(axes) for c in cells) else None)
+    t.add_column("#", justify="right")
+    for a in axes:
+        t.add_column(a)
+    t.add_column("state")
+    for c in cells:
+        t.add_row(str(c.index), *[str(c.axes[a]) if a in c.axes else "" for a in axes],
+                  state.get(c.cfg.key(), "pending"))
+    console.print(t)

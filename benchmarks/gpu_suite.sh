@@ -24,7 +24,8 @@
 # inplace-memory maxbatch (default: fingerprint lesson compile fast gan dawn infer; report and verify always run).
 # SUITE_RESULTS names the results directory to resume (default OUT/results); SUITE_GAN_RESULTS the GANs'
 # (default OUT/gan/results), kept apart so the classifiers' boards stay theirs.
-# SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but ~150 s of the budget).
+# SUITE_LESSON_S caps the seconds the lesson's table may take (default: all but the last SUITE_END_S s of the
+# budget, and ~90 s more when compile is a step too).
 # SUITE_END_S (60) is the budget's last share, kept for the report, the verify and the packing: a step
 # still running then is stopped (its finished rows kept, its running cell repeated by the next run).
 # An outer timeout should leave that much room: SUITE_BUDGET_S=540 under `timeout -k 20 570`.
@@ -35,8 +36,11 @@
 # benchmarks/gpu_prepare.sh fills (BENCH_DATA=../shared/data/cifar10-jpeg.tar.xz benchmarks/gpu_prepare.sh).
 # The GANs' FD judge travels with the code (bench/judges/), so GPU and CPU distances share it.
 # There (its image has torch, pandas, pyarrow, rich, matplotlib and setuptools):
-#   python3 -m pip install -q --no-deps --no-build-isolation -e . && BENCH_DATA=.suite-data/cifar10-jpeg.tar.xz \
-#     timeout -k 20 570 benchmarks/gpu_suite.sh /tmp/suite > suite.log 2>&1; tar czf suite.tgz -C /tmp suite
+#   python3 -m pip install -q --no-deps --no-build-isolation -e . ; BENCH_DATA=.suite-data/cifar10-jpeg.tar.xz \
+#     timeout -k 20 570 benchmarks/gpu_suite.sh OUT > suite.log 2>&1
+# (`;`: the install is optional, since `python3 -m bench` from the checkout's root imports it; from the
+# repository root, as .whl/ is looked up there. OUT: the folder that comes back from the machine, so
+# a kill at its time limit still leaves every packed row there.)
 # (OUT/results.tgz alone holds every row, for when only a few flat files can be brought back.)
 # A copy of the tree without its own git metadata cannot tell its commit: set BENCH_GIT_COMMIT=<commit>
 # (the rows' code_hash identifies the code either way). results/h200/README.md records past runs.
@@ -77,6 +81,9 @@ STEPS=${SUITE_STEPS:-$([ "${2:-}" = --cpu-smoke ] && echo "$ALL" || echo fingerp
 for s in ${STEPS//,/ }; do
   [[ ",$ALL," == *",$s,"* ]] || { echo "error: SUITE_STEPS names an unknown step '$s' (known: $ALL)" >&2; exit 2; }
 done
+# data that did not travel with the checkout would fail every step after the fingerprint, one by one
+[ -e "$BENCH_DATA" ] || [ "$BENCH_DATA" = download ] || {
+  echo "error: BENCH_DATA=$BENCH_DATA not found (benchmarks/gpu_prepare.sh copies it into .suite-data/)" >&2; exit 2; }
 want() { [ "$1" = report ] || [ "$1" = verify ] || [[ ",$STEPS," == *",$1,"* ]]; }
 # The suite's own end: a step still running END_S seconds before the budget's end is stopped (SIGTERM,
 # as Ctrl-C: a sweep records its running cell `interrupted`, and the next run repeats it), so that
@@ -93,7 +100,7 @@ step() {  # step GROUP NAME CMD...: run it if GROUP is wanted, log it, remember 
   if [ -n "$DEADLINE" ] && [ "$group" != report ] && [ "$group" != verify ] && [ "$(type -t "${cmd[0]}")" != function ]; then
     local left=$(( BUDGET_S - END_S - $(elapsed) ))
     if [ "$left" -le 0 ]; then echo "=== time budget: skipping $name (the last $END_S s are the report's)"; return 0; fi
-    cmd=(timeout --foreground -k 20 "$left" "${cmd[@]}")
+    cmd=(timeout --foreground -k 45 "$left" "${cmd[@]}")  # -k over isolate's 30 s for a child to record
   fi
   "${cmd[@]}"; rc=$?
   if [ "$rc" -eq 124 ]; then
@@ -136,9 +143,9 @@ CKPT="$(mktemp -d)/dawn-seed0.pt"
 # One archive of every results folder, after every step: copying OUT back from
 # a GPU machine may keep only a few files and shallow folders (results/runs/*.parquet is three levels
 # down), and a lost row cannot be re-measured.
-pack() {
-  tar czf "$OUT/results.tgz" -C "$R" .
-  if [ -d "${G:-}" ]; then tar czf "$OUT/gan-results.tgz" -C "$G" .; fi
+pack() {  # each archive whole or the last one kept: a kill mid-tar must not leave half of one
+  tar czf "$OUT/.results.tgz.tmp" -C "$R" . && mv "$OUT/.results.tgz.tmp" "$OUT/results.tgz"
+  if [ -d "${G:-}" ]; then tar czf "$OUT/.gan-results.tgz.tmp" -C "$G" . && mv "$OUT/.gan-results.tgz.tmp" "$OUT/gan-results.tgz"; fi
 }
 
 # An outer timeout (or Ctrl-C) signals the whole process group: the running step records itself and
@@ -154,7 +161,8 @@ trap 'stopped INT 130' INT
 fingerprint() { bench env > "$OUT/fingerprint.json" && cat "$OUT/fingerprint.json"; }
 step fingerprint fingerprint fingerprint
 
-# 2. The lesson's table: as many cells as fit, leaving ~150 s for the compile comparison and the report.
+# 2. The lesson's table: as many cells as fit, leaving the report's share (and ~90 s more when the compile
+# comparison is asked for too).
 if [ "$MODE" = "--cpu-smoke" ]; then
   LESSON="$OUT/lesson-smoke.toml"
   cat > "$LESSON" <<'TOML'
@@ -179,7 +187,8 @@ TOML
 else
   LESSON="$HERE/../configs/lesson-gpu.toml"
 fi
-LESSON_STOP=$(( BUDGET_S - 150 - $(elapsed) ))
+RESERVE=$END_S; want compile && RESERVE=$(( END_S + 90 ))
+LESSON_STOP=$(( BUDGET_S - RESERVE - $(elapsed) ))
 # SUITE_LESSON_S caps the table's share, so that one run can leave time for the later steps too
 [ -n "${SUITE_LESSON_S:-}" ] && [ "$SUITE_LESSON_S" -lt "$LESSON_STOP" ] && LESSON_STOP=$SUITE_LESSON_S
 # --retry-interrupted: a cell cut short here was stopped by a budget (the suite's or an outer timeout's),
@@ -251,7 +260,7 @@ if [ "$MODE" = "--cpu-smoke" ]; then
   want airbench && echo "=== airbench: its GPU run needs CUDA; its CPU port (--device cpu, ~30 min) is tested in tests/test_benchmarks.py"
 else
   left=$(( BUDGET_S - $(elapsed) - END_S - 15 ))  # its own budget ends before the suite would stop it
-  step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --runs 10 --resume --budget-s "$(( left > 20 ? left : 20 ))"
+  step airbench airbench "$PY" "$HERE/airbench_side_by_side.py" "${DEV[@]}" --results "$R" --target "$TARGET" --tta-views 2 --runs 10 --resume --budget-s "$(( left > 20 ? left : 20 ))"
 fi
 
 # 6. Measured on an H200 before (results/h200, results/benchmarks): only when SUITE_STEPS names them.

@@ -517,6 +517,12 @@ MUTATIONS = [
      '"hardwareKey": b["hardware_id"] if "hardware_id" in b else None,', "under_the_boards_median"),
     ("slurm: the array counts the groups its tasks form", "bench/slurm.py",
      "    for c in cells if a.time_limit is not None else ():", "    for c in ():", "groups_its_tasks_will_form"),
+    ("--stop-after forecasts a group by its steps", "bench/sweep.py",
+     "return sum(_steps(c.cfg) for c in group) * work[0] / work[1] if work[1] else 0.0",
+     "return len(group) * 98 * work[0] / work[1] if work[1] else 0.0", "optimizer_steps"),
+    ("the suite refuses data that did not travel", "benchmarks/gpu_suite.sh",
+     '[ -e "$BENCH_DATA" ] || [ "$BENCH_DATA" = download ] || {', '[ -n "$BENCH_DATA" ] || {',
+     "did_not_travel"),
 ]
 
 

@@ -36,6 +36,15 @@ def test_gpu_suite_refuses_an_unknown_step(tmp_path):
     assert "===" not in p.stdout
 
 
+def test_gpu_suite_refuses_data_that_did_not_travel(tmp_path):
+    """Data left behind (not carried with the checkout) failed every step after the fingerprint, one
+    by one, on a machine whose minutes are few: one line before anything runs instead."""
+    env = dict(os.environ, BENCH_DATA=str(tmp_path / ".suite-data" / "cifar10-jpeg.tar.xz"), SUITE_STEPS="fingerprint")
+    p = subprocess.run([str(ROOT / "benchmarks" / "gpu_suite.sh"), str(tmp_path / "out")], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=60)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "not found" in p.stderr and "===" not in p.stdout
+
+
 def test_gpu_suite_cpu_smoke(tmp_path):
     env = dict(os.environ, BENCH_DATA=str(shared_archive()), PYTHON=sys.executable,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])

@@ -196,3 +196,17 @@ def test_a_retry_does_not_repeat_another_sweeps_try_of_the_same_round(tmp_path, 
         lock, why = sweep._claim(stack, res, cell, retry, seen)
         assert lock is None and why == "recorded meanwhile by another sweep"
         assert claims.holder(res, cell.claim) is None
+
+
+def test_stop_after_forecasts_a_group_by_its_optimizer_steps():
+    """--stop-after starts no group that would end past it. Forecast as the mean run so far, the
+    lesson's batch-256 cell after the batch-512 baseline (twice the steps, launch-bound on a GPU)
+    was due at half its time and was killed at the budget's end, its minutes lost."""
+    base = sweep.Cell(0, {}, RunConfig(batch_size=512, epochs=10))
+    half = [sweep.Cell(i, {}, dataclasses.replace(base.cfg, batch_size=256, seed=i)) for i in (0, 1)]
+    work = [100.0, sweep._steps(base.cfg)]  # one baseline run took 100 s
+    assert sweep.expected_s([base], work) == pytest.approx(100)
+    assert sweep.expected_s(half, work) == pytest.approx(400)  # two runs of twice the steps
+    subset = sweep.Cell(0, {}, dataclasses.replace(base.cfg, limit_train=10_000))
+    assert sweep.expected_s([subset], work) == pytest.approx(20, rel=0.03)  # whole batches: 20 of 98
+    assert sweep.expected_s(half, [0.0, 0]) == 0  # nothing measured yet: the first group always starts
