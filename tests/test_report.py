@@ -409,7 +409,7 @@ def test_two_machines_that_differ_only_in_core_count_are_two_hardware_groups(fin
     _, results, _, _ = finished_sweep
 
     def sixteen_cores(row):  # the fingerprint's own hash over the same fields, with another core count
-        row["cpu_count"] = 16
+        row["cpu_count"] = row["torch_threads"] = 16  # all of them used: no thread count in the key
         fp = row.iloc[0]
         hw = "|".join(str(fp[k]) for k in ("device_name", "gpu_count", "cpu_model", "cpu_count", "host_mem_bytes"))
         row["hardware_id"] = hashlib.sha256(hw.encode()).hexdigest()[:12]
